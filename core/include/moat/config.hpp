@@ -1,0 +1,98 @@
+// Configuration: a plugin declares its keys (type, default, range,
+// description); the host validates each instance's TOML table against them
+// before anything starts, and hands the plugin a Config with every key set.
+#pragma once
+
+#include <cstdint>
+#include <limits>
+#include <span>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <toml++/toml.h>
+
+namespace moat {
+
+/// A configuration problem, already worded as "FILE:LINE: [instance] key 'x': reason".
+class ConfigError : public std::runtime_error {
+public:
+    using std::runtime_error::runtime_error;
+};
+
+enum class KeyType {
+    boolean,
+    integer,
+    number,       ///< integer or floating point in TOML, read as double
+    string,
+    string_list,  ///< array of strings
+    table,        ///< a sub-table the plugin checks itself (Config::node)
+    array,        ///< any array the plugin checks itself (Config::node)
+};
+std::string_view to_string(KeyType type);
+
+inline constexpr double no_limit = std::numeric_limits<double>::infinity();
+
+/// One key a plugin accepts. `default_value` is TOML text ("1.5", "\"ttyUSB0\"",
+/// "[1, 2]"); nullptr means the key is required.
+struct ConfigKey {
+    const char* name;
+    KeyType type;
+    const char* default_value;
+    const char* description;
+    double min = -no_limit;  ///< for integer/number: inclusive range
+    double max = no_limit;
+    /// For string keys: allowed values separated by '|', e.g. "system|session"; nullptr = any.
+    const char* choices = nullptr;
+};
+
+/// Keys every instance table has besides the plugin's own.
+inline constexpr std::string_view reserved_keys[] = {"enabled", "kind"};
+
+/// A validated instance configuration, as a plugin sees it.
+class Config {
+public:
+    Config() = default;
+    Config(std::string file, std::string instance, toml::table values, toml::table source);
+
+    const std::string& instance() const { return instance_; }
+    const std::string& file() const { return file_; }
+
+    bool get_bool(std::string_view key) const;
+    std::int64_t get_int(std::string_view key) const;
+    double get_number(std::string_view key) const;
+    std::string get_string(std::string_view key) const;
+    std::vector<std::string> get_strings(std::string_view key) const;
+    /// Raw node for table/array keys; nullptr when absent.
+    const toml::node* node(std::string_view key) const;
+    const toml::table& values() const { return values_; }
+
+    /// "FILE:LINE: [instance] key 'x'" (line of the key in the file when it was given there).
+    std::string where(std::string_view key) const;
+    /// Throws ConfigError naming file, line, instance and key.
+    [[noreturn]] void fail(std::string_view key, std::string_view reason) const;
+
+private:
+    const toml::node& at(std::string_view key) const;
+    std::string file_, instance_;
+    toml::table values_;  ///< with defaults filled in
+    toml::table source_;  ///< as written in the file (for line numbers)
+};
+
+/// Check `section` (an instance's table from `file`) against `keys`; returns the
+/// complete configuration or throws ConfigError for the first problem found.
+Config validate_config(std::string_view file, std::string_view instance, const toml::table& section,
+                       std::span<const ConfigKey> keys);
+
+/// The key's default as a one-entry table {value = <default>}; empty when the
+/// key is required. Throws std::logic_error for a broken plugin declaration.
+toml::table parse_default(const ConfigKey& key);
+
+/// Whether a TOML node has the type a key asks for.
+bool has_type(const toml::node& node, KeyType type);
+
+/// Location prefix "FILE:LINE: " for a node (just "FILE: " when it has no source).
+std::string location(std::string_view file, const toml::node* node);
+
+} // namespace moat

@@ -1,0 +1,126 @@
+// The event loop (one libuv loop, one thread) and its clocks.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <coroutine>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <utility>
+
+#include <uv.h>
+
+namespace moat {
+
+using Duration = std::chrono::nanoseconds;
+using TimePoint = std::chrono::steady_clock::time_point;
+
+/// Time source and timers. The loop's RealClock uses libuv timers; tests inject
+/// a VirtualClock so hours of control-loop time pass in milliseconds.
+class Clock {
+public:
+    using TimerId = std::uint64_t;
+    virtual ~Clock() = default;
+    virtual TimePoint now() const = 0;
+    /// Call `fn` once at `when` (from the loop, never from inside this call).
+    virtual TimerId schedule(TimePoint when, std::function<void()> fn) = 0;
+    /// Forget a timer; harmless when it already fired.
+    virtual void cancel(TimerId id) = 0;
+};
+
+/// RAII timer on a Clock: cancelled when destroyed.
+class Timer {
+public:
+    Timer() = default;
+    Timer(Clock& clock, TimePoint when, std::function<void()> fn) : clock_(&clock), id_(clock.schedule(when, std::move(fn))) {}
+    Timer(Timer&& o) noexcept : clock_(o.clock_), id_(std::exchange(o.id_, 0)) {}
+    Timer& operator=(Timer&& o) noexcept {
+        if (this != &o) { reset(); clock_ = o.clock_; id_ = std::exchange(o.id_, 0); }
+        return *this;
+    }
+    ~Timer() { reset(); }
+    void reset() {
+        if (id_) clock_->cancel(std::exchange(id_, 0));
+    }
+
+private:
+    Clock* clock_ = nullptr;
+    Clock::TimerId id_ = 0;
+};
+
+namespace detail { struct Fiber; }
+
+/// The loop: owns the uv loop, a queue of work to run on the next turn (every
+/// coroutine resumption goes through it, so nothing re-enters), and the clock.
+class Loop {
+public:
+    Loop();
+    ~Loop();
+    Loop(const Loop&) = delete;
+    Loop& operator=(const Loop&) = delete;
+
+    uv_loop_t* uv() { return &loop_; }
+    Clock& clock() { return *clock_; }
+    /// Replace the clock (tests: a VirtualClock). The loop does not own it.
+    void set_clock(Clock& clock) { clock_ = &clock; }
+    void use_real_clock();
+
+    /// Run `fn` on the next loop turn.
+    void post(std::function<void()> fn);
+    /// Resume a suspended coroutine of `fiber` on the next loop turn.
+    void post_resume(detail::Fiber* fiber, std::coroutine_handle<> h);
+    /// Run everything queued (and what that queues); true when anything ran.
+    bool run_ready();
+
+    /// uv_run(UV_RUN_DEFAULT) until stop() or nothing is left.
+    void run();
+    /// Run one non-blocking turn.
+    void run_once_nowait();
+    void stop() { uv_stop(&loop_); }
+
+    /// What code is running right now, for the loop watchdog: the fiber's name,
+    /// or a fixed label; nullptr when the loop is idle. Readable from a signal handler.
+    const char* running() const { return running_.load(std::memory_order_relaxed); }
+    void set_running(const char* what) { running_.store(what, std::memory_order_relaxed); }
+
+private:
+    struct Item {
+        detail::Fiber* fiber;
+        std::coroutine_handle<> handle;
+        std::function<void()> fn;
+    };
+    static void on_idle(uv_idle_t* h);
+
+    uv_loop_t loop_{};
+    uv_idle_t idle_{};
+    std::deque<Item> ready_;
+    std::unique_ptr<Clock> real_clock_;
+    Clock* clock_;
+    std::atomic<const char*> running_{nullptr};
+};
+
+/// A clock that only moves when told to. advance() fires due timers in order
+/// and lets the loop's queued work run between them.
+class VirtualClock final : public Clock {
+public:
+    explicit VirtualClock(Loop& loop, TimePoint start = TimePoint{} + std::chrono::hours(1));
+    TimePoint now() const override { return now_; }
+    TimerId schedule(TimePoint when, std::function<void()> fn) override;
+    void cancel(TimerId id) override;
+    /// Move time forward by `d`, running every timer that falls due.
+    void advance(Duration d);
+    /// Number of timers waiting.
+    std::size_t pending() const { return timers_.size(); }
+
+private:
+    Loop& loop_;
+    TimePoint now_;
+    TimerId next_id_ = 1;
+    std::multimap<TimePoint, std::pair<TimerId, std::function<void()>>> timers_;
+};
+
+} // namespace moat
