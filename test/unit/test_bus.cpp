@@ -1,7 +1,7 @@
 #include <catch2/catch.hpp>
 
 #include "moat/bus.hpp"
-#include "support/private_bus.hpp"
+#include "private_daemon.hpp"
 
 using namespace moat;
 using namespace std::chrono_literals;
@@ -29,7 +29,7 @@ Logger quiet() {
 } // namespace
 
 TEST_CASE("an awaitable method call round-trips through a private dbus-daemon", "[bus]") {
-    test::PrivateBus daemon;
+    PrivateDaemon daemon(MOAT_TEST_DIR "/fixtures/dbus-test.conf");
     Loop loop;
     auto bus = Bus::open(loop, daemon.address(), quiet());
     auto names = run_until_complete(loop, list_names(*bus));
@@ -38,7 +38,7 @@ TEST_CASE("an awaitable method call round-trips through a private dbus-daemon", 
 }
 
 TEST_CASE("an error reply becomes an sdbus::Error naming the call", "[bus]") {
-    test::PrivateBus daemon;
+    PrivateDaemon daemon(MOAT_TEST_DIR "/fixtures/dbus-test.conf");
     Loop loop;
     auto bus = Bus::open(loop, daemon.address(), quiet());
     auto t = [&]() -> Task<void> {
@@ -54,7 +54,7 @@ TEST_CASE("an error reply becomes an sdbus::Error naming the call", "[bus]") {
 }
 
 TEST_CASE("a D-Bus call is cancelled with its task, and shielded cleanup still completes a round trip", "[bus][shield]") {
-    test::PrivateBus daemon;
+    PrivateDaemon daemon(MOAT_TEST_DIR "/fixtures/dbus-test.conf");
     Loop loop;
     auto bus = Bus::open(loop, daemon.address(), quiet());
     // A second connection owns a name but never answers: the call hangs until cancelled.
@@ -103,7 +103,7 @@ TEST_CASE("a D-Bus call is cancelled with its task, and shielded cleanup still c
 }
 
 TEST_CASE("a call times out with its own timeout", "[bus]") {
-    test::PrivateBus daemon;
+    PrivateDaemon daemon(MOAT_TEST_DIR "/fixtures/dbus-test.conf");
     Loop loop;
     auto bus = Bus::open(loop, daemon.address(), quiet());
     auto silent = Bus::open(loop, daemon.address(), quiet());
@@ -119,7 +119,7 @@ TEST_CASE("a call times out with its own timeout", "[bus]") {
 }
 
 TEST_CASE("losing the bus daemon is reported", "[bus]") {
-    test::PrivateBus daemon;
+    PrivateDaemon daemon(MOAT_TEST_DIR "/fixtures/dbus-test.conf");
     Loop loop;
     auto bus = Bus::open(loop, daemon.address(), quiet());
     std::string why;

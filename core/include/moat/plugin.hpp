@@ -1,0 +1,111 @@
+// Everything a plugin author needs. A complete plugin:
+//
+//     #include <moat/plugin.hpp>
+//     class Hello final : public moat::Plugin {
+//     public:
+//         explicit Hello(moat::Context& ctx) : ctx_(ctx) {}
+//         moat::Task<void> run() override {
+//             for (;;) {
+//                 ctx_.log.info("hello");
+//                 co_await moat::sleep_for(std::chrono::seconds(ctx_.config.get_int("interval")));
+//             }
+//         }
+//     private:
+//         moat::Context& ctx_;
+//     };
+//     static const moat::ConfigKey keys[] = {
+//         {"interval", moat::KeyType::integer, "10", "seconds between greetings", 1, 3600},
+//     };
+//     MOAT_PLUGIN(Hello, "hello", "1.0", "Says hello", keys)
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <iterator>
+#include <memory>
+#include <span>
+
+#include "moat/bus.hpp"
+#include "moat/config.hpp"
+#include "moat/log.hpp"
+#include "moat/loop.hpp"
+#include "moat/task.hpp"
+
+namespace moat {
+
+/// The plugin ABI. A host accepts plugins of its major version and a minor
+/// version not newer than its own.
+inline constexpr std::uint32_t abi_major = 1;
+inline constexpr std::uint32_t abi_minor = 0;
+
+/// What the host gives a plugin instance. Lives as long as the instance.
+struct Context {
+    Loop& loop;
+    Bus& bus;               ///< the host's shared connection (monitoring, calls)
+    const Config& config;   ///< this instance's validated configuration
+    Logger log;             ///< prefixed with the instance name
+    std::string instance;   ///< the instance name (the config table's name)
+    /// The bus address spec ("system", "session" or an address) for plugins
+    /// that need connections of their own (one per exported Venus service).
+    std::string bus_spec;
+};
+
+/// A plugin instance. run() is its main task; the host cancels it to stop the
+/// plugin. safe_state() runs after run() ended for any reason (stop, failure,
+/// cancellation), shielded and with a deadline: put outputs in a safe state there.
+class Plugin {
+public:
+    virtual ~Plugin() = default;
+    virtual Task<void> run() = 0;
+    virtual Task<void> safe_state() { co_return; }
+};
+
+/// The versioned descriptor a plugin exports. New fields are only ever added
+/// at the end; `size` tells the host which ones a plugin knows.
+struct PluginDescriptor {
+    std::uint32_t abi_major;
+    std::uint32_t abi_minor;
+    std::uint32_t size;
+    const char* kind;
+    const char* version;
+    const char* description;
+    const ConfigKey* keys;
+    std::size_t key_count;
+    bool restartable;  ///< false: a failed instance stays stopped
+    std::unique_ptr<Plugin> (*create)(Context&);
+};
+
+/// Name of the one symbol a plugin exports.
+inline constexpr const char* plugin_entry_symbol = "moat_plugin_entry";
+
+namespace detail {
+inline constexpr std::span<const ConfigKey> no_keys{};
+template <class K>
+constexpr const ConfigKey* keys_data(const K& k) { return std::data(k); }
+template <class K>
+constexpr std::size_t keys_size(const K& k) { return std::size(k); }
+} // namespace detail
+
+} // namespace moat
+
+/// Write the plugin's entry symbol. KEYS is an array of moat::ConfigKey (or
+/// moat::detail::no_keys). The fifth argument is optional: restartable (default true).
+#define MOAT_PLUGIN(PluginClass, KIND, VERSION, DESCRIPTION, KEYS, ...)                                     \
+    extern "C" __attribute__((visibility("default"))) const ::moat::PluginDescriptor* moat_plugin_entry() {  \
+        static const ::moat::PluginDescriptor descriptor{                                                    \
+            ::moat::abi_major,                                                                               \
+            ::moat::abi_minor,                                                                               \
+            sizeof(::moat::PluginDescriptor),                                                                \
+            KIND,                                                                                            \
+            VERSION,                                                                                         \
+            DESCRIPTION,                                                                                     \
+            ::moat::detail::keys_data(KEYS),                                                                 \
+            ::moat::detail::keys_size(KEYS),                                                                 \
+            MOAT_PLUGIN_RESTARTABLE_(__VA_ARGS__),                                                           \
+            [](::moat::Context& ctx) -> std::unique_ptr<::moat::Plugin> {                                    \
+                return std::make_unique<PluginClass>(ctx);                                                   \
+            }};                                                                                              \
+        return &descriptor;                                                                                  \
+    }
+#define MOAT_PLUGIN_RESTARTABLE_(...) MOAT_PLUGIN_RESTARTABLE_I_(__VA_ARGS__ __VA_OPT__(, ) true, )
+#define MOAT_PLUGIN_RESTARTABLE_I_(value, ...) value

@@ -1,0 +1,95 @@
+#include "config_file.hpp"
+
+#include <filesystem>
+#include <fmt/format.h>
+
+namespace moat {
+
+namespace {
+
+const ConfigKey host_key_table[] = {
+    {"bus", KeyType::string, "\"system\"", "D-Bus to use: \"system\", \"session\" or an address (unix:path=...)"},
+    {"plugin_dir", KeyType::string, "\"\"",
+     "directory with the plugin .so files; relative to this file; empty = the directory installed with the host"},
+    {"log_level", KeyType::string, "\"info\"", "least severe level logged", -no_limit, no_limit,
+     "debug|info|warning|error"},
+    {"log_timestamps", KeyType::boolean, "false", "prefix log lines with the time (multilog adds its own on a GX)"},
+    {"restart_delay", KeyType::number, "1.0", "seconds before a failed plugin is restarted the first time", 0.0, 3600},
+    {"restart_max_delay", KeyType::number, "60.0", "upper bound of the restart back-off, seconds", 0.0, 86400},
+    {"restart_factor", KeyType::number, "2.0", "back-off growth per consecutive failure", 1.0, 100},
+    {"restart_reset_after", KeyType::number, "60.0", "seconds of healthy running that reset the back-off", 0.0, 86400},
+    {"watchdog", KeyType::number, "30.0",
+     "seconds the loop may stall before the host logs what ran and exits (code 5); 0 = off", 0.0, 3600},
+    {"stop_timeout", KeyType::number, "3.0", "seconds all plugins together get to reach their safe state on stop",
+     0.1, 60},
+};
+
+Duration seconds(double s) { return std::chrono::duration_cast<Duration>(std::chrono::duration<double>(s)); }
+
+} // namespace
+
+std::span<const ConfigKey> host_keys() { return host_key_table; }
+
+ConfigFile load_config_file(const std::string& path, const std::string& default_plugin_dir) {
+    ConfigFile out;
+    out.path = path;
+    toml::table root;
+    try {
+        root = toml::parse_file(path);
+    } catch (const toml::parse_error& e) {
+        if (e.source().begin.line == 0) throw ConfigError(fmt::format("{}: {}", path, e.description()));
+        throw ConfigError(fmt::format("{}:{}:{}: TOML syntax error: {}", path, e.source().begin.line,
+                                      e.source().begin.column, e.description()));
+    }
+
+    toml::table host_table;
+    if (auto* h = root.get("host")) {
+        if (!h->is_table()) throw ConfigError(fmt::format("{}[host]: must be a table", location(path, h)));
+        host_table = *h->as_table();
+    }
+    Config host = validate_config(path, "host", host_table, host_keys());
+    auto& hc = out.host;
+    hc.bus = host.get_string("bus");
+    if (hc.bus.empty()) host.fail("bus", "must not be empty");
+    hc.log_level = *parse_log_level(host.get_string("log_level"));
+    hc.log_timestamps = host.get_bool("log_timestamps");
+    hc.restart_delay = seconds(host.get_number("restart_delay"));
+    hc.restart_max_delay = seconds(host.get_number("restart_max_delay"));
+    hc.restart_factor = host.get_number("restart_factor");
+    hc.restart_reset_after = seconds(host.get_number("restart_reset_after"));
+    hc.watchdog = seconds(host.get_number("watchdog"));
+    hc.stop_timeout = seconds(host.get_number("stop_timeout"));
+    std::string dir = host.get_string("plugin_dir");
+    if (dir.empty()) dir = default_plugin_dir;
+    else if (!std::filesystem::path(dir).is_absolute())
+        dir = (std::filesystem::absolute(path).parent_path() / dir).lexically_normal().string();
+    hc.plugin_dir = dir;
+
+    for (auto&& [key, node] : root) {
+        std::string name(key.str());
+        if (name == "host") continue;
+        if (!node.is_table())
+            throw ConfigError(fmt::format("{}key '{}': expected a table [{}] for a plugin instance, got a value",
+                                          location(path, &node), name, name));
+        InstanceSection s;
+        s.name = name;
+        s.table = *node.as_table();
+        s.line = node.source().begin.line;
+        s.kind = name;
+        if (auto* k = s.table.get("kind")) {
+            if (!k->is_string() || k->as_string()->get().empty())
+                throw ConfigError(fmt::format("{}[{}] key 'kind': expected a plugin kind (a non-empty string)",
+                                              location(path, k), name));
+            s.kind = k->as_string()->get();
+        }
+        if (auto* e = s.table.get("enabled")) {
+            if (!e->is_boolean())
+                throw ConfigError(fmt::format("{}[{}] key 'enabled': expected boolean", location(path, e), name));
+            s.enabled = e->as_boolean()->get();
+        }
+        out.instances.push_back(std::move(s));
+    }
+    return out;
+}
+
+} // namespace moat

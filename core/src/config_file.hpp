@@ -1,0 +1,50 @@
+// The host's configuration file: a [host] table and one table per plugin instance.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "moat/config.hpp"
+#include "moat/log.hpp"
+#include "moat/loop.hpp"
+
+namespace moat {
+
+struct HostConfig {
+    std::string bus = "system";
+    std::string plugin_dir;          ///< absolute after loading
+    LogLevel log_level = LogLevel::info;
+    bool log_timestamps = false;
+    Duration restart_delay = std::chrono::seconds(1);
+    Duration restart_max_delay = std::chrono::seconds(60);
+    double restart_factor = 2.0;
+    Duration restart_reset_after = std::chrono::seconds(60);  ///< a run this long resets the back-off
+    Duration watchdog = std::chrono::seconds(30);             ///< 0 disables the loop watchdog
+    Duration stop_timeout = std::chrono::seconds(3);
+};
+
+/// One plugin instance's table as written in the file.
+struct InstanceSection {
+    std::string name;
+    std::string kind;
+    bool enabled = true;
+    toml::table table;
+    std::size_t line = 0;
+};
+
+struct ConfigFile {
+    std::string path;
+    HostConfig host;
+    std::vector<InstanceSection> instances;
+};
+
+/// The keys of the [host] table (shown by --help-plugin host).
+std::span<const ConfigKey> host_keys();
+
+/// Read and check the file's syntax, the [host] table and each instance's
+/// `enabled`/`kind`. Plugin keys are checked by the host after loading the
+/// plugin. Throws ConfigError "FILE:LINE: ...". A relative plugin_dir is taken
+/// relative to the file's directory; empty means `default_plugin_dir`.
+ConfigFile load_config_file(const std::string& path, const std::string& default_plugin_dir);
+
+} // namespace moat

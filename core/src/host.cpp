@@ -1,0 +1,278 @@
+#include "host.hpp"
+
+#include <algorithm>
+#include <csignal>
+
+#include "watchdog.hpp"
+
+namespace moat {
+
+namespace {
+
+double secs(Duration d) { return std::chrono::duration<double>(d).count(); }
+
+/// A uv_signal_t that calls `fn` with the signal number; closed when destroyed.
+class SignalWatch {
+public:
+    SignalWatch(Loop& loop, int signum, std::function<void(int)> fn) : h_(new Handle{{}, std::move(fn)}) {
+        uv_signal_init(loop.uv(), &h_->sig);
+        h_->sig.data = h_;
+        uv_signal_start(&h_->sig, [](uv_signal_t* s, int n) { static_cast<Handle*>(s->data)->fn(n); }, signum);
+        uv_unref(reinterpret_cast<uv_handle_t*>(&h_->sig));
+    }
+    ~SignalWatch() {
+        uv_close(reinterpret_cast<uv_handle_t*>(&h_->sig), [](uv_handle_t* h) { delete static_cast<Handle*>(h->data); });
+    }
+    SignalWatch(const SignalWatch&) = delete;
+    SignalWatch& operator=(const SignalWatch&) = delete;
+
+private:
+    struct Handle {
+        uv_signal_t sig;
+        std::function<void(int)> fn;
+    };
+    Handle* h_;
+};
+
+bool same_section(const InstanceSection& a, const InstanceSection& b) {
+    return a.kind == b.kind && a.enabled == b.enabled && a.table == b.table;
+}
+
+} // namespace
+
+PreparedConfig prepare_config(const std::string& path, const std::string& default_plugin_dir) {
+    PreparedConfig out;
+    out.file = load_config_file(path, default_plugin_dir);
+    for (auto& s : out.file.instances) {
+        PreparedInstance p;
+        p.section = s;
+        if (s.enabled) {
+            try {
+                p.library = load_plugin(out.file.host.plugin_dir, s.kind);
+            } catch (const PluginError& e) {
+                const toml::node* kind = s.table.get("kind");
+                throw ConfigError(fmt::format("{}:{}: [{}] {}", path, kind ? kind->source().begin.line : s.line,
+                                              s.name, e.what()));
+            }
+            p.config = validate_config(path, s.name, s.table, p.library->keys());
+        }
+        out.instances.push_back(std::move(p));
+    }
+    return out;
+}
+
+struct Host::Instance {
+    PreparedInstance prepared;
+    Logger log;
+    std::unique_ptr<Context> ctx;
+    TaskRef task;
+    const std::string& name() const { return prepared.section.name; }
+};
+
+Host::Host(Loop& loop, HostOptions options, PreparedConfig config)
+    : loop_(loop), options_(std::move(options)), config_(std::move(config)), log_("host") {}
+
+Host::~Host() {
+    // Plugin objects are gone (their tasks ended); now the contexts, then the libraries.
+    instances_.clear();
+}
+
+int Host::run() {
+    auto& hc = config_.file.host;
+    stderr_sink()->level = options_.log_level.value_or(hc.log_level);
+    stderr_sink()->timestamps = options_.log_timestamps || hc.log_timestamps;
+    std::string spec = options_.bus.value_or(hc.bus);
+    try {
+        bus_ = Bus::open(loop_, spec, log_.child("bus"));
+    } catch (const BusError& e) {
+        log_.error("{}", e.what());
+        return exit_bus;
+    }
+    log_.info("moat-victron {} on the {} bus as {}, config {}, {} plugin instance(s)", MOAT_VERSION, spec,
+              bus_->unique_name(), config_.file.path,
+              std::count_if(config_.instances.begin(), config_.instances.end(), [](auto& p) { return p.library; }));
+    bus_->on_lost([this](const std::string& why) { begin_stop(exit_bus, fmt::format("D-Bus connection lost ({})", why)); });
+
+    auto on_stop_signal = [this](int n) {
+        if (stopping_since_) {
+            log_.error("{} again while stopping: exiting at once", strsignal(n));
+            options_.emergency_exit(exit_forced);
+            return;
+        }
+        begin_stop(exit_ok, strsignal(n));
+    };
+    SignalWatch term(loop_, SIGTERM, on_stop_signal), intr(loop_, SIGINT, on_stop_signal);
+    SignalWatch hup(loop_, SIGHUP, [this](int) {
+        if (group_ && !stopping_since_) group_->spawn(reload(), "reload");
+    });
+    LoopWatchdog watchdog(loop_, hc.watchdog, exit_watchdog);
+
+    try {
+        run_until_complete(loop_, main(), "host");
+    } catch (const std::exception& e) {
+        log_.error("internal error: {}", e.what());
+        return exit_failure;
+    }
+    log_.info("stopped");
+    return exit_code_;
+}
+
+void Host::begin_stop(int code, std::string_view why) {
+    if (stopping_since_) return;
+    stopping_since_ = loop_.clock().now();
+    exit_code_ = code;
+    log_.info("stopping ({}): every plugin goes to its safe state within {} s", why,
+              secs(config_.file.host.stop_timeout));
+    stop_requested_.set();
+    // Backstop: a plugin that ignores cancellation must not keep us alive.
+    auto grace = config_.file.host.stop_timeout + std::chrono::seconds(2);
+    backstop_ = Timer(loop_.clock(), loop_.clock().now() + grace, [this] {
+        std::string names;
+        for (auto& i : instances_)
+            if (!i->task.done()) names += (names.empty() ? "" : ", ") + i->name();
+        log_.error("plugins did not stop in time ({}); exiting anyway", names.empty() ? "host" : names);
+        options_.emergency_exit(exit_forced);
+    });
+}
+
+TimePoint Host::stop_deadline() const {
+    return stopping_since_.value_or(loop_.clock().now()) + config_.file.host.stop_timeout;
+}
+
+Task<void> Host::main() {
+    auto body = [this](TaskGroup& g) -> Task<void> {
+        group_ = &g;
+        for (auto& p : config_.instances) {
+            if (!p.library) {
+                log_.info("[{}] disabled", p.section.name);
+                continue;
+            }
+            auto inst = std::make_unique<Instance>(Instance{p, Logger(p.section.name), nullptr, {}});
+            start(g, std::move(inst));
+        }
+        if (instances_.empty()) log_.warning("no plugin is enabled in {}; idling until stopped", config_.file.path);
+        co_await stop_requested_.wait();
+        g.cancel();
+    };
+    co_await with_group(body);
+    group_ = nullptr;
+}
+
+void Host::start(TaskGroup& g, std::unique_ptr<Instance> inst) {
+    inst->ctx = std::make_unique<Context>(Context{loop_, *bus_, inst->prepared.config, inst->log, inst->name(),
+                                                  bus_->spec()});
+    inst->task = g.spawn(supervise(*inst), inst->name());
+    instances_.push_back(std::move(inst));
+}
+
+Task<void> Host::supervise(Instance& inst) {
+    const auto& hc = config_.file.host;
+    const auto& desc = inst.prepared.library->descriptor();
+    Duration delay = hc.restart_delay;
+    for (;;) {
+        auto started = loop_.clock().now();
+        std::unique_ptr<Plugin> plugin;
+        std::exception_ptr failure;
+        bool cancelled = false;
+        try {
+            try {
+                plugin = desc.create(*inst.ctx);
+            } catch (const std::exception& e) {
+                throw std::runtime_error(
+                    fmt::format("cannot start: the factory of {} threw: {}", inst.prepared.library->path(), e.what()));
+            }
+            inst.log.info("started ({} {})", desc.kind, desc.version);
+            co_await plugin->run();
+            inst.log.info("finished");
+        } catch (const Cancelled&) {
+            cancelled = true;
+        } catch (const std::exception& e) {
+            failure = std::current_exception();
+            inst.log.error("failed: {}", e.what());
+        } catch (...) {
+            failure = std::current_exception();
+            inst.log.error("failed with an exception that is not a std::exception");
+        }
+        if (plugin) {
+            co_await safe_state(inst, *plugin);
+            plugin.reset();
+        }
+        if (cancelled) throw Cancelled();
+        if (!failure) co_return;
+        if (!desc.restartable) {
+            inst.log.error("this plugin is not restartable: it stays stopped until the configuration is reloaded");
+            co_return;
+        }
+        if (loop_.clock().now() - started >= hc.restart_reset_after) delay = hc.restart_delay;
+        inst.log.warning("restarting in {:.3g} s", secs(delay));
+        co_await sleep_for(delay);
+        delay = std::min(std::chrono::duration_cast<Duration>(delay * hc.restart_factor), hc.restart_max_delay);
+    }
+}
+
+Task<void> Host::safe_state(Instance& inst, Plugin& plugin) {
+    try {
+        co_await shielded(plugin.safe_state(), stop_deadline());
+        inst.log.info("safe state reached");
+    } catch (const TimeoutError&) {
+        inst.log.error("safe state did not complete before the {} s deadline; abandoned",
+                       secs(config_.file.host.stop_timeout));
+    } catch (const std::exception& e) {
+        inst.log.error("safe state failed: {}", e.what());
+    }
+}
+
+Task<void> Host::reload() {
+    if (reloading_) {
+        reload_pending_ = true;
+        co_return;
+    }
+    reloading_ = true;
+    do {
+        reload_pending_ = false;
+        log_.info("SIGHUP: re-reading {}", config_.file.path);
+        PreparedConfig next;
+        try {
+            next = prepare_config(config_.file.path, options_.default_plugin_dir);
+        } catch (const ConfigError& e) {
+            log_.error("{}", e.what());
+            log_.error("the new configuration was not applied; the running plugins stay as they are");
+            continue;
+        }
+        auto find = [&](const std::string& name) -> const PreparedInstance* {
+            for (auto& p : next.instances)
+                if (p.section.name == name) return &p;
+            return nullptr;
+        };
+        // Stop what was removed, disabled or changed (and what ended on its own).
+        std::vector<Instance*> stopping;
+        for (auto& inst : instances_) {
+            const PreparedInstance* p = find(inst->name());
+            if (p && p->library && same_section(p->section, inst->prepared.section) && !inst->task.done()) continue;
+            const char* why = !p ? "removed from the configuration" : !p->library ? "disabled" : inst->task.done() ? "reloaded" : "configuration changed";
+            inst->log.info("stopping: {}", why);
+            inst->task.cancel();
+            stopping.push_back(inst.get());
+        }
+        for (auto* inst : stopping) co_await inst->task.join();
+        std::erase_if(instances_, [&](auto& i) { return std::find(stopping.begin(), stopping.end(), i.get()) != stopping.end(); });
+        // Start what is new or changed.
+        for (auto& p : next.instances) {
+            if (!p.library) continue;
+            bool running = std::any_of(instances_.begin(), instances_.end(), [&](auto& i) { return i->name() == p.section.name; });
+            if (running) continue;
+            start(*group_, std::make_unique<Instance>(Instance{p, Logger(p.section.name), nullptr, {}}));
+        }
+        auto& old_host = config_.file.host;
+        auto& new_host = next.file.host;
+        if (!options_.log_level) stderr_sink()->level = new_host.log_level;
+        if (new_host.bus != old_host.bus || new_host.plugin_dir != old_host.plugin_dir ||
+            new_host.watchdog != old_host.watchdog)
+            log_.warning("changes to [host] bus, plugin_dir or watchdog take effect at the next start");
+        config_ = std::move(next);
+        log_.info("configuration reloaded: {} plugin instance(s) running", instances_.size());
+    } while (reload_pending_);
+    reloading_ = false;
+}
+
+} // namespace moat

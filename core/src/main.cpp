@@ -1,0 +1,258 @@
+// moat-victron: the command line. Parses options, then runs the host, checks a
+// configuration, or describes plugins.
+#include <climits>
+#include <cmath>
+#include <csignal>
+#include <cstdio>
+#include <filesystem>
+#include <iostream>
+#include <optional>
+#include <string>
+#include <unistd.h>
+#include <vector>
+
+#include <fmt/format.h>
+
+#include "host.hpp"
+#include "private_daemon.hpp"
+
+using namespace moat;
+namespace fs = std::filesystem;
+
+namespace {
+
+constexpr const char* default_config = "/data/moat-victron/moat-victron.toml";
+
+const char* usage_text = R"(Usage: moat-victron [OPTIONS]
+
+Runs the plugins a TOML file declares on one event loop and one D-Bus connection.
+
+Options:
+  --config FILE          configuration file (default: /data/moat-victron/moat-victron.toml)
+  --check-config FILE    validate FILE and the plugins it names, without touching the bus
+  --bus BUS              "system", "session" or a D-Bus address; overrides [host] bus
+  --plugin-dir DIR       where the plugin .so files are; overrides the default
+                         (a plugin_dir in the file still wins)
+  --log-level LEVEL      debug, info, warning or error; overrides [host] log_level
+  --log-timestamps       prefix log lines with the time
+  --demo                 start a private dbus-daemon and run config/demo.toml on it
+                         (with --bus: use that bus instead; with --config: that file)
+  --list-plugins         list the installed plugins
+  --help-plugin KIND     describe a plugin's configuration keys ("host" for [host])
+  --version              print the version
+  --help                 print this help
+
+Signals: SIGTERM/SIGINT stop every plugin through its safe state, then exit 0
+(a second one exits at once); SIGHUP re-reads the configuration.
+
+Exit codes:
+  0  stopped by a signal            4  D-Bus unreachable or lost
+  1  internal error                 5  loop watchdog fired
+  2  bad command line               6  forced exit (second signal, stop timeout)
+  3  configuration or plugin error
+)";
+
+struct Args {
+    std::optional<std::string> config, check_config, bus, plugin_dir, help_plugin;
+    std::optional<LogLevel> log_level;
+    bool timestamps = false, demo = false, list_plugins = false, version = false, help = false;
+};
+
+[[noreturn]] void usage_error(const std::string& msg) {
+    fmt::print(stderr, "moat-victron: {}\nTry 'moat-victron --help'.\n", msg);
+    std::exit(exit_usage);
+}
+
+Args parse_args(int argc, char** argv) {
+    Args a;
+    auto value = [&](int& i, std::string_view opt) -> std::string {
+        if (i + 1 >= argc) usage_error(fmt::format("{} needs a value", opt));
+        return argv[++i];
+    };
+    for (int i = 1; i < argc; ++i) {
+        std::string_view arg = argv[i];
+        std::string inline_value;
+        if (arg.starts_with("--") && arg.find('=') != std::string_view::npos) {
+            inline_value = std::string(arg.substr(arg.find('=') + 1));
+            arg = arg.substr(0, arg.find('='));
+        }
+        auto get = [&](std::string_view opt) { return inline_value.empty() ? value(i, opt) : inline_value; };
+        if (arg == "--config") a.config = get(arg);
+        else if (arg == "--check-config") a.check_config = get(arg);
+        else if (arg == "--bus") a.bus = get(arg);
+        else if (arg == "--plugin-dir") a.plugin_dir = get(arg);
+        else if (arg == "--help-plugin") a.help_plugin = get(arg);
+        else if (arg == "--log-level") {
+            auto v = get(arg);
+            a.log_level = parse_log_level(v);
+            if (!a.log_level) usage_error(fmt::format("unknown log level '{}' (debug, info, warning, error)", v));
+        } else if (arg == "--log-timestamps") a.timestamps = true;
+        else if (arg == "--demo") a.demo = true;
+        else if (arg == "--list-plugins") a.list_plugins = true;
+        else if (arg == "--version") a.version = true;
+        else if (arg == "--help" || arg == "-h") a.help = true;
+        else usage_error(fmt::format("unknown option '{}'", arg));
+    }
+    return a;
+}
+
+fs::path exe_dir() {
+    std::error_code ec;
+    auto p = fs::read_symlink("/proc/self/exe", ec);
+    return ec ? fs::current_path() : p.parent_path();
+}
+
+/// Build tree: plugins/ beside the executable; installed: ../lib/moat-victron/plugins.
+std::string default_plugin_dir() {
+    auto dir = exe_dir();
+    if (fs::is_directory(dir / "plugins")) return (dir / "plugins").string();
+    return (dir.parent_path() / "lib" / "moat-victron" / "plugins").lexically_normal().string();
+}
+
+std::string find_demo_config() {
+    auto dir = exe_dir();
+    for (auto p : {dir.parent_path() / "config" / "demo.toml", fs::path(MOAT_SOURCE_DIR) / "config" / "demo.toml",
+                   dir.parent_path() / "share" / "moat-victron" / "demo.toml"})
+        if (fs::exists(p)) return p.lexically_normal().string();
+    return "config/demo.toml";
+}
+
+std::string range_text(const ConfigKey& k) {
+    if (k.type != KeyType::integer && k.type != KeyType::number) return k.choices ? k.choices : "";
+    if (std::isinf(k.min) && std::isinf(k.max)) return "";
+    auto num = [](double v) { return fmt::format("{}", v); };
+    return fmt::format("{} .. {}", std::isinf(k.min) ? "" : num(k.min), std::isinf(k.max) ? "" : num(k.max));
+}
+
+void print_keys(std::span<const ConfigKey> keys) {
+    fmt::print("  {:<22} {:<16} {:<12} {}\n", "key", "type", "default", "range / choices — description");
+    fmt::print("  {:<22} {:<16} {:<12} {}\n", "enabled", "boolean", "true", "run this instance");
+    fmt::print("  {:<22} {:<16} {:<12} {}\n", "kind", "string", "(table name)", "which plugin this instance runs");
+    for (auto& k : keys) {
+        auto range = range_text(k);
+        fmt::print("  {:<22} {:<16} {:<12} {}{}\n", k.name, to_string(k.type), k.default_value ? k.default_value : "(required)",
+                   range.empty() ? "" : "[" + range + "] ", k.description ? k.description : "");
+    }
+}
+
+int help_plugin(const std::string& kind, const std::string& dir) {
+    if (kind == "host") {
+        fmt::print("[host] — settings of the host itself\n\n");
+        print_keys(host_keys());
+        return exit_ok;
+    }
+    try {
+        auto lib = load_plugin(dir, kind);
+        auto& d = lib->descriptor();
+        fmt::print("{} {} — {}\n{}\nfile: {}\n\n", d.kind, d.version, d.description,
+                   d.restartable ? "restarted with back-off when it fails" : "not restarted when it fails", lib->path());
+        print_keys(lib->keys());
+        return exit_ok;
+    } catch (const PluginError& e) {
+        fmt::print(stderr, "moat-victron: {}\n", e.what());
+        return exit_config;
+    }
+}
+
+int list_plugins(const std::string& dir) {
+    auto kinds = plugin_kinds(dir);
+    if (kinds.empty()) {
+        fmt::print(stderr, "moat-victron: no plugins in {}\n", dir);
+        return exit_config;
+    }
+    fmt::print("plugins in {}:\n", dir);
+    int rc = exit_ok;
+    for (auto& k : kinds) {
+        try {
+            auto lib = load_plugin(dir, k);
+            fmt::print("  {:<14} {:<8} {}\n", k, lib->descriptor().version, lib->descriptor().description);
+        } catch (const PluginError& e) {
+            fmt::print("  {:<14} {:<8} NOT LOADABLE: {}\n", k, "-", e.what());
+            rc = exit_config;
+        }
+    }
+    return rc;
+}
+
+int check_config(const std::string& path, const std::string& dir) {
+    try {
+        auto cfg = prepare_config(path, dir);
+        std::string list;
+        for (auto& p : cfg.instances)
+            list += fmt::format("\n  [{}] kind {}{}", p.section.name, p.section.kind, p.library ? "" : " (disabled)");
+        fmt::print("{}: OK, {} plugin instance(s){}\n", path, cfg.instances.size(), list);
+        return exit_ok;
+    } catch (const ConfigError& e) {
+        fmt::print(stderr, "{}\n", e.what());
+        return exit_config;
+    }
+}
+
+// The one object an emergency exit (second signal) must clean up.
+PrivateDaemon* demo_daemon = nullptr;
+
+} // namespace
+
+int main(int argc, char** argv) {
+    Args args = parse_args(argc, argv);
+    std::signal(SIGPIPE, SIG_IGN);
+    if (args.help) {
+        fmt::print("{}", usage_text);
+        return exit_ok;
+    }
+    if (args.version) {
+        fmt::print("moat-victron {} (plugin ABI {}.{})\n", MOAT_VERSION, abi_major, abi_minor);
+        return exit_ok;
+    }
+    std::string plugin_dir = args.plugin_dir.value_or(default_plugin_dir());
+    if (args.list_plugins) return list_plugins(plugin_dir);
+    if (args.help_plugin) return help_plugin(*args.help_plugin, plugin_dir);
+    if (args.check_config) return check_config(*args.check_config, plugin_dir);
+
+    std::string config_path = args.config.value_or(args.demo ? find_demo_config() : default_config);
+    if (args.log_level) stderr_sink()->level = *args.log_level;
+    stderr_sink()->timestamps = args.timestamps;
+    Logger log("host");
+
+    PreparedConfig config;
+    try {
+        config = prepare_config(config_path, plugin_dir);
+    } catch (const ConfigError& e) {
+        log.error("{}", e.what());
+        return exit_config;
+    }
+
+    std::unique_ptr<PrivateDaemon> daemon;
+    if (args.demo && !args.bus) {
+        try {
+            daemon = std::make_unique<PrivateDaemon>();
+        } catch (const std::exception& e) {
+            log.error("demo: {}", e.what());
+            return exit_bus;
+        }
+        demo_daemon = daemon.get();
+        args.bus = daemon->address();
+        log.info("demo: private dbus-daemon (pid {}) at {}", daemon->pid(), daemon->address());
+        log.info("demo: look at it with: DBUS_SESSION_BUS_ADDRESS='{}' gdbus introspect --session ...",
+                 daemon->address());
+    }
+
+    HostOptions options;
+    options.config_path = config_path;
+    options.default_plugin_dir = plugin_dir;
+    options.bus = args.bus;
+    options.log_level = args.log_level;
+    options.log_timestamps = args.timestamps;
+    options.emergency_exit = [](int code) {
+        if (demo_daemon) demo_daemon->kill();
+        _exit(code);
+    };
+    int rc;
+    {
+        Loop loop;
+        Host host(loop, options, std::move(config));
+        rc = host.run();
+    }
+    demo_daemon = nullptr;
+    return rc;
+}

@@ -1,0 +1,90 @@
+#include "plugin_loader.hpp"
+
+#include <algorithm>
+#include <dirent.h>
+#include <dlfcn.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <fmt/format.h>
+
+namespace moat {
+
+PluginLibrary::~PluginLibrary() {
+    if (handle_) dlclose(handle_);
+}
+
+namespace {
+
+void check_owner_and_mode(const std::string& path, const struct stat& st, std::string_view what) {
+    uid_t me = geteuid();
+    if (st.st_uid != me && st.st_uid != 0)
+        throw PluginError(fmt::format("plugin {}: refused: {} is owned by uid {}, not by us (uid {}) or root", path,
+                                      what, st.st_uid, me));
+    if (st.st_mode & (S_IWGRP | S_IWOTH))
+        throw PluginError(fmt::format("plugin {}: refused: {} is writable by {} (mode {:o}); run chmod go-w", path,
+                                      what, (st.st_mode & S_IWOTH) ? "everyone" : "its group", st.st_mode & 07777));
+}
+
+} // namespace
+
+std::shared_ptr<PluginLibrary> load_plugin(const std::string& dir, std::string_view kind) {
+    if (kind.empty() || kind.find('/') != std::string_view::npos || kind.find("..") != std::string_view::npos)
+        throw PluginError(fmt::format("plugin kind '{}' refused: a kind is a plain name without '/' or '..'", kind));
+    std::string path = fmt::format("{}/{}.so", dir, kind);
+
+    struct stat st {};
+    if (stat(dir.c_str(), &st) != 0)
+        throw PluginError(fmt::format("plugin {}: the plugin directory {} does not exist", path, dir));
+    check_owner_and_mode(path, st, "its directory " + dir);
+    if (stat(path.c_str(), &st) != 0)
+        throw PluginError(fmt::format("plugin {}: no such file (is the kind '{}' spelled right? see --list-plugins)",
+                                      path, kind));
+    if (!S_ISREG(st.st_mode)) throw PluginError(fmt::format("plugin {}: not a regular file", path));
+    check_owner_and_mode(path, st, "the file");
+
+    void* handle = dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
+    if (!handle) throw PluginError(fmt::format("plugin {}: cannot be loaded: {}", path, dlerror()));
+    auto fail = [&](std::string reason) {
+        dlclose(handle);
+        return PluginError(fmt::format("plugin {}: {}", path, reason));
+    };
+    using Entry = const PluginDescriptor* (*)();
+    auto entry = reinterpret_cast<Entry>(dlsym(handle, plugin_entry_symbol));
+    if (!entry) throw fail(fmt::format("not a moat-victron plugin (no {} symbol)", plugin_entry_symbol));
+    const PluginDescriptor* d = entry();
+    if (!d) throw fail("the entry symbol returned no descriptor");
+    if (d->abi_major != abi_major || d->abi_minor > abi_minor)
+        throw fail(fmt::format("ABI version {}.{} is not compatible with this host's {}.{} (rebuild the plugin "
+                               "against this version's SDK)",
+                               d->abi_major, d->abi_minor, abi_major, abi_minor));
+    if (d->size < offsetof(PluginDescriptor, create) + sizeof(d->create))
+        throw fail(fmt::format("descriptor is too small ({} bytes)", d->size));
+    if (!d->kind || kind != d->kind)
+        throw fail(fmt::format("declares kind '{}' but is installed as '{}'", d->kind ? d->kind : "", kind));
+    if (!d->create) throw fail("descriptor has no factory");
+    // Defaults are TOML text: a broken one is the plugin's bug, caught at load.
+    for (std::size_t i = 0; i < d->key_count; ++i) {
+        try {
+            parse_default(d->keys[i]);
+        } catch (const std::logic_error& e) {
+            throw fail(e.what());
+        }
+    }
+    return std::shared_ptr<PluginLibrary>(new PluginLibrary(path, handle, d));
+}
+
+std::vector<std::string> plugin_kinds(const std::string& dir) {
+    std::vector<std::string> kinds;
+    if (DIR* d = opendir(dir.c_str())) {
+        while (dirent* e = readdir(d)) {
+            std::string_view name = e->d_name;
+            if (name.size() > 3 && name.ends_with(".so")) kinds.emplace_back(name.substr(0, name.size() - 3));
+        }
+        closedir(d);
+    }
+    std::sort(kinds.begin(), kinds.end());
+    return kinds;
+}
+
+} // namespace moat
