@@ -44,7 +44,7 @@ bool has_type(const toml::node& node, KeyType type) {
     case KeyType::integer: return node.is_integer();
     case KeyType::number: return node.is_integer() || node.is_floating_point();
     case KeyType::string: return node.is_string();
-    case KeyType::string_list: return node.is_array() && node.as_array()->is_homogeneous(toml::node_type::string);
+    case KeyType::string_list: return node.is_array() && (node.as_array()->empty() || node.as_array()->is_homogeneous(toml::node_type::string));
     case KeyType::table: return node.is_table();
     case KeyType::array: return node.is_array();
     }
@@ -72,8 +72,8 @@ std::string format_limit(double v) {
 
 } // namespace
 
-Config validate_config(std::string_view file, std::string_view instance, const toml::table& section,
-                       std::span<const ConfigKey> keys) {
+Config validate_config(std::string_view file, std::string_view instance, std::shared_ptr<const toml::table> doc,
+                       const toml::table& section, std::span<const ConfigKey> keys) {
     auto err = [&](const toml::node* node, std::string_view key, std::string_view reason) {
         return ConfigError(fmt::format("{}[{}] key '{}': {}", location(file, node), instance, key, reason));
     };
@@ -122,11 +122,13 @@ Config validate_config(std::string_view file, std::string_view instance, const t
         }
         values.insert(key.name, *given);
     }
-    return Config(std::string(file), std::string(instance), std::move(values), section);
+    return Config(std::string(file), std::string(instance), std::move(values), std::move(doc), &section);
 }
 
-Config::Config(std::string file, std::string instance, toml::table values, toml::table source)
-    : file_(std::move(file)), instance_(std::move(instance)), values_(std::move(values)), source_(std::move(source)) {}
+Config::Config(std::string file, std::string instance, toml::table values, std::shared_ptr<const toml::table> doc,
+               const toml::table* source)
+    : file_(std::move(file)), instance_(std::move(instance)), values_(std::move(values)), doc_(std::move(doc)),
+      source_(source) {}
 
 const toml::node& Config::at(std::string_view key) const {
     const toml::node* n = values_.get(key);
@@ -150,7 +152,7 @@ std::vector<std::string> Config::get_strings(std::string_view key) const {
 const toml::node* Config::node(std::string_view key) const { return values_.get(key); }
 
 std::string Config::where(std::string_view key) const {
-    return fmt::format("{}[{}] key '{}'", location(file_, source_.get(key)), instance_, key);
+    return fmt::format("{}[{}] key '{}'", location(file_, source_ ? source_->get(key) : nullptr), instance_, key);
 }
 
 void Config::fail(std::string_view key, std::string_view reason) const {

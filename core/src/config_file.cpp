@@ -1,5 +1,6 @@
 #include "config_file.hpp"
 
+#include <algorithm>
 #include <filesystem>
 #include <fmt/format.h>
 
@@ -33,21 +34,24 @@ std::span<const ConfigKey> host_keys() { return host_key_table; }
 ConfigFile load_config_file(const std::string& path, const std::string& default_plugin_dir) {
     ConfigFile out;
     out.path = path;
-    toml::table root;
+    auto parsed = std::make_shared<toml::table>();
     try {
-        root = toml::parse_file(path);
+        *parsed = toml::parse_file(path);
     } catch (const toml::parse_error& e) {
         if (e.source().begin.line == 0) throw ConfigError(fmt::format("{}: {}", path, e.description()));
         throw ConfigError(fmt::format("{}:{}:{}: TOML syntax error: {}", path, e.source().begin.line,
                                       e.source().begin.column, e.description()));
     }
 
-    toml::table host_table;
+    out.doc = parsed;
+    const toml::table& root = *parsed;
+    static const toml::table no_host;
+    const toml::table* host_table = &no_host;
     if (auto* h = root.get("host")) {
         if (!h->is_table()) throw ConfigError(fmt::format("{}[host]: must be a table", location(path, h)));
-        host_table = *h->as_table();
+        host_table = h->as_table();
     }
-    Config host = validate_config(path, "host", host_table, host_keys());
+    Config host = validate_config(path, "host", out.doc, *host_table, host_keys());
     auto& hc = out.host;
     hc.bus = host.get_string("bus");
     if (hc.bus.empty()) host.fail("bus", "must not be empty");
@@ -73,22 +77,25 @@ ConfigFile load_config_file(const std::string& path, const std::string& default_
                                           location(path, &node), name, name));
         InstanceSection s;
         s.name = name;
-        s.table = *node.as_table();
+        s.doc = out.doc;
+        s.table = node.as_table();
         s.line = node.source().begin.line;
         s.kind = name;
-        if (auto* k = s.table.get("kind")) {
+        if (auto* k = s.table->get("kind")) {
             if (!k->is_string() || k->as_string()->get().empty())
                 throw ConfigError(fmt::format("{}[{}] key 'kind': expected a plugin kind (a non-empty string)",
                                               location(path, k), name));
             s.kind = k->as_string()->get();
         }
-        if (auto* e = s.table.get("enabled")) {
+        if (auto* e = s.table->get("enabled")) {
             if (!e->is_boolean())
                 throw ConfigError(fmt::format("{}[{}] key 'enabled': expected boolean", location(path, e), name));
             s.enabled = e->as_boolean()->get();
         }
         out.instances.push_back(std::move(s));
     }
+    // toml++ keeps tables sorted by key; plugins start in the order of the file.
+    std::sort(out.instances.begin(), out.instances.end(), [](auto& a, auto& b) { return a.line < b.line; });
     return out;
 }
 

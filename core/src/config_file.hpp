@@ -28,12 +28,14 @@ struct InstanceSection {
     std::string name;
     std::string kind;
     bool enabled = true;
-    toml::table table;
+    std::shared_ptr<const toml::table> doc;  ///< keeps `table` (and its line numbers) alive
+    const toml::table* table = nullptr;
     std::size_t line = 0;
 };
 
 struct ConfigFile {
     std::string path;
+    std::shared_ptr<const toml::table> doc;
     HostConfig host;
     std::vector<InstanceSection> instances;
 };

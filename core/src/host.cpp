@@ -35,7 +35,7 @@ private:
 };
 
 bool same_section(const InstanceSection& a, const InstanceSection& b) {
-    return a.kind == b.kind && a.enabled == b.enabled && a.table == b.table;
+    return a.kind == b.kind && a.enabled == b.enabled && *a.table == *b.table;
 }
 
 } // namespace
@@ -50,11 +50,11 @@ PreparedConfig prepare_config(const std::string& path, const std::string& defaul
             try {
                 p.library = load_plugin(out.file.host.plugin_dir, s.kind);
             } catch (const PluginError& e) {
-                const toml::node* kind = s.table.get("kind");
+                const toml::node* kind = s.table->get("kind");
                 throw ConfigError(fmt::format("{}:{}: [{}] {}", path, kind ? kind->source().begin.line : s.line,
                                               s.name, e.what()));
             }
-            p.config = validate_config(path, s.name, s.table, p.library->keys());
+            p.config = validate_config(path, s.name, s.doc, *s.table, p.library->keys());
         }
         out.instances.push_back(std::move(p));
     }

@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <limits>
+#include <memory>
 #include <span>
 #include <stdexcept>
 #include <string>
@@ -54,7 +55,9 @@ inline constexpr std::string_view reserved_keys[] = {"enabled", "kind"};
 class Config {
 public:
     Config() = default;
-    Config(std::string file, std::string instance, toml::table values, toml::table source);
+    /// `doc` keeps the parsed file alive: toml++ copies lose their line numbers.
+    Config(std::string file, std::string instance, toml::table values, std::shared_ptr<const toml::table> doc,
+           const toml::table* source);
 
     const std::string& instance() const { return instance_; }
     const std::string& file() const { return file_; }
@@ -76,14 +79,16 @@ public:
 private:
     const toml::node& at(std::string_view key) const;
     std::string file_, instance_;
-    toml::table values_;  ///< with defaults filled in
-    toml::table source_;  ///< as written in the file (for line numbers)
+    toml::table values_;                      ///< with defaults filled in
+    std::shared_ptr<const toml::table> doc_;  ///< the parsed file
+    const toml::table* source_ = nullptr;     ///< the section in doc_, for line numbers
 };
 
-/// Check `section` (an instance's table from `file`) against `keys`; returns the
-/// complete configuration or throws ConfigError for the first problem found.
-Config validate_config(std::string_view file, std::string_view instance, const toml::table& section,
-                       std::span<const ConfigKey> keys);
+/// Check `section` (an instance's table inside `doc`, parsed from `file`)
+/// against `keys`; returns the complete configuration or throws ConfigError
+/// for the first problem found.
+Config validate_config(std::string_view file, std::string_view instance, std::shared_ptr<const toml::table> doc,
+                       const toml::table& section, std::span<const ConfigKey> keys);
 
 /// The key's default as a one-entry table {value = <default>}; empty when the
 /// key is required. Throws std::logic_error for a broken plugin declaration.

@@ -1,0 +1,130 @@
+#include <catch2/catch.hpp>
+
+#include "config_file.hpp"
+#include "moat/config.hpp"
+
+#include <filesystem>
+#include <fstream>
+
+using namespace moat;
+
+namespace {
+
+const ConfigKey keys[] = {
+    {"port", KeyType::integer, "502", "TCP port", 1, 65535},
+    {"gain", KeyType::number, "1.0", "factor", 0.0, 10.0},
+    {"name", KeyType::string, nullptr, "required name"},
+    {"parity", KeyType::string, "\"none\"", "parity", -no_limit, no_limit, "none|even|odd"},
+    {"ids", KeyType::string_list, "[]", "ids"},
+    {"on", KeyType::boolean, "true", "switch"},
+};
+
+std::shared_ptr<const toml::table> parse(std::string_view text) {
+    return std::make_shared<const toml::table>(toml::parse(text, std::string_view("test.toml")));
+}
+
+std::string error_of(std::string_view text) {
+    auto t = parse(text);
+    try {
+        validate_config("test.toml", "meter", t, *t->get("meter")->as_table(), keys);
+    } catch (const ConfigError& e) {
+        return e.what();
+    }
+    return "no error";
+}
+
+} // namespace
+
+TEST_CASE("validation fills defaults and reads typed values", "[config]") {
+    auto t = parse("[meter]\nname = \"grid\"\ngain = 2\nids = [\"a\", \"b\"]\n");
+    Config c = validate_config("test.toml", "meter", t, *t->get("meter")->as_table(), keys);
+    CHECK(c.get_int("port") == 502);
+    CHECK(c.get_number("gain") == 2.0);  // an integer is accepted for a number
+    CHECK(c.get_string("name") == "grid");
+    CHECK(c.get_string("parity") == "none");
+    CHECK(c.get_strings("ids") == std::vector<std::string>{"a", "b"});
+    CHECK(c.get_bool("on"));
+    CHECK(c.where("gain") == "test.toml:3: [meter] key 'gain'");
+    CHECK_THROWS_WITH(c.fail("gain", "too loud"), "test.toml:3: [meter] key 'gain': too loud");
+    CHECK_THROWS_AS(c.get_int("undeclared"), std::logic_error);
+}
+
+TEST_CASE("validation errors name file, line, instance and key", "[config]") {
+    CHECK(error_of("[meter]\nname = \"x\"\nprot = 5\n") ==
+          "test.toml:3: [meter] key 'prot': unknown key (this plugin knows: port, gain, name, parity, ids, on)");
+    CHECK(error_of("[meter]\nname = \"x\"\n\nport = \"502\"\n") ==
+          "test.toml:4: [meter] key 'port': expected integer, got a string");
+    CHECK(error_of("[meter]\nname = \"x\"\nport = 70000\n") ==
+          "test.toml:3: [meter] key 'port': 70000 is out of range [1, 65535]");
+    CHECK(error_of("[meter]\nname = \"x\"\ngain = -0.5\n") ==
+          "test.toml:3: [meter] key 'gain': -0.5 is out of range [0, 10]");
+    CHECK(error_of("[meter]\nname = \"x\"\nparity = \"mark\"\n") ==
+          "test.toml:3: [meter] key 'parity': 'mark' is not one of none|even|odd");
+    CHECK(error_of("[meter]\nport = 1\n") == "test.toml: [meter] key 'name': required key is missing");
+    CHECK(error_of("[meter]\nname = \"x\"\nids = [1, 2]\n") ==
+          "test.toml:3: [meter] key 'ids': expected list of strings, got an array");
+    CHECK(error_of("[meter]\nname = \"x\"\non = 1\n") == "test.toml:3: [meter] key 'on': expected boolean, got an integer");
+}
+
+TEST_CASE("a plugin's broken default is its own bug", "[config]") {
+    ConfigKey bad{"x", KeyType::integer, "\"text\"", "wrong default"};
+    CHECK_THROWS_AS(parse_default(bad), std::logic_error);
+    ConfigKey garbage{"x", KeyType::integer, "1 2", "not TOML"};
+    CHECK_THROWS_AS(parse_default(garbage), std::logic_error);
+}
+
+namespace {
+
+struct TempFile {
+    std::filesystem::path path;
+    explicit TempFile(std::string_view text) {
+        path = std::filesystem::temp_directory_path() / ("moat-config-" + std::to_string(::getpid()) + ".toml");
+        std::ofstream(path) << text;
+    }
+    ~TempFile() { std::filesystem::remove(path); }
+};
+
+std::string load_error(std::string_view text) {
+    TempFile f(text);
+    try {
+        load_config_file(f.path.string(), "/plugins");
+    } catch (const ConfigError& e) {
+        std::string msg = e.what();
+        auto pos = msg.find(f.path.string());
+        if (pos == 0) msg.replace(0, f.path.string().size(), "FILE");
+        return msg;
+    }
+    return "no error";
+}
+
+} // namespace
+
+TEST_CASE("the config file has a [host] table and instance tables", "[config]") {
+    TempFile f("[host]\nbus = \"session\"\nplugin_dir = \"plug\"\nwatchdog = 5\n\n[grid]\nkind = \"meters\"\n"
+               "[solar]\nkind = \"meters\"\nenabled = false\n[heartbeat]\n");
+    auto cfg = load_config_file(f.path.string(), "/default");
+    CHECK(cfg.host.bus == "session");
+    CHECK(cfg.host.plugin_dir == (f.path.parent_path() / "plug").string());
+    CHECK(cfg.host.watchdog == std::chrono::seconds(5));
+    CHECK(cfg.host.stop_timeout == std::chrono::seconds(3));
+    REQUIRE(cfg.instances.size() == 3);
+    CHECK(cfg.instances[0].name == "grid");
+    CHECK(cfg.instances[0].kind == "meters");
+    CHECK(cfg.instances[1].kind == "meters");
+    CHECK_FALSE(cfg.instances[1].enabled);
+    CHECK(cfg.instances[2].kind == "heartbeat");
+    CHECK(cfg.instances[2].enabled);
+}
+
+TEST_CASE("config file errors name the line", "[config]") {
+    CHECK(load_error("[host]\nbus = \"system\"\nwatchdg = 5\n") ==
+          "FILE:3: [host] key 'watchdg': unknown key (this plugin knows: bus, plugin_dir, log_level, log_timestamps, "
+          "restart_delay, restart_max_delay, restart_factor, restart_reset_after, watchdog, stop_timeout)");
+    CHECK(load_error("[host]\nlog_level = \"loud\"\n") ==
+          "FILE:2: [host] key 'log_level': 'loud' is not one of debug|info|warning|error");
+    CHECK(load_error("[host]\nstop_timeout = 0\n") == "FILE:2: [host] key 'stop_timeout': 0 is out of range [0.1, 60]");
+    CHECK(load_error("[a]\nenabled = \"yes\"\n") == "FILE:2: [a] key 'enabled': expected boolean");
+    CHECK(load_error("[a]\nkind = 3\n") == "FILE:2: [a] key 'kind': expected a plugin kind (a non-empty string)");
+    CHECK(load_error("x = 1\n") == "FILE:1: key 'x': expected a table [x] for a plugin instance, got a value");
+    CHECK(load_error("[a]\nkey = = 1\n").starts_with("FILE:2:7: TOML syntax error: "));
+}

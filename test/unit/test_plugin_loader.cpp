@@ -1,0 +1,73 @@
+#include <catch2/catch.hpp>
+
+#include "plugin_loader.hpp"
+
+#include <filesystem>
+#include <sys/stat.h>
+
+using namespace moat;
+namespace fs = std::filesystem;
+
+namespace {
+
+std::string load_error(const std::string& dir, std::string_view kind) {
+    try {
+        load_plugin(dir, kind);
+    } catch (const PluginError& e) {
+        return e.what();
+    }
+    return "loaded";
+}
+
+/// A private copy of a test plugin, to play with its permissions.
+struct PluginCopy {
+    fs::path dir;
+    explicit PluginCopy(std::string_view kind) {
+        dir = fs::temp_directory_path() / ("moat-plugins-" + std::to_string(::getpid()));
+        fs::create_directories(dir);
+        ::chmod(dir.c_str(), 0755);
+        fs::copy_file(fs::path(MOAT_TEST_PLUGIN_DIR) / (std::string(kind) + ".so"), dir / (std::string(kind) + ".so"),
+                      fs::copy_options::overwrite_existing);
+    }
+    ~PluginCopy() { fs::remove_all(dir); }
+};
+
+} // namespace
+
+TEST_CASE("a good plugin loads and describes itself", "[loader]") {
+    auto lib = load_plugin(MOAT_TEST_PLUGIN_DIR, "worker");
+    CHECK(std::string(lib->descriptor().kind) == "worker");
+    CHECK(lib->descriptor().restartable);
+    CHECK(lib->keys().size() == 7);
+    CHECK_FALSE(load_plugin(MOAT_TEST_PLUGIN_DIR, "fail_at_start")->descriptor().restartable);
+}
+
+TEST_CASE("the loader refuses bad plugins and names file and reason", "[loader]") {
+    const std::string dir = MOAT_TEST_PLUGIN_DIR;
+    CHECK_THAT(load_error(dir, "nothing_here"), Catch::Contains(dir + "/nothing_here.so: no such file"));
+    CHECK_THAT(load_error(dir, "not_a_plugin"), Catch::Contains("not a moat-victron plugin (no moat_plugin_entry symbol)"));
+    CHECK_THAT(load_error(dir, "wrong_abi"), Catch::Contains("ABI version 2.0 is not compatible with this host's 1.0"));
+    CHECK_THAT(load_error(dir, "wrong_kind"), Catch::Contains("declares kind 'something_else' but is installed as 'wrong_kind'"));
+    CHECK_THAT(load_error(dir, "../plugins/worker"), Catch::Contains("a kind is a plain name without '/' or '..'"));
+    CHECK_THAT(load_error(dir, "a..b"), Catch::Contains("without '/' or '..'"));
+}
+
+TEST_CASE("the loader refuses plugin files others could have changed", "[loader]") {
+    PluginCopy copy("worker");
+    auto file = copy.dir / "worker.so";
+    CHECK(load_error(copy.dir.string(), "worker") == "loaded");
+    ::chmod(file.c_str(), 0775);
+    CHECK_THAT(load_error(copy.dir.string(), "worker"), Catch::Contains("is writable by its group (mode 775); run chmod go-w"));
+    ::chmod(file.c_str(), 0757);
+    CHECK_THAT(load_error(copy.dir.string(), "worker"), Catch::Contains("is writable by everyone"));
+    ::chmod(file.c_str(), 0755);
+    ::chmod(copy.dir.c_str(), 0777);
+    CHECK_THAT(load_error(copy.dir.string(), "worker"), Catch::Contains("its directory " + copy.dir.string() + " is writable"));
+    ::chmod(copy.dir.c_str(), 0755);
+    if (::geteuid() == 0) {
+        REQUIRE(::chown(file.c_str(), 65534, 65534) == 0);
+        CHECK_THAT(load_error(copy.dir.string(), "worker"), Catch::Contains("is owned by uid 65534"));
+    } else {
+        WARN("not root: the foreign-owner case is checked by the integration test when run as root");
+    }
+}
