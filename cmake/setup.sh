@@ -1,0 +1,56 @@
+#!/bin/sh
+# One entry point for a fresh Debian 12 checkout (run as root, or with sudo
+# available): installs the missing Debian packages, builds, then
+#   setup.sh demo [--sanitize] [-- host options]   runs `moat-victron --demo`
+#   setup.sh test [--sanitize] [ctest options]      runs the whole test suite
+#   setup.sh build [--sanitize]                     only builds
+# The build directory is build/ (build-asan/ with --sanitize) and is reused;
+# ccache keeps rebuilds short.
+set -eu
+
+cd "$(dirname "$0")/.."
+what=${1:-}
+[ $# -gt 0 ] && shift
+build=build
+cmake_flags=""
+if [ "${1:-}" = "--sanitize" ]; then
+    shift
+    build=build-asan
+    cmake_flags="-DMOAT_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug"
+fi
+
+case "$what" in
+    demo|test|build) ;;
+    *) echo "usage: $0 demo|test|build [--sanitize] [...]" >&2; exit 2 ;;
+esac
+
+# Build and test dependencies, all from Debian 12 (README.md says why each is there).
+packages="cmake g++ make pkg-config ccache libsdbus-c++-dev libsystemd-dev libuv1-dev
+          libtomlplusplus-dev libfmt-dev catch2 dbus-daemon libglib2.0-bin python3 python3-dbus python3-gi"
+missing=""
+for p in $packages; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"
+done
+if [ -n "$missing" ]; then
+    echo "setup: installing missing Debian packages:$missing" >&2
+    sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo=sudo
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends $missing >/dev/null
+fi
+
+jobs=$(nproc 2>/dev/null || echo 2)
+echo "setup: building in $build/ with $jobs jobs" >&2
+# shellcheck disable=SC2086
+cmake -S . -B "$build" $cmake_flags >/dev/null
+cmake --build "$build" -j "$jobs"
+
+case "$what" in
+    build) ;;
+    demo)
+        [ "${1:-}" = "--" ] && shift
+        exec "./$build/moat-victron" --demo "$@" ;;
+    test)
+        cd "$build"
+        exec ctest --output-on-failure -j "$jobs" "$@" ;;
+esac
