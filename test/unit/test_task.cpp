@@ -28,10 +28,13 @@ TEST_CASE("a task returns its value and runs lazily", "[task]") {
     Loop loop;
     CHECK(run_until_complete(loop, answer()) == 42);
     bool ran = false;
-    auto t = [&]() -> Task<void> {
+    // The lambda must outlive its coroutine: a temporary lambda would be
+    // destroyed while the task still refers to its captures.
+    auto body = [&]() -> Task<void> {
         ran = true;
         co_return;
-    }();
+    };
+    auto t = body();
     CHECK_FALSE(ran);
     run_until_complete(loop, std::move(t));
     CHECK(ran);

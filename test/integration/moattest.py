@@ -1,0 +1,472 @@
+"""Support for the integration tests of moat-victron.
+
+Starts a private dbus-daemon, writes temporary TOML configurations, runs the
+real host as a subprocess with its log captured (and waitable line by line),
+and runs a "recorder" D-Bus service the test plugins report to.
+
+Every process started here is stopped by its PID when the test ends (also on
+failure) and, as a last resort, at interpreter exit; the children also get
+PR_SET_PDEATHSIG so that they do not outlive a killed test run.
+
+Run as a script (`python3 moattest.py --recorder ADDRESS NAME FILE`), this
+module is the recorder service itself (it needs python3-dbus and python3-gi).
+"""
+
+import atexit
+import ctypes
+import os
+import re
+import select
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import textwrap
+import threading
+import time
+import unittest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+SOURCE_DIR = os.path.abspath(os.environ.get("MOAT_SOURCE_DIR", os.path.join(HERE, "..", "..")))
+BUILD_DIR = os.path.abspath(os.environ.get("MOAT_BUILD_DIR", os.path.join(SOURCE_DIR, "build")))
+HOST = os.path.join(BUILD_DIR, "moat-victron")
+TEST_PLUGINS = os.path.join(BUILD_DIR, "test-plugins")
+BUS_CONFIG = os.path.join(SOURCE_DIR, "test", "fixtures", "dbus-test.conf")
+
+RECORDER_NAME = "org.moat.test.Recorder"
+RECORDER_IFACE = "org.moat.test.Recorder"
+
+# --------------------------------------------------------------------------
+# process hygiene
+
+_live = {}  # pid -> (Popen, kill the whole process group?)
+_live_lock = threading.Lock()
+
+try:
+    _libc = ctypes.CDLL(None, use_errno=True)
+except OSError:  # pragma: no cover
+    _libc = None
+PR_SET_PDEATHSIG = 1
+
+
+def _child_setup(own_group):
+    def setup():
+        if own_group:
+            os.setpgid(0, 0)
+        if _libc is not None:
+            _libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    return setup
+
+
+def spawn(argv, own_group=False, **kw):
+    """Popen that is remembered (killed at exit if still alive) and dies with us."""
+    p = subprocess.Popen(argv, preexec_fn=_child_setup(own_group), **kw)
+    with _live_lock:
+        _live[p.pid] = (p, own_group)
+    return p
+
+
+def stop_process(p, sig=signal.SIGTERM, timeout=3.0):
+    """Stop a process started by spawn(): `sig`, then SIGKILL; reaps it."""
+    with _live_lock:
+        own_group = _live.pop(p.pid, (None, False))[1]
+    if p.poll() is None:
+        try:
+            if own_group:
+                os.killpg(p.pid, sig)
+            else:
+                p.send_signal(sig)
+        except ProcessLookupError:
+            pass
+        try:
+            p.wait(timeout)
+        except subprocess.TimeoutExpired:
+            try:
+                if own_group:
+                    os.killpg(p.pid, signal.SIGKILL)
+                else:
+                    p.kill()
+            except ProcessLookupError:
+                pass
+            p.wait()
+    elif own_group:
+        # the leader is gone; anything left in its group goes too
+        try:
+            os.killpg(p.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+
+@atexit.register
+def _kill_leftovers():
+    with _live_lock:
+        procs = [p for p, _ in _live.values()]
+    for p in procs:
+        stop_process(p, signal.SIGKILL, timeout=1.0)
+
+
+def pid_alive(pid):
+    """True if `pid` exists and is not a zombie."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            state = f.read().rsplit(")", 1)[1].split()[0]
+        return state != "Z"
+    except (FileNotFoundError, ProcessLookupError, IndexError):
+        return False
+
+
+def _readline_with_timeout(stream, timeout):
+    """One line from a binary pipe within `timeout` s ('' at EOF, None on timeout)."""
+    fd = stream.fileno()
+    deadline = time.monotonic() + timeout
+    buf = b""
+    while not buf.endswith(b"\n"):
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return None
+        r, _, _ = select.select([fd], [], [], left)
+        if not r:
+            return None
+        chunk = os.read(fd, 1)
+        if not chunk:
+            break
+        buf += chunk
+    return buf.decode(errors="replace")
+
+
+# --------------------------------------------------------------------------
+# the private bus
+
+class DBusDaemon:
+    """A private dbus-daemon on the test configuration, in its own process group."""
+
+    def __init__(self, config=BUS_CONFIG):
+        self.proc = spawn(["dbus-daemon", f"--config-file={config}", "--nofork", "--nopidfile",
+                           "--print-address=1"],
+                          own_group=True, stdout=subprocess.PIPE, stdin=subprocess.DEVNULL)
+        line = _readline_with_timeout(self.proc.stdout, 10.0)
+        if not line or not line.strip():
+            self.stop()
+            raise RuntimeError(f"dbus-daemon did not print its address (got {line!r})")
+        self.address = line.strip()
+        self.pid = self.proc.pid
+
+    def stop(self, sig=signal.SIGTERM):
+        stop_process(self.proc, sig)
+        if self.proc.stdout:
+            self.proc.stdout.close()
+            self.proc.stdout = None
+
+    def kill(self):
+        """Kill it at once (the "lost bus" case)."""
+        self.stop(signal.SIGKILL)
+
+
+def dbus_python():
+    """An interpreter that can import dbus and gi: ours, or Debian's."""
+    global _dbus_python
+    if _dbus_python is None:
+        _dbus_python = ""
+        for exe in (sys.executable, "/usr/bin/python3"):
+            if exe and os.path.exists(exe) and subprocess.run(
+                    [exe, "-c", "import dbus, dbus.mainloop.glib, dbus.service; from gi.repository import GLib"],
+                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode == 0:
+                _dbus_python = exe
+                break
+    return _dbus_python
+
+
+_dbus_python = None
+
+
+class Recorder:
+    """The recorder service as a child process: every Record(s) call becomes a
+    line of a file, which the test reads."""
+
+    def __init__(self, address, path, name=RECORDER_NAME):
+        exe = dbus_python()
+        if not exe:
+            raise unittest.SkipTest("no Python with python3-dbus and python3-gi (apt-get install python3-dbus python3-gi)")
+        self.name = name
+        self.path = path
+        open(path, "w").close()
+        self.proc = spawn([exe, os.path.abspath(__file__), "--recorder", address, name, path],
+                          stdout=subprocess.PIPE, stdin=subprocess.DEVNULL)
+        line = _readline_with_timeout(self.proc.stdout, 10.0)
+        if line is None or line.strip() != "ready":
+            self.stop()
+            raise RuntimeError(f"the recorder did not start (said {line!r})")
+
+    def records(self):
+        with open(self.path) as f:
+            return [line.rstrip("\n") for line in f]
+
+    def events(self, instance):
+        """What `instance` reported, in order (without the "instance:" prefix)."""
+        prefix = instance + ":"
+        return [r[len(prefix):] for r in self.records() if r.startswith(prefix)]
+
+    def stop(self):
+        stop_process(self.proc)
+        if self.proc.stdout:
+            self.proc.stdout.close()
+            self.proc.stdout = None
+
+
+def _run_recorder(address, name, path):
+    import dbus
+    import dbus.mainloop.glib
+    import dbus.service
+    from gi.repository import GLib
+
+    dbus.mainloop.glib.DBusGMainLoop(set_as_default=True)
+    conn = dbus.bus.BusConnection(address)
+    out = open(path, "a", buffering=1)
+    loop = GLib.MainLoop()
+
+    class Service(dbus.service.Object):
+        @dbus.service.method(RECORDER_IFACE, in_signature="s", out_signature="")
+        def Record(self, event):
+            out.write(str(event).replace("\n", "\\n") + "\n")
+            out.flush()
+
+    service = Service(conn, "/")
+    bus_name = dbus.service.BusName(name, bus=conn, do_not_queue=True)
+    conn.call_on_disconnection(lambda *_: loop.quit())
+    GLib.unix_signal_add(GLib.PRIORITY_HIGH, signal.SIGTERM, lambda: (loop.quit(), False)[1])
+    print("ready", flush=True)
+    loop.run()
+    del service, bus_name
+
+
+# --------------------------------------------------------------------------
+# the host
+
+class HostProcess:
+    """build/moat-victron as a subprocess; stderr and stdout are collected line
+    by line (and copied to a file) so a test can wait for a line."""
+
+    def __init__(self, args, log_path=None, env=None):
+        self.argv = [HOST] + list(args)
+        self.lines = []
+        self._cond = threading.Condition()
+        self._eof = False
+        self._log = open(log_path, "w") if log_path else None
+        self.started = time.monotonic()
+        self.proc = spawn(self.argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                          stdin=subprocess.DEVNULL, env=env)
+        self.pid = self.proc.pid
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self):
+        for raw in self.proc.stdout:
+            line = raw.decode(errors="replace").rstrip("\n")
+            with self._cond:
+                self.lines.append((time.monotonic(), line))
+                if self._log:
+                    self._log.write(line + "\n")
+                    self._log.flush()
+                self._cond.notify_all()
+        with self._cond:
+            self._eof = True
+            self._cond.notify_all()
+
+    @property
+    def log(self):
+        with self._cond:
+            return "\n".join(l for _, l in self.lines)
+
+    def describe(self):
+        return f"command: {' '.join(self.argv)}\nexit code: {self.proc.poll()}\n--- host log ---\n{self.log}\n--- end of log ---"
+
+    def mark(self):
+        """A position in the log; wait_for(..., since=mark) looks only after it."""
+        with self._cond:
+            return len(self.lines)
+
+    def find(self, pattern, since=0):
+        rx = re.compile(pattern)
+        with self._cond:
+            for _, line in self.lines[since:]:
+                m = rx.search(line)
+                if m:
+                    return m
+        return None
+
+    def find_all(self, pattern, since=0):
+        rx = re.compile(pattern)
+        with self._cond:
+            return [m for m in (rx.search(l) for _, l in self.lines[since:]) if m]
+
+    def wait_for(self, pattern, timeout=5.0, since=0):
+        """Wait for a log line matching `pattern`; returns (match, time seen).
+        Raises AssertionError (with the log) on timeout or when the host ends first."""
+        rx = re.compile(pattern)
+        deadline = time.monotonic() + timeout
+        i = since
+        with self._cond:
+            while True:
+                while i < len(self.lines):
+                    t, line = self.lines[i]
+                    i += 1
+                    m = rx.search(line)
+                    if m:
+                        return m, t
+                if self._eof:
+                    raise AssertionError(f"the host ended before logging /{pattern}/\n{self.describe_locked()}")
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise AssertionError(f"no log line /{pattern}/ within {timeout} s\n{self.describe_locked()}")
+                self._cond.wait(left)
+
+    def describe_locked(self):
+        return (f"command: {' '.join(self.argv)}\nexit code: {self.proc.poll()}\n--- host log ---\n"
+                + "\n".join(l for _, l in self.lines) + "\n--- end of log ---")
+
+    def signal(self, sig):
+        self.proc.send_signal(sig)
+
+    def wait(self, timeout):
+        """Wait for the exit; returns (exit code, monotonic time of the exit).
+        On timeout the host is killed and an AssertionError carries the log."""
+        try:
+            rc = self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.stop()
+            raise AssertionError(f"the host did not exit within {timeout} s\n{self.describe()}")
+        ended = time.monotonic()
+        self._reader.join(5.0)
+        with _live_lock:
+            _live.pop(self.proc.pid, None)
+        return rc, ended
+
+    def running(self):
+        return self.proc.poll() is None
+
+    def stop(self):
+        stop_process(self.proc, signal.SIGKILL)
+        self._reader.join(5.0)
+        if self._log:
+            self._log.close()
+            self._log = None
+
+
+def run_host(args, timeout=10.0, env=None):
+    """Run the host to completion: (exit code, stdout, stderr)."""
+    p = spawn([HOST] + list(args), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+              stdin=subprocess.DEVNULL, env=env)
+    try:
+        out, err = p.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        stop_process(p, signal.SIGKILL)
+        raise AssertionError(f"{' '.join([HOST] + list(args))} did not finish within {timeout} s")
+    with _live_lock:
+        _live.pop(p.pid, None)
+    return p.returncode, out.decode(errors="replace"), err.decode(errors="replace")
+
+
+def env_without_bus():
+    """The environment without any D-Bus address, the system bus pointing nowhere."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DBUS_")}
+    env["DBUS_SYSTEM_BUS_ADDRESS"] = "unix:path=/nonexistent/moat-test-no-bus"
+    env["DBUS_SESSION_BUS_ADDRESS"] = "unix:path=/nonexistent/moat-test-no-bus"
+    return env
+
+
+# --------------------------------------------------------------------------
+# test base
+
+def toml_string(s):
+    return '"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+class HostTestCase(unittest.TestCase):
+    """Gives each test a temporary directory and cleans up every process."""
+
+    def setUp(self):
+        if not os.access(HOST, os.X_OK):
+            self.fail(f"{HOST} is not built (cmake --build {BUILD_DIR})")
+        self.tmp = tempfile.mkdtemp(prefix="moat-it-")
+        self.addCleanup(shutil.rmtree, self.tmp, True)
+        self.bus = None
+        self.recorder = None
+
+    def start_bus(self):
+        self.bus = DBusDaemon()
+        self.addCleanup(self.bus.stop)
+        return self.bus
+
+    def start_recorder(self):
+        if self.bus is None:
+            self.start_bus()
+        self.recorder = Recorder(self.bus.address, os.path.join(self.tmp, "records.txt"))
+        self.addCleanup(self.recorder.stop)
+        return self.recorder
+
+    def host_header(self, bus=None, plugin_dir=TEST_PLUGINS, **keys):
+        """A [host] table: fast timings unless overridden."""
+        values = {"stop_timeout": 1.0, "watchdog": 5.0, "restart_delay": 0.2,
+                  "restart_max_delay": 1.0, "restart_factor": 1.5}
+        values.update(keys)
+        lines = ["[host]", f"plugin_dir = {toml_string(plugin_dir)}"]
+        if bus is None and self.bus is not None:
+            bus = self.bus.address
+        if bus is not None:
+            lines.append(f"bus = {toml_string(bus)}")
+        for k, v in values.items():
+            lines.append(f"{k} = {toml_value(v)}")
+        return "\n".join(lines) + "\n"
+
+    def write_config(self, body, name="moat.toml", header=True, **host_keys):
+        """Write [host] (unless header=False) and `body`; returns the path."""
+        path = os.path.join(self.tmp, name)
+        text = (self.host_header(**host_keys) + "\n" if header else "") + textwrap.dedent(body)
+        with open(path + ".new", "w") as f:
+            f.write(text)
+        os.replace(path + ".new", path)  # a reload never sees a half-written file
+        return path
+
+    def start_host(self, config, *extra):
+        h = HostProcess(["--config", config] + list(extra), log_path=os.path.join(self.tmp, "host.log"))
+        self.addCleanup(h.stop)
+        return h
+
+    def wait_until(self, what, predicate, timeout, host=None):
+        """Poll `predicate` until true; fails with `what`, the records and the log."""
+        deadline = time.monotonic() + timeout
+        while True:
+            value = predicate()
+            if value:
+                return value
+            if time.monotonic() > deadline:
+                self.fail(f"timed out after {timeout} s waiting for: {what}\n{self.context(host)}")
+            if host is not None and not host.running():
+                value = predicate()
+                if value:
+                    return value
+                self.fail(f"the host ended while waiting for: {what}\n{self.context(host)}")
+            time.sleep(0.02)
+
+    def context(self, host=None):
+        parts = []
+        if self.recorder is not None:
+            parts.append("records: " + repr(self.recorder.records()))
+        if host is not None:
+            parts.append(host.describe())
+        return "\n".join(parts)
+
+
+def toml_value(v):
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, str):
+        return toml_string(v)
+    if isinstance(v, (list, tuple)):
+        return "[" + ", ".join(toml_value(x) for x in v) + "]"
+    return repr(v)
+
+
+if __name__ == "__main__" and len(sys.argv) == 5 and sys.argv[1] == "--recorder":
+    _run_recorder(sys.argv[2], sys.argv[3], sys.argv[4])
