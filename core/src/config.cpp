@@ -73,7 +73,7 @@ std::string format_limit(double v) {
 } // namespace
 
 Config validate_config(std::string_view file, std::string_view instance, std::shared_ptr<const toml::table> doc,
-                       const toml::table& section, std::span<const ConfigKey> keys) {
+                       const toml::table& section, std::span<const ConfigKey> keys, bool plugin_instance) {
     auto err = [&](const toml::node* node, std::string_view key, std::string_view reason) {
         return ConfigError(fmt::format("{}[{}] key '{}': {}", location(file, node), instance, key, reason));
     };
@@ -81,7 +81,8 @@ Config validate_config(std::string_view file, std::string_view instance, std::sh
     // Unknown keys first: a typo must not silently fall back to a default.
     for (auto&& [k, v] : section) {
         std::string_view name = k.str();
-        bool known = std::find(std::begin(reserved_keys), std::end(reserved_keys), name) != std::end(reserved_keys);
+        bool known = plugin_instance &&
+                     std::find(std::begin(reserved_keys), std::end(reserved_keys), name) != std::end(reserved_keys);
         for (auto& key : keys) known = known || name == key.name;
         if (!known) {
             std::string names;

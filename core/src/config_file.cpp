@@ -51,7 +51,7 @@ ConfigFile load_config_file(const std::string& path, const std::string& default_
         if (!h->is_table()) throw ConfigError(fmt::format("{}[host]: must be a table", location(path, h)));
         host_table = h->as_table();
     }
-    Config host = validate_config(path, "host", out.doc, *host_table, host_keys());
+    Config host = validate_config(path, "host", out.doc, *host_table, host_keys(), false);
     auto& hc = out.host;
     hc.bus = host.get_string("bus");
     if (hc.bus.empty()) host.fail("bus", "must not be empty");

@@ -3,7 +3,7 @@
 #include <algorithm>
 #include <csignal>
 
-#include "watchdog.hpp"
+#include "last_resort.hpp"
 
 namespace moat {
 
@@ -91,21 +91,15 @@ int Host::run() {
     log_.info("moat-victron {} on the {} bus as {}, config {}, {} plugin instance(s)", MOAT_VERSION, spec,
               bus_->unique_name(), config_.file.path,
               std::count_if(config_.instances.begin(), config_.instances.end(), [](auto& p) { return p.library; }));
-    bus_->on_lost([this](const std::string& why) { begin_stop(exit_bus, fmt::format("D-Bus connection lost ({})", why)); });
+    bus_->on_lost([this](const std::string& why) { begin_stop(exit_bus, fmt::format("D-Bus connection lost: {}", why)); });
 
-    auto on_stop_signal = [this](int n) {
-        if (stopping_since_) {
-            log_.error("{} again while stopping: exiting at once", strsignal(n));
-            options_.emergency_exit(exit_forced);
-            return;
-        }
-        begin_stop(exit_ok, strsignal(n));
-    };
+    // Once stopping, a second signal is handled outside the loop (last_resort.cpp).
+    auto on_stop_signal = [this](int n) { begin_stop(exit_ok, strsignal(n)); };
     SignalWatch term(loop_, SIGTERM, on_stop_signal), intr(loop_, SIGINT, on_stop_signal);
     SignalWatch hup(loop_, SIGHUP, [this](int) {
         if (group_ && !stopping_since_) group_->spawn(reload(), "reload");
     });
-    LoopWatchdog watchdog(loop_, hc.watchdog, exit_watchdog);
+    watchdog_ = std::make_unique<LoopWatchdog>(loop_, hc.watchdog, exit_watchdog);
 
     try {
         run_until_complete(loop_, main(), "host");
@@ -113,6 +107,7 @@ int Host::run() {
         log_.error("internal error: {}", e.what());
         return exit_failure;
     }
+    watchdog_.reset();
     log_.info("stopped");
     return exit_code_;
 }
@@ -124,15 +119,19 @@ void Host::begin_stop(int code, std::string_view why) {
     log_.info("stopping ({}): every plugin goes to its safe state within {} s", why,
               secs(config_.file.host.stop_timeout));
     stop_requested_.set();
-    // Backstop: a plugin that ignores cancellation must not keep us alive.
+    exit_at_once_on_stop_signals(exit_forced);
+    // Backstops: a plugin that ignores cancellation must not keep us alive.
+    // The loop timer names the laggards; the signal-driven deadline half a second
+    // later also works when a plugin blocks the loop.
     auto grace = config_.file.host.stop_timeout + std::chrono::seconds(2);
     backstop_ = Timer(loop_.clock(), loop_.clock().now() + grace, [this] {
         std::string names;
         for (auto& i : instances_)
             if (!i->task.done()) names += (names.empty() ? "" : ", ") + i->name();
         log_.error("plugins did not stop in time ({}); exiting anyway", names.empty() ? "host" : names);
-        options_.emergency_exit(exit_forced);
+        emergency_exit(exit_forced, nullptr);
     });
+    if (watchdog_) watchdog_->final_deadline(grace + std::chrono::milliseconds(500), exit_forced);
 }
 
 TimePoint Host::stop_deadline() const {

@@ -14,6 +14,8 @@
 
 namespace moat {
 
+class LoopWatchdog;
+
 /// Process exit codes (documented in README.md and --help).
 enum ExitCode : int {
     exit_ok = 0,
@@ -31,8 +33,6 @@ struct HostOptions {
     std::optional<std::string> bus;        ///< --bus overrides [host] bus
     std::optional<LogLevel> log_level;     ///< --log-level overrides [host] log_level
     bool log_timestamps = false;
-    /// Called with the exit code when the host must end at once (second signal).
-    std::function<void(int)> emergency_exit;
 };
 
 /// A configuration with every enabled plugin loaded and its keys validated.
@@ -72,6 +72,7 @@ private:
     PreparedConfig config_;
     Logger log_;
     std::unique_ptr<Bus> bus_;
+    std::unique_ptr<LoopWatchdog> watchdog_;
     std::list<std::unique_ptr<Instance>> instances_;
     TaskGroup* group_ = nullptr;
     Event stop_requested_;

@@ -8,12 +8,14 @@
 #include <iostream>
 #include <optional>
 #include <string>
+#include <sys/wait.h>
 #include <unistd.h>
 #include <vector>
 
 #include <fmt/format.h>
 
 #include "host.hpp"
+#include "last_resort.hpp"
 #include "private_daemon.hpp"
 
 using namespace moat;
@@ -124,10 +126,12 @@ std::string range_text(const ConfigKey& k) {
     return fmt::format("{} .. {}", std::isinf(k.min) ? "" : num(k.min), std::isinf(k.max) ? "" : num(k.max));
 }
 
-void print_keys(std::span<const ConfigKey> keys) {
+void print_keys(std::span<const ConfigKey> keys, bool plugin_instance = true) {
     fmt::print("  {:<22} {:<16} {:<12} {}\n", "key", "type", "default", "range / choices — description");
-    fmt::print("  {:<22} {:<16} {:<12} {}\n", "enabled", "boolean", "true", "run this instance");
-    fmt::print("  {:<22} {:<16} {:<12} {}\n", "kind", "string", "(table name)", "which plugin this instance runs");
+    if (plugin_instance) {
+        fmt::print("  {:<22} {:<16} {:<12} {}\n", "enabled", "boolean", "true", "run this instance");
+        fmt::print("  {:<22} {:<16} {:<12} {}\n", "kind", "string", "(table name)", "which plugin this instance runs");
+    }
     for (auto& k : keys) {
         auto range = range_text(k);
         fmt::print("  {:<22} {:<16} {:<12} {}{}\n", k.name, to_string(k.type), k.default_value ? k.default_value : "(required)",
@@ -138,7 +142,7 @@ void print_keys(std::span<const ConfigKey> keys) {
 int help_plugin(const std::string& kind, const std::string& dir) {
     if (kind == "host") {
         fmt::print("[host] — settings of the host itself\n\n");
-        print_keys(host_keys());
+        print_keys(host_keys(), false);
         return exit_ok;
     }
     try {
@@ -188,8 +192,15 @@ int check_config(const std::string& path, const std::string& dir) {
     }
 }
 
-// The one object an emergency exit (second signal) must clean up.
-PrivateDaemon* demo_daemon = nullptr;
+// What an emergency exit (second signal, watchdog) must clean up; read from a signal handler.
+volatile pid_t demo_daemon_pid = -1;
+
+void stop_demo_daemon() {
+    if (demo_daemon_pid > 0) {
+        ::kill(demo_daemon_pid, SIGTERM);
+        ::waitpid(demo_daemon_pid, nullptr, 0);
+    }
+}
 
 } // namespace
 
@@ -230,7 +241,8 @@ int main(int argc, char** argv) {
             log.error("demo: {}", e.what());
             return exit_bus;
         }
-        demo_daemon = daemon.get();
+        demo_daemon_pid = daemon->pid();
+        set_emergency_cleanup(stop_demo_daemon);
         args.bus = daemon->address();
         log.info("demo: private dbus-daemon (pid {}) at {}", daemon->pid(), daemon->address());
         log.info("demo: look at it with: DBUS_SESSION_BUS_ADDRESS='{}' gdbus introspect --session ...",
@@ -243,16 +255,12 @@ int main(int argc, char** argv) {
     options.bus = args.bus;
     options.log_level = args.log_level;
     options.log_timestamps = args.timestamps;
-    options.emergency_exit = [](int code) {
-        if (demo_daemon) demo_daemon->kill();
-        _exit(code);
-    };
     int rc;
     {
         Loop loop;
         Host host(loop, options, std::move(config));
         rc = host.run();
     }
-    demo_daemon = nullptr;
+    demo_daemon_pid = -1;
     return rc;
 }

@@ -144,7 +144,8 @@ class DBusDaemon:
     def __init__(self, config=BUS_CONFIG):
         self.proc = spawn(["dbus-daemon", f"--config-file={config}", "--nofork", "--nopidfile",
                            "--print-address=1"],
-                          own_group=True, stdout=subprocess.PIPE, stdin=subprocess.DEVNULL)
+                          own_group=True, stdout=subprocess.PIPE, stdin=subprocess.DEVNULL,
+                          stderr=subprocess.DEVNULL)
         line = _readline_with_timeout(self.proc.stdout, 10.0)
         if not line or not line.strip():
             self.stop()
@@ -237,7 +238,8 @@ def _run_recorder(address, name, path):
     GLib.unix_signal_add(GLib.PRIORITY_HIGH, signal.SIGTERM, lambda: (loop.quit(), False)[1])
     print("ready", flush=True)
     loop.run()
-    del service, bus_name
+    out.close()
+    os._exit(0)  # no teardown: releasing the name on a dead bus only makes noise
 
 
 # --------------------------------------------------------------------------
@@ -269,6 +271,7 @@ class HostProcess:
                     self._log.write(line + "\n")
                     self._log.flush()
                 self._cond.notify_all()
+        self.proc.stdout.close()
         with self._cond:
             self._eof = True
             self._cond.notify_all()
@@ -279,7 +282,8 @@ class HostProcess:
             return "\n".join(l for _, l in self.lines)
 
     def describe(self):
-        return f"command: {' '.join(self.argv)}\nexit code: {self.proc.poll()}\n--- host log ---\n{self.log}\n--- end of log ---"
+        with self._cond:
+            return self.describe_locked()
 
     def mark(self):
         """A position in the log; wait_for(..., since=mark) looks only after it."""
@@ -322,7 +326,8 @@ class HostProcess:
                 self._cond.wait(left)
 
     def describe_locked(self):
-        return (f"command: {' '.join(self.argv)}\nexit code: {self.proc.poll()}\n--- host log ---\n"
+        rc = self.proc.poll()
+        return (f"command: {' '.join(self.argv)}\nexit code: {'still running' if rc is None else rc}\n--- host log ---\n"
                 + "\n".join(l for _, l in self.lines) + "\n--- end of log ---")
 
     def signal(self, sig):
@@ -334,8 +339,9 @@ class HostProcess:
         try:
             rc = self.proc.wait(timeout)
         except subprocess.TimeoutExpired:
+            what = self.describe()
             self.stop()
-            raise AssertionError(f"the host did not exit within {timeout} s\n{self.describe()}")
+            raise AssertionError(f"the host did not exit within {timeout} s (killed it)\n{what}") from None
         ended = time.monotonic()
         self._reader.join(5.0)
         with _live_lock:
@@ -361,7 +367,7 @@ def run_host(args, timeout=10.0, env=None):
         out, err = p.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
         stop_process(p, signal.SIGKILL)
-        raise AssertionError(f"{' '.join([HOST] + list(args))} did not finish within {timeout} s")
+        raise AssertionError(f"{' '.join([HOST] + list(args))} did not finish within {timeout} s") from None
     with _live_lock:
         _live.pop(p.pid, None)
     return p.returncode, out.decode(errors="replace"), err.decode(errors="replace")

@@ -85,10 +85,10 @@ private:
 };
 
 /// Check `section` (an instance's table inside `doc`, parsed from `file`)
-/// against `keys`; returns the complete configuration or throws ConfigError
-/// for the first problem found.
+/// against `keys` (and the reserved keys when `plugin_instance`); returns the
+/// complete configuration or throws ConfigError for the first problem found.
 Config validate_config(std::string_view file, std::string_view instance, std::shared_ptr<const toml::table> doc,
-                       const toml::table& section, std::span<const ConfigKey> keys);
+                       const toml::table& section, std::span<const ConfigKey> keys, bool plugin_instance = true);
 
 /// The key's default as a one-entry table {value = <default>}; empty when the
 /// key is required. Throws std::logic_error for a broken plugin declaration.
