@@ -29,6 +29,7 @@
 #include "moat/config.hpp"
 #include "moat/log.hpp"
 #include "moat/loop.hpp"
+#include "moat/monitor.hpp"
 #include "moat/task.hpp"
 
 namespace moat {
@@ -36,7 +37,7 @@ namespace moat {
 /// The plugin ABI. A host accepts plugins of its major version and a minor
 /// version not newer than its own.
 inline constexpr std::uint32_t abi_major = 1;
-inline constexpr std::uint32_t abi_minor = 0;
+inline constexpr std::uint32_t abi_minor = 1;
 
 /// What the host gives a plugin instance. Lives as long as the instance.
 struct Context {
@@ -48,6 +49,9 @@ struct Context {
     /// The bus address spec ("system", "session" or an address) for plugins
     /// that need connections of their own (one per exported Venus service).
     std::string bus_spec;
+    /// The process's one monitor of other Venus services (shared by all
+    /// plugins; it starts when first used). Since ABI 1.1.
+    Monitor& monitor;
 };
 
 /// A plugin instance. run() is its main task; the host cancels it to stop the
