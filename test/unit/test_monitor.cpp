@@ -79,7 +79,7 @@ TEST_CASE("monitor: pattern rules", "[monitor]") {
     CHECK(service_class("com.victronenergy.system") == "com.victronenergy.system");
 }
 
-TEST_CASE("monitor: nothing happens until it is used; patterns outside com.victronenergy are refused", "[monitor]") {
+TEST_CASE("monitor: nothing happens until it is used - patterns outside com.victronenergy are refused", "[monitor]") {
     Fixture f;
     CHECK_FALSE(f.mon.started());
     CHECK(f.mon.match_rules() == 0);
@@ -164,7 +164,7 @@ TEST_CASE("monitor: an old service without GetItems is read with GetValue on / a
     }
 }
 
-TEST_CASE("monitor: follows ItemsChanged and PropertiesChanged; equal values are no change", "[monitor]") {
+TEST_CASE("monitor: follows ItemsChanged and PropertiesChanged - equal values are no change", "[monitor]") {
     Fixture f;
     const std::string name = battery + ".f";
     Publisher p(f.daemon.address(), config({service_json(name, battery_items)}));
@@ -218,7 +218,7 @@ TEST_CASE("monitor: a scan reply never overwrites a newer signal value", "[monit
     run(f.loop, body);
 }
 
-TEST_CASE("monitor: a killed service goes invalid and is removed; when it returns it is read again", "[monitor]") {
+TEST_CASE("monitor: a killed service goes invalid and is removed - when it returns it is read again", "[monitor]") {
     Fixture f;
     const std::string name = battery + ".k";
     auto pub = std::make_unique<Publisher>(f.daemon.address(), config({service_json(name, battery_items)}));
@@ -393,7 +393,7 @@ TEST_CASE("monitor: SetValue yields the service's result code, -1 for unknown ta
     CHECK(codes == std::vector<int>{0, 0, 1, 2, -1, -1, -1});
 }
 
-TEST_CASE("monitor: services of a class with their DeviceInstance; find by DeviceInstance", "[monitor]") {
+TEST_CASE("monitor: services of a class with their DeviceInstance - find by DeviceInstance", "[monitor]") {
     Fixture f;
     Publisher p(f.daemon.address(),
                 config({service_json(battery + ".a", R"("/DeviceInstance": 1)"),
@@ -423,7 +423,7 @@ TEST_CASE("monitor: services of a class with their DeviceInstance; find by Devic
     run(f.loop, body);
 }
 
-TEST_CASE("monitor: values age; a max age makes a path invalid without updates", "[monitor]") {
+TEST_CASE("monitor: values age - a max age makes a path invalid without updates", "[monitor]") {
     Fixture f;
     VirtualClock clock(f.loop);
     f.loop.set_clock(clock);
