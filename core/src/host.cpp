@@ -88,6 +88,7 @@ int Host::run() {
         log_.error("{}", e.what());
         return exit_bus;
     }
+    monitor_ = std::make_unique<Monitor>(*bus_, Logger("monitor"));
     log_.info("moat-victron {} on the {} bus as {}, config {}, {} plugin instance(s)", MOAT_VERSION, spec,
               bus_->unique_name(), config_.file.path,
               std::count_if(config_.instances.begin(), config_.instances.end(), [](auto& p) { return p.library; }));
@@ -159,7 +160,7 @@ Task<void> Host::main() {
 
 void Host::start(TaskGroup& g, std::unique_ptr<Instance> inst) {
     inst->ctx = std::make_unique<Context>(Context{loop_, *bus_, inst->prepared.config, inst->log, inst->name(),
-                                                  bus_->spec()});
+                                                  bus_->spec(), *monitor_});
     inst->task = g.spawn(supervise(*inst), inst->name());
     instances_.push_back(std::move(inst));
 }

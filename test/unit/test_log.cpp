@@ -13,7 +13,7 @@ struct Capture : LogSink {
 };
 } // namespace
 
-TEST_CASE("log lines carry level and instance name; the level filters", "[log]") {
+TEST_CASE("log lines carry level and instance name, and the level filters", "[log]") {
     auto sink = std::make_shared<Capture>();
     Logger log("grid", sink);
     log.debug("hidden {}", 1);

@@ -46,7 +46,8 @@ TEST_CASE("the loader refuses bad plugins and names file and reason", "[loader]"
     const std::string dir = MOAT_TEST_PLUGIN_DIR;
     CHECK_THAT(load_error(dir, "nothing_here"), Catch::Contains(dir + "/nothing_here.so: no such file"));
     CHECK_THAT(load_error(dir, "not_a_plugin"), Catch::Contains("not a moat-victron plugin (no moat_plugin_entry symbol)"));
-    CHECK_THAT(load_error(dir, "wrong_abi"), Catch::Contains("ABI version 2.0 is not compatible with this host's 1.0"));
+    CHECK_THAT(load_error(dir, "wrong_abi"), Catch::Contains(fmt::format("ABI version {}.0 is not compatible with this host's {}.{}",
+                                                                           abi_major + 1, abi_major, abi_minor)));
     CHECK_THAT(load_error(dir, "wrong_kind"), Catch::Contains("declares kind 'something_else' but is installed as 'wrong_kind'"));
     CHECK_THAT(load_error(dir, "../plugins/worker"), Catch::Contains("a kind is a plain name without '/' or '..'"));
     CHECK_THAT(load_error(dir, "a..b"), Catch::Contains("without '/' or '..'"));

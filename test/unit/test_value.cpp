@@ -237,7 +237,7 @@ TEST_CASE("to_variant: double is d, also when whole", "[value]")
     CHECK(std::isnan(moat::to_variant(Value(std::nan(""))).get<double>()));
 }
 
-TEST_CASE("to_variant: string is s; the empty string is not invalid", "[value]")
+TEST_CASE("to_variant: string is s, and the empty string is not invalid", "[value]")
 {
     CHECK(sig(Value("abc")) == "s");
     CHECK(moat::to_variant(Value("abc")).get<std::string>() == "abc");

@@ -29,12 +29,14 @@
 #include "moat/config.hpp"
 #include "moat/log.hpp"
 #include "moat/loop.hpp"
+#include "moat/monitor.hpp"
 #include "moat/task.hpp"
 
 namespace moat {
 
 /// The plugin ABI. A host accepts plugins of its major version and a minor
-/// version not newer than its own.
+/// version not newer than its own. Bump the minor when a released SDK grows
+/// (a member appended to Context or PluginDescriptor); no SDK was released yet.
 inline constexpr std::uint32_t abi_major = 1;
 inline constexpr std::uint32_t abi_minor = 0;
 
@@ -48,6 +50,9 @@ struct Context {
     /// The bus address spec ("system", "session" or an address) for plugins
     /// that need connections of their own (one per exported Venus service).
     std::string bus_spec;
+    /// The process's one monitor of other Venus services (shared by all
+    /// plugins; it starts when first used). Since ABI 1.1.
+    Monitor& monitor;
 };
 
 /// A plugin instance. run() is its main task; the host cancels it to stop the
