@@ -159,7 +159,8 @@ public:
     using std::runtime_error::runtime_error;
 };
 
-/// The mandatory paths of §8.2, for Service::add_mandatory().
+/// The mandatory paths of §8.2, for Service::add_mandatory(). Name every
+/// field in a designated initializer (g++ 12's -Wextra warns about omitted ones).
 struct DeviceInfo {
     std::string process_name;
     std::string process_version;
