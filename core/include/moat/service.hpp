@@ -198,7 +198,9 @@ public:
     void reset();
 
     /// The next remote write to this item (after validation): awaitable, yields
-    /// the new value. Throws ItemRemoved when the item goes away first.
+    /// the new value (the latest one when several came before the task ran;
+    /// use Service::writes() to see every write). Throws ItemRemoved when the
+    /// item goes away first.
     Task<Value> written();
 
     struct Waiters;  ///< (implementation)
