@@ -476,3 +476,144 @@ def toml_value(v):
 
 if __name__ == "__main__" and len(sys.argv) == 5 and sys.argv[1] == "--recorder":
     _run_recorder(sys.argv[2], sys.argv[3], sys.argv[4])
+
+
+# --------------------------------------------------------------------------
+# exported Venus services: the conformance service and a python3-dbus client
+
+CONFORMANCE_SERVICE = os.path.join(BUILD_DIR, "test", "conformance-service")
+CATALOGUE = os.path.join(SOURCE_DIR, "test", "conformance", "catalogue.json")
+CONFORMANCE_NAME = "com.victronenergy.battery.conformance"
+BUSITEM = "com.victronenergy.BusItem"
+
+
+class ServiceProcess:
+    """build/test/conformance-service on `address`; waits for its "ready" line
+    unless wait=False. stderr goes to a file (`log()` reads it)."""
+
+    def __init__(self, address, tmp, name=CONFORMANCE_NAME, extra_paths=0, wait=True, catalogue=CATALOGUE):
+        if not os.access(CONFORMANCE_SERVICE, os.X_OK):
+            raise AssertionError(f"{CONFORMANCE_SERVICE} is not built")
+        env = dict(os.environ)
+        env["DBUS_SESSION_BUS_ADDRESS"] = address
+        env["DBUS_SYSTEM_BUS_ADDRESS"] = address
+        self.name = name
+        self.err_path = os.path.join(tmp, f"service-{name}-{time.monotonic_ns()}.log")
+        self._err = open(self.err_path, "w")
+        argv = [CONFORMANCE_SERVICE, "--catalogue", catalogue, "--name", name]
+        if extra_paths:
+            argv += ["--extra-paths", str(extra_paths)]
+        self.proc = spawn(argv, stdout=subprocess.PIPE, stderr=self._err, stdin=subprocess.DEVNULL, env=env)
+        self.pid = self.proc.pid
+        if wait:
+            line = _readline_with_timeout(self.proc.stdout, 10.0)
+            if not line or not line.startswith("ready"):
+                self.stop()
+                raise AssertionError(f"the conformance service did not start (said {line!r})\n{self.log()}")
+
+    def log(self):
+        with open(self.err_path) as f:
+            return f.read()
+
+    def wait(self, timeout=5.0):
+        """Exit code (kills it and fails after `timeout`)."""
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.stop()
+            raise AssertionError(f"the service did not exit within {timeout} s\n{self.log()}")
+
+    def stop(self, sig=signal.SIGTERM):
+        stop_process(self.proc, sig)
+        if self.proc.stdout:
+            self.proc.stdout.close()
+            self.proc.stdout = None
+        if not self._err.closed:
+            self._err.close()
+
+
+class BusClient:
+    """A python3-dbus connection to a private bus that records every
+    com.victronenergy.BusItem signal (and NameOwnerChanged) in arrival order,
+    interleaved with the replies of calls made with call_ordered()."""
+
+    def __init__(self, address):
+        import dbus
+        import dbus.mainloop.glib
+        from gi.repository import GLib
+        self.dbus = dbus
+        self.GLib = GLib
+        self.conn = dbus.bus.BusConnection(address, mainloop=dbus.mainloop.glib.DBusGMainLoop())
+        self.events = []  # ("signal", member, path, arg) | ("reply", tag, value) | ("error", tag, name)
+        self.conn.add_signal_receiver(self._on_signal, dbus_interface=BUSITEM,
+                                      path_keyword="path", member_keyword="member")
+
+    def close(self):
+        self.conn.close()
+
+    def _on_signal(self, arg, path=None, member=None):
+        self.events.append(("signal", str(member), str(path), arg))
+
+    def signals(self):
+        return [e for e in self.events if e[0] == "signal"]
+
+    def call(self, path, method, *args, signature=None, iface=BUSITEM, dest=CONFORMANCE_NAME, timeout=5.0):
+        """A blocking call; returns the reply (one value) or raises DBusException."""
+        return self.conn.call_blocking(dest, path, iface, method, signature, args, timeout=timeout)
+
+    def error_name(self, *a, **kw):
+        """The D-Bus error name a call fails with (fails if it succeeds)."""
+        try:
+            r = self.call(*a, **kw)
+        except self.dbus.exceptions.DBusException as e:
+            return e.get_dbus_name()
+        raise AssertionError(f"call {a} succeeded with {r!r}")
+
+    def call_ordered(self, path, method, *args, signature=None, iface=BUSITEM, dest=CONFORMANCE_NAME, tag=None,
+                     timeout=5.0):
+        """An asynchronous call whose reply is recorded in `events` in arrival
+        order with the signals; pumps the main loop until it came. Returns it."""
+        box = []
+        tag = tag or f"{path} {method}"
+
+        def ok(*r):
+            v = r[0] if len(r) == 1 else r
+            box.append(("reply", tag, v))
+            self.events.append(("reply", tag, v))
+
+        def err(e):
+            box.append(("error", tag, e.get_dbus_name()))
+            self.events.append(("error", tag, e.get_dbus_name()))
+
+        self.conn.call_async(dest, path, iface, method, signature, args, ok, err, timeout=timeout)
+        self.pump(until=lambda: box, timeout=timeout)
+        if not box:
+            raise AssertionError(f"no reply to {tag} within {timeout} s")
+        return box[0]
+
+    def settle(self):
+        """Wait until everything the service sent so far has arrived: a round
+        trip to it (signals sent before its reply are dispatched first)."""
+        self.call_ordered("/", "GetValue", tag="settle")
+        self.events = [e for e in self.events if e[1] != "settle"]
+
+    def pump(self, until=None, timeout=2.0):
+        ctx = self.GLib.MainContext.default()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            while ctx.pending():
+                ctx.iteration(False)
+            if until is not None and until():
+                return True
+            time.sleep(0.002)
+        return until() if until is not None else True
+
+    def introspect_children(self, path, dest=CONFORMANCE_NAME):
+        import xml.etree.ElementTree as ET
+        xml = self.call(path, "Introspect", iface="org.freedesktop.DBus.Introspectable", dest=dest)
+        root = ET.fromstring(str(xml))
+        return sorted(n.get("name") for n in root.findall("node"))
+
+    def name_has_owner(self, name=CONFORMANCE_NAME):
+        return bool(self.call("/org/freedesktop/DBus", "NameHasOwner", name, signature="s",
+                              iface="org.freedesktop.DBus", dest="org.freedesktop.DBus"))

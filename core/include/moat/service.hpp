@@ -1,0 +1,364 @@
+// Exporting a Venus service: a tree of com.victronenergy.BusItem objects
+// under one bus name, on a connection of its own (venus-dbus.md §1.3).
+//
+//     moat::Service svc(ctx.loop, "com.victronenergy.battery.demo", ctx.bus_spec, ctx.log);
+//     svc.add_mandatory(info);              // the nine paths of §8.2
+//     auto& voltage = svc.add("/Dc/0/Voltage", 12.5, moat::ItemOptions().text("%.2F V"));
+//     auto& limit = svc.add("/Info/MaxChargeCurrent", 50.0,
+//         moat::ItemOptions().writeable().type(moat::ValueType::floating).range(0.0, 200.0).text("%.1F A"));
+//     co_await svc.start();                 // requests the name: every path exists by now (§8.1)
+//     voltage.set(12.7);                    // one PropertiesChanged
+//     {
+//         auto batch = svc.batch();         // one ItemsChanged for everything in the block
+//         ...
+//     }
+//     auto writes = svc.writes();           // remote SetValue calls, after validation
+//     moat::Write w = co_await writes.next();
+//
+// Behaviour on the bus is velib's (§3-§8): SetValue returns 0/1/2 in velib's
+// order, equal writes keep the stored type and send nothing, a change is
+// announced by exactly one signal, tree nodes answer GetValue/GetText with
+// relative dicts, `/` answers GetItems. Everything runs on the loop.
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <set>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "moat/bus.hpp"
+#include "moat/log.hpp"
+#include "moat/task.hpp"
+#include "moat/value.hpp"
+
+namespace moat {
+
+/// The D-Bus interface of every exported object.
+inline constexpr const char* busitem_interface = "com.victronenergy.BusItem";
+
+/// Renders an item's value as its text (velib's gettextcallback). Never
+/// called for the invalid value: that always reads `---`.
+using TextFormatter = std::function<std::string(const Value&)>;
+/// Accepts (true) or refuses (false) a value written over D-Bus, after
+/// coercion. Sees the invalid value too when a client invalidates the item.
+using Validator = std::function<bool(const Value&)>;
+
+/// Coercion applied to a written value before validation (§3.2), as Python's
+/// int(), float() and str() do. Invalid is never coerced.
+enum class ValueType { any, integer, floating, string };
+
+/// `v` coerced to `type` per §3.2; nullopt when Python would raise (then
+/// SetValue returns 1). Invalid passes unchanged; ValueType::any is identity.
+std::optional<Value> coerce(const Value& v, ValueType type);
+
+/// Ready-made text formatters.
+namespace format {
+/// A printf-style format as Venus uses them: "%.1F A", "%d", "%.0F %%",
+/// "%.2fV", "%dW", "%x". Integer conversions truncate a double (Python's
+/// `%d`); float conversions accept integers and booleans. A value the
+/// format cannot take (a string for `%d`) falls back to the default text.
+/// Throws std::invalid_argument for a malformed format.
+TextFormatter printf(std::string_view fmt);
+/// An enum table: the text of the integer value, `fallback` for anything else.
+TextFormatter table(std::map<std::int64_t, std::string> entries, std::string fallback = "");
+/// `0x` and upper-case hex, as velib shows /ProductId.
+TextFormatter hex();
+} // namespace format
+
+/// Ready-made validators.
+namespace validate {
+/// A number (not a boolean) with lo <= v <= hi.
+Validator range(double lo, double hi);
+/// A number equal (§2.3) to one of `values`.
+Validator one_of(std::vector<Value> values);
+} // namespace validate
+
+/// How an item behaves; chain the setters:
+/// `ItemOptions().writeable().type(ValueType::floating).range(0.0, 200.0).text("%.1F A")`.
+/// The default is a read-only item with the default text.
+class ItemOptions {
+public:
+    /// SetValue allowed (otherwise it returns 1).
+    ItemOptions& writeable(bool w = true) { writeable_ = w; return *this; }
+    /// Coercion of written values (§3.2).
+    ItemOptions& type(ValueType t) { type_ = t; return *this; }
+    /// Accepts or refuses a written value after coercion and the min/max check.
+    ItemOptions& validator(Validator v) { validator_ = std::move(v); return *this; }
+    /// The text formatter; default: Python str(), for `/ProductId` hex.
+    ItemOptions& text(TextFormatter f) { text_ = std::move(f); return *this; }
+    /// Shorthand for text(format::printf(fmt)).
+    ItemOptions& text(std::string_view printf_format);
+    /// GetDescription's answer; "" when not given (velib).
+    ItemOptions& description(std::string d) { description_ = std::move(d); return *this; }
+    /// A written number outside [min, max] is refused (2); a written
+    /// non-number too. They also answer GetMin/GetMax and appear in GetItems.
+    ItemOptions& min(Value v) { min_ = std::move(v); return *this; }
+    ItemOptions& max(Value v) { max_ = std::move(v); return *this; }
+    ItemOptions& range(Value lo, Value hi) { return min(std::move(lo)).max(std::move(hi)); }
+    /// GetDefault's answer; Item::reset() goes back to it.
+    ItemOptions& default_value(Value v) { default_ = std::move(v); return *this; }
+
+    bool is_writeable() const { return writeable_; }
+    ValueType type() const { return type_; }
+    const Validator& validator() const { return validator_; }
+    const TextFormatter& text() const { return text_; }
+    const std::string& description() const { return description_; }
+    const std::optional<Value>& min() const { return min_; }
+    const std::optional<Value>& max() const { return max_; }
+    const std::optional<Value>& default_value() const { return default_; }
+
+private:
+    bool writeable_ = false;
+    ValueType type_ = ValueType::any;
+    Validator validator_;
+    TextFormatter text_;
+    std::string description_;
+    std::optional<Value> min_, max_, default_;
+};
+
+/// A remote write that passed validation and changed the value.
+struct Write {
+    std::string path;
+    Value old_value;
+    Value value;
+    std::string sender;  ///< unique name of the writer
+};
+
+/// Another process owns the bus name (RequestName answered "exists", §8.1).
+class NameTakenError : public std::runtime_error {
+public:
+    NameTakenError(std::string name, std::string owner);
+    const std::string& name() const { return name_; }
+    const std::string& owner() const { return owner_; }
+
+private:
+    std::string name_, owner_;
+};
+
+/// No item at that path.
+class ItemNotFound : public std::out_of_range {
+public:
+    ItemNotFound(std::string service, std::string path);
+    const std::string& service() const { return service_; }
+    const std::string& path() const { return path_; }
+
+private:
+    std::string service_, path_;
+};
+
+/// The item or service went away while a task waited for a write to it.
+class ItemRemoved : public std::runtime_error {
+public:
+    using std::runtime_error::runtime_error;
+};
+
+/// The mandatory paths of §8.2, for Service::add_mandatory(). Name every
+/// field in a designated initializer (g++ 12's -Wextra warns about omitted ones).
+struct DeviceInfo {
+    std::string process_name;
+    std::string process_version;
+    std::string connection;        ///< e.g. "Modbus RTU ttyUSB0:1"
+    std::int64_t device_instance = 0;
+    std::int64_t product_id = 0;   ///< shown as 0x....
+    std::string product_name;
+    Value firmware_version;        ///< integer or string; may be invalid
+    Value hardware_version;        ///< anything; may be invalid
+    std::int64_t connected = 1;
+};
+
+class Service;
+
+/// One exported path. Owned by its Service; a reference stays valid until
+/// the path is removed.
+class Item {
+public:
+    Item(const Item&) = delete;
+    Item& operator=(const Item&) = delete;
+    ~Item();
+
+    const std::string& path() const { return path_; }
+    const Value& value() const { return value_; }
+    /// The text per §2.4 (formatter, `---` for invalid, hex for /ProductId).
+    std::string text() const;
+    const ItemOptions& options() const { return options_; }
+
+    /// A local update: nothing when equal (§2.3); otherwise stored and
+    /// announced (PropertiesChanged, or the batch's ItemsChanged).
+    void set(Value v);
+    /// Make the value invalid (announced like set()).
+    void invalidate() { set(Value()); }
+    /// Set the default value given in the options (throws std::logic_error without one).
+    void reset();
+
+    /// The next remote write to this item (after validation): awaitable, yields
+    /// the new value (the latest one when several came before the task ran;
+    /// use Service::writes() to see every write). Throws ItemRemoved when the
+    /// item goes away first.
+    Task<Value> written();
+
+    struct Waiters;  ///< (implementation)
+
+private:
+    friend class Service;
+    Item(Service& service, std::string path, Value value, ItemOptions options);
+
+    Service* service_;
+    std::string path_;
+    Value value_;
+    ItemOptions options_;
+    std::unique_ptr<sdbus::IObject> object_;
+    bool removing_ = false;  ///< deleted inside a batch: goes at its end
+    std::shared_ptr<Waiters> waiters_;
+};
+
+/// Remote writes, queued from the moment the stream was made; none is lost
+/// while the owner is busy. Get one from Service::writes().
+class WriteStream {
+public:
+    WriteStream(WriteStream&&) noexcept = default;
+    WriteStream& operator=(WriteStream&&) noexcept = default;
+    ~WriteStream();
+
+    /// The next write (waits when none is queued). Throws ItemRemoved when
+    /// the service was destroyed.
+    Task<Write> next();
+    /// Writes already queued.
+    std::size_t pending() const;
+
+    struct State;  ///< (implementation)
+
+private:
+    friend class Service;
+    explicit WriteStream(std::shared_ptr<State> s) : state_(std::move(s)) {}
+    std::shared_ptr<State> state_;
+};
+
+/// A Venus service: its own connection, its items, its bus name.
+class Service {
+public:
+    /// Opens a connection of its own on `bus_spec` ("system", "session" or an
+    /// address; BusError when unreachable) and creates `/`. The name is not
+    /// requested before start().
+    Service(Loop& loop, std::string name, const std::string& bus_spec, Logger log);
+    ~Service();
+    Service(const Service&) = delete;
+    Service& operator=(const Service&) = delete;
+
+    const std::string& name() const { return name_; }
+    Bus& bus() { return *bus_; }
+    bool started() const { return started_; }
+
+    /// Export `path` (absolute, D-Bus object path syntax) with `value`.
+    /// Throws std::invalid_argument for a bad path, an existing one, or one
+    /// that would be both an item and a node (`/A` and `/A/B`). Inside a batch
+    /// the new item is announced in its ItemsChanged; outside, no signal (velib).
+    Item& add(const std::string& path, Value value, ItemOptions options = {});
+    /// The nine mandatory paths of §8.2.
+    void add_mandatory(const DeviceInfo& info);
+    /// Remove one item. Outside a batch it goes at once without a signal;
+    /// inside, it is invalidated (announced) and removed at the batch's end.
+    /// Parent nodes without items go with it. Throws ItemNotFound.
+    void remove(const std::string& path);
+    /// Remove every item at or below `prefix` (as remove()); returns how many.
+    std::size_t remove_tree(const std::string& prefix);
+
+    Item* find(const std::string& path);
+    /// Throws ItemNotFound.
+    Item& at(const std::string& path);
+    /// at(path).set(v).
+    void set(const std::string& path, Value v) { at(path).set(std::move(v)); }
+    std::size_t size() const { return items_.size(); }
+    /// Every item path, sorted.
+    std::vector<std::string> paths() const;
+
+    /// RAII: local updates, additions and removals until the last guard goes
+    /// are announced together in one ItemsChanged on `/`, carrying only the
+    /// items whose value changed; nothing when nothing changed. Nests.
+    class [[nodiscard]] Batch {
+    public:
+        Batch(Batch&& o) noexcept : service_(std::exchange(o.service_, nullptr)) {}
+        Batch(const Batch&) = delete;
+        Batch& operator=(const Batch&) = delete;
+        Batch& operator=(Batch&&) = delete;
+        ~Batch();
+
+    private:
+        friend class Service;
+        explicit Batch(Service& s);
+        Service* service_;
+    };
+    Batch batch() { return Batch(*this); }
+    bool in_batch() const { return batch_depth_ > 0; }
+
+    /// Called for every remote write that changed a value, after the reply.
+    /// An exception it throws is logged. Returns an id for remove_write_observer().
+    std::size_t on_write(std::function<void(const Write&)> fn);
+    void remove_write_observer(std::size_t id);
+    /// A queue of the remote writes from now on.
+    WriteStream writes();
+
+    /// Request the name (DO_NOT_QUEUE, asynchronously). Call it after the
+    /// items exist (§8.1). Throws NameTakenError when another connection owns
+    /// it, sdbus::Error for other failures.
+    Task<void> start(Duration timeout = std::chrono::seconds(10));
+    /// Release the name. Values are not invalidated first (§8.4). The
+    /// connection closes with the Service.
+    Task<void> stop(Duration timeout = std::chrono::seconds(5));
+
+private:
+    friend class Item;
+    struct Node {
+        std::size_t items = 0;  ///< items below
+        std::unique_ptr<sdbus::IObject> object;
+    };
+    enum class Kind { root, node, item };
+    struct Filter;
+
+    void check_new_path(const std::string& path) const;
+    void create_item_object(Item& item);
+    void create_node_object(const std::string& path, Node& node);
+    void create_root_object();
+    void erase_item(const std::string& path);
+    void changed(Item& item);
+    void flush_batch();
+    void end_batch();
+
+    /// Every method on every object comes here (also those sd-bus could not
+    /// route: no interface field, SetValue with a bare value). Never throws.
+    void dispatch(const std::string& path, sdbus::MethodCall& call);
+    bool is_our_path(const std::string& path, Kind* kind) const;
+    void handle_set_value(Item& item, sdbus::MethodCall& call);
+    void write_accepted(Item& item, Value old_value, const std::string& sender);
+    std::map<std::string, sdbus::Variant> entry_of(const Item& item, bool extras) const;
+    void emit_properties_changed(Item& item);
+
+    Loop& loop_;
+    std::string name_;
+    Logger log_;
+    std::unique_ptr<Bus> bus_;
+    std::unique_ptr<Filter> filter_;
+    std::unique_ptr<sdbus::IObject> root_;
+    std::map<std::string, std::unique_ptr<Item>> items_;
+    std::map<std::string, Node> nodes_;  ///< proper prefixes of item paths, not `/`
+    int batch_depth_ = 0;
+    std::set<std::string> batch_changed_;
+    std::vector<std::string> batch_removed_;
+    std::map<std::size_t, std::function<void(const Write&)>> observers_;
+    std::size_t next_observer_ = 1;
+    std::vector<std::weak_ptr<WriteStream::State>> streams_;
+    bool started_ = false;
+    // Objects and items removed while a handler runs go when dispatch() returns.
+    int dispatch_depth_ = 0;
+    std::string dispatching_;
+    std::vector<std::unique_ptr<sdbus::IObject>> graveyard_;
+    std::vector<std::unique_ptr<Item>> dead_items_;
+};
+
+} // namespace moat

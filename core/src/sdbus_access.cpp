@@ -1,0 +1,29 @@
+#include "sdbus_access.hpp"
+
+namespace moat::detail {
+
+namespace {
+// A derived class may name the protected members of sdbus::Message; the
+// pointers to members it forms work on any Message.
+struct Access : sdbus::MethodCall {
+    Access(void* msg, sdbus::internal::ISdBus* iface) : sdbus::MethodCall(msg, iface) {}
+    static void* raw(const sdbus::Message& m) { return m.*(&Access::msg_); }
+    static sdbus::internal::ISdBus* iface(const sdbus::Message& m) { return m.*(&Access::sdbus_); }
+};
+} // namespace
+
+sd_bus_message* raw_message(const sdbus::Message& msg) {
+    return static_cast<sd_bus_message*>(Access::raw(msg));
+}
+
+sdbus::MethodCall adopt_call(sd_bus_message* call, const sdbus::Message& like) {
+    Access a(call, Access::iface(like));  // takes a reference of its own
+    return sdbus::MethodCall(static_cast<sdbus::MethodCall&&>(a));
+}
+
+std::string body_signature(const sdbus::Message& msg) {
+    const char* sig = sd_bus_message_get_signature(raw_message(msg), 1);
+    return sig ? sig : "";
+}
+
+} // namespace moat::detail

@@ -1,0 +1,45 @@
+// The few things sd-bus can do that sdbus-c++ 1.2.0 does not expose.
+//
+// sdbus-c++ routes a method call only when it names an interface and its
+// arguments match the registered signature exactly; velib also answers calls
+// without an interface field and SetValue with a bare value (venus-dbus.md
+// §3.1, §3.2). A connection filter (sd_bus_add_filter) sees those calls
+// first, and they are answered through the same sdbus-c++ message classes.
+// sdbus-c++ keeps the raw sd_bus_message pointer in a protected member; this
+// is the only file that reaches for it.
+#pragma once
+
+#include <sdbus-c++/sdbus-c++.h>
+#include <systemd/sd-bus.h>
+
+namespace moat::detail {
+
+/// The sd_bus_message behind an sdbus-c++ message (borrowed).
+sd_bus_message* raw_message(const sdbus::Message& msg);
+
+/// A method call received by a filter, as an sdbus-c++ MethodCall that can
+/// create and send its reply. `like` is any message of the same connection
+/// (it lends sdbus-c++'s connection interface).
+sdbus::MethodCall adopt_call(sd_bus_message* call, const sdbus::Message& like);
+
+/// The full signature of a message's body ("" when it has no arguments).
+std::string body_signature(const sdbus::Message& msg);
+
+/// RAII for an sd_bus_slot.
+class SlotGuard {
+public:
+    SlotGuard() = default;
+    explicit SlotGuard(sd_bus_slot* s) : slot_(s) {}
+    SlotGuard(const SlotGuard&) = delete;
+    SlotGuard& operator=(const SlotGuard&) = delete;
+    ~SlotGuard() { reset(); }
+    void reset(sd_bus_slot* s = nullptr) {
+        if (slot_) sd_bus_slot_unref(slot_);
+        slot_ = s;
+    }
+
+private:
+    sd_bus_slot* slot_ = nullptr;
+};
+
+} // namespace moat::detail
