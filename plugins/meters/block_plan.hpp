@@ -61,9 +61,9 @@ struct Block {
     bool optional() const;
 };
 
-/// Pack `registers` into blocks: ordered holding before input, then by
-/// address. Optional registers are never packed with required ones, so a
-/// meter that refuses them loses nothing else. Throws std::invalid_argument
+/// Pack `registers` into blocks, ordered required before optional, holding
+/// before input, then by address. Optional registers are never packed with
+/// required ones, so a meter that refuses them loses nothing else. Throws std::invalid_argument
 /// for a register that is longer than max_registers, runs past 0xFFFF or
 /// whose word count does not match its encoding.
 std::vector<Block> plan_blocks(std::vector<Register> registers, const PlanOptions& options);
