@@ -47,6 +47,21 @@ TEST_CASE("decoder test vectors of spec §9")
     check_exact(decode(reg(Encoding::text, 1, Quantity::none, 2), Words{0x4232, 0x3320}), "B23 ");
 }
 
+TEST_CASE("identification words quoted elsewhere in the spec")
+{
+    // §4.3: ABB type designations as Victron's abb.py reads them (u32 at 0x8960).
+    auto t2 = reg(Encoding::text, 1, Quantity::none, 2);
+    check_exact(decode(t2, Words{0x4232, 0x3120}), "B21 ");
+    check_exact(decode(t2, Words{0x4232, 0x3320}), "B23 ");
+    check_exact(decode(t2, Words{0x4232, 0x3420}), "B24 ");
+    check_exact(decode(reg(Encoding::u16), Words{0x4232}), 16946); // §2: "B2"
+    // §6: node address 1.0 read as u32 is the original's "serial"; the baud-rate floats.
+    check_exact(decode(reg(Encoding::u32b), Words{0x3F80, 0x0000}), 1065353216);
+    check_exact(decode(reg(Encoding::f32b), Words{16384, 0}), 2.0);
+    check_exact(decode(reg(Encoding::f32b), Words{16512, 0}), 4.0);
+    check_exact(decode(reg(Encoding::f32b), Words{16438, 0}), 2.84375);
+}
+
 TEST_CASE("the same vectors pass the plausibility limits of their quantity")
 {
     check_exact(decode(reg(Encoding::f32b, 1, Quantity::voltage), Words{0x4366, 0x8000}), 230.5);
