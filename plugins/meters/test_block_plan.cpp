@@ -81,7 +81,7 @@ TEST_CASE("a block never exceeds 125 registers")
     CHECK(spans(plan_blocks({f32(0x00), f32(0x4F)}, tcp)).size() == 2);
 }
 
-TEST_CASE("access types are never mixed; holding blocks come first")
+TEST_CASE("access types are never mixed, holding blocks come first")
 {
     auto blocks = plan_blocks({f32(0x00, "/a", Access::input), f32(0x02, "/b", Access::holding),
                                f32(0x04, "/c", Access::input)},
