@@ -66,6 +66,14 @@ std::shared_ptr<LogSink> stderr_sink() {
     return sink;
 }
 
+std::shared_ptr<LogSink> null_sink() {
+    struct Null final : LogSink {
+        void write(LogLevel, std::string_view) override {}
+    };
+    static auto sink = std::make_shared<Null>();
+    return sink;
+}
+
 struct Logger::State {
     std::string name;
     std::shared_ptr<LogSink> sink;

@@ -15,6 +15,7 @@
 #include <sstream>
 
 #include <moat/service.hpp>
+#include <moat/signal_watch.hpp>
 
 #include "json.hpp"
 
@@ -22,29 +23,6 @@ using conformance::Json;
 using moat::Value;
 
 namespace {
-
-/// A uv_signal_t calling `fn`; closed when destroyed.
-class SignalWatch {
-public:
-    SignalWatch(moat::Loop& loop, int signum, std::function<void()> fn) : h_(new Handle{{}, std::move(fn)}) {
-        uv_signal_init(loop.uv(), &h_->sig);
-        h_->sig.data = h_;
-        uv_signal_start(&h_->sig, [](uv_signal_t* s, int) { static_cast<Handle*>(s->data)->fn(); }, signum);
-        uv_unref(reinterpret_cast<uv_handle_t*>(&h_->sig));
-    }
-    ~SignalWatch() {
-        uv_close(reinterpret_cast<uv_handle_t*>(&h_->sig), [](uv_handle_t* h) { delete static_cast<Handle*>(h->data); });
-    }
-    SignalWatch(const SignalWatch&) = delete;
-    SignalWatch& operator=(const SignalWatch&) = delete;
-
-private:
-    struct Handle {
-        uv_signal_t sig;
-        std::function<void()> fn;
-    };
-    Handle* h_;
-};
 
 /// A JSON value as a BusItem value, without a declared type.
 Value to_value(const Json& j) {
@@ -207,8 +185,8 @@ int main(int argc, char** argv) {
         for (long k = 0; k < extra; ++k) svc.add("/Extra/" + std::to_string(k) + "/Value", Value(k), moat::ItemOptions().writeable());
 
         moat::Event stop;
-        SignalWatch term(loop, SIGTERM, [&] { stop.set(); });
-        SignalWatch intr(loop, SIGINT, [&] { stop.set(); });
+        moat::SignalWatch term(loop, SIGTERM, [&](int) { stop.set(); });
+        moat::SignalWatch intr(loop, SIGINT, [&](int) { stop.set(); });
         moat::run_until_complete(loop, serve(svc, stop));
     } catch (const moat::NameTakenError& e) {
         std::cerr << "conformance-service: cannot start: " << e.what() << "\n";

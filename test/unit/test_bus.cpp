@@ -16,15 +16,7 @@ Task<std::vector<std::string>> list_names(Bus& bus) {
     co_return names;
 }
 
-Logger quiet() {
-    static auto sink = [] {
-        struct Null : LogSink {
-            void write(LogLevel, std::string_view) override {}
-        };
-        return std::make_shared<Null>();
-    }();
-    return Logger("test", sink);
-}
+Logger quiet() { return Logger("test", null_sink()); }
 
 } // namespace
 

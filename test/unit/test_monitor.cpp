@@ -12,15 +12,7 @@ using namespace std::chrono_literals;
 
 namespace {
 
-Logger quiet() {
-    static auto sink = [] {
-        struct Null : LogSink {
-            void write(LogLevel, std::string_view) override {}
-        };
-        return std::make_shared<Null>();
-    }();
-    return Logger("test", sink);
-}
+Logger quiet() { return Logger("test", null_sink()); }
 
 struct Fixture {
     PrivateDaemon daemon{MOAT_TEST_DIR "/fixtures/dbus-test.conf"};

@@ -8,15 +8,7 @@ using namespace std::chrono_literals;
 
 namespace {
 
-Logger quiet() {
-    static auto sink = [] {
-        struct Null : LogSink {
-            void write(LogLevel, std::string_view) override {}
-        };
-        return std::make_shared<Null>();
-    }();
-    return Logger("test", sink);
-}
+Logger quiet() { return Logger("test", null_sink()); }
 
 /// Captures log lines.
 struct Capture : LogSink {

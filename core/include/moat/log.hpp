@@ -31,6 +31,8 @@ public:
 
 /// The process-wide stderr sink (shared by the host and every plugin logger).
 std::shared_ptr<LogSink> stderr_sink();
+/// A sink that drops everything (tests, quiet tools).
+std::shared_ptr<LogSink> null_sink();
 
 /// A named logger. Cheap to copy; copies share the repeat counter.
 class Logger {

@@ -123,8 +123,19 @@ struct PromiseBase {
     void unhandled_exception() noexcept { error = std::current_exception(); }
 };
 
+/// The promise's result storage: a value, or nothing for Task<void>.
 template <class T>
-struct Promise;
+struct ResultPromise : PromiseBase {
+    std::optional<T> value;
+    template <class U>
+    void return_value(U&& v) { value.emplace(std::forward<U>(v)); }
+    T take() { return std::move(*value); }
+};
+template <>
+struct ResultPromise<void> : PromiseBase {
+    void return_void() {}
+    void take() {}
+};
 
 /// Gives a coroutine its own fiber: `Fiber& f = co_await this_fiber();`
 struct ThisFiber {
@@ -145,11 +156,8 @@ inline ThisFiber this_fiber() { return {}; }
 template <class T = void>
 class [[nodiscard]] Task {
 public:
-    struct promise_type : detail::PromiseBase {
-        std::optional<T> value;
+    struct promise_type : detail::ResultPromise<T> {
         Task get_return_object() { return Task(std::coroutine_handle<promise_type>::from_promise(*this)); }
-        template <class U>
-        void return_value(U&& v) { value.emplace(std::forward<U>(v)); }
     };
     using Handle = std::coroutine_handle<promise_type>;
 
@@ -173,56 +181,8 @@ public:
         }
         T await_resume() {
             if (!h) throw std::logic_error("awaiting an empty Task");
-            auto& p = h.promise();
-            if (p.error) std::rethrow_exception(p.error);
-            return std::move(*p.value);
-        }
-    };
-    Awaiter operator co_await() && noexcept { return Awaiter{h_}; }
-    Awaiter operator co_await() & noexcept { return Awaiter{h_}; }
-
-    Handle handle() const { return h_; }
-    Handle release() { return std::exchange(h_, {}); }
-    explicit operator bool() const { return bool(h_); }
-
-private:
-    void destroy() {
-        if (h_) h_.destroy();
-        h_ = {};
-    }
-    Handle h_;
-};
-
-template <>
-class [[nodiscard]] Task<void> {
-public:
-    struct promise_type : detail::PromiseBase {
-        Task get_return_object() { return Task(std::coroutine_handle<promise_type>::from_promise(*this)); }
-        void return_void() {}
-    };
-    using Handle = std::coroutine_handle<promise_type>;
-
-    Task() = default;
-    explicit Task(Handle h) : h_(h) {}
-    Task(Task&& o) noexcept : h_(std::exchange(o.h_, {})) {}
-    Task& operator=(Task&& o) noexcept {
-        if (this != &o) { destroy(); h_ = std::exchange(o.h_, {}); }
-        return *this;
-    }
-    ~Task() { destroy(); }
-
-    struct Awaiter {
-        Handle h;
-        bool await_ready() noexcept { return !h || h.done(); }
-        template <class P>
-        std::coroutine_handle<> await_suspend(std::coroutine_handle<P> parent) noexcept {
-            h.promise().fiber = parent.promise().fiber;
-            h.promise().continuation = parent;
-            return h;
-        }
-        void await_resume() {
-            if (!h) throw std::logic_error("awaiting an empty Task");
             if (h.promise().error) std::rethrow_exception(h.promise().error);
+            return h.promise().take();
         }
     };
     Awaiter operator co_await() && noexcept { return Awaiter{h_}; }
@@ -360,38 +320,18 @@ inline void Event::set() {
     for (auto* w : ws) w->complete();
 }
 
-/// Run `task` with a deadline: cancelled after `d`, then TimeoutError.
+namespace detail {
+/// Run `task` in a new scope of its fiber, optionally shielded from outer
+/// cancellation, cancelled at `deadline` (absolute) or `timeout` after the start.
 template <class T>
-Task<T> with_timeout(Duration d, Task<T> task) {
-    detail::Fiber& f = co_await detail::this_fiber();
-    detail::ScopeGuard guard(f, false);
-    bool timed_out = false;
-    Timer timer(f.loop->clock(), f.loop->clock().now() + d, [&] {
-        timed_out = true;
-        guard.scope().cancel();
-    });
-    bool cancelled = false;
-    try {
-        co_return co_await task;
-    } catch (const Cancelled&) {
-        cancelled = true;
-    }
-    // Only our own deadline turns into a timeout; an outer cancel stays a cancel.
-    if (cancelled && timed_out && !(guard.scope().parent && guard.scope().parent->effectively_cancelled()))
-        throw TimeoutError("timed out");
-    throw Cancelled();
-}
-
-/// Run cleanup `task` shielded from the surrounding cancellation. `deadline`
-/// (absolute) bounds it: it is cancelled then and TimeoutError is raised.
-template <class T>
-Task<T> shielded(Task<T> task, std::optional<TimePoint> deadline = std::nullopt) {
-    detail::Fiber& f = co_await detail::this_fiber();
-    detail::ScopeGuard guard(f, true);
+Task<T> run_scoped(Task<T> task, bool shield, std::optional<Duration> timeout, std::optional<TimePoint> deadline,
+                   const char* timeout_message) {
+    Fiber& f = co_await this_fiber();
+    ScopeGuard guard(f, shield);
     bool timed_out = false;
     Timer timer;
-    if (deadline)
-        timer = Timer(f.loop->clock(), *deadline, [&] {
+    if (timeout || deadline)
+        timer = Timer(f.loop->clock(), deadline ? *deadline : f.loop->clock().now() + *timeout, [&] {
             timed_out = true;
             guard.scope().cancel();
         });
@@ -401,8 +341,25 @@ Task<T> shielded(Task<T> task, std::optional<TimePoint> deadline = std::nullopt)
     } catch (const Cancelled&) {
         cancelled = true;
     }
-    if (cancelled && timed_out) throw TimeoutError("shielded cleanup passed its deadline");
+    // Only our own deadline turns into a timeout; an outer cancel stays a
+    // cancel (a shielded scope has no outer cancel).
+    bool outer = !shield && guard.scope().parent && guard.scope().parent->effectively_cancelled();
+    if (cancelled && timed_out && !outer) throw TimeoutError(timeout_message);
     throw Cancelled();
+}
+} // namespace detail
+
+/// Run `task` with a deadline: cancelled after `d`, then TimeoutError.
+template <class T>
+Task<T> with_timeout(Duration d, Task<T> task) {
+    return detail::run_scoped(std::move(task), false, d, std::nullopt, "timed out");
+}
+
+/// Run cleanup `task` shielded from the surrounding cancellation. `deadline`
+/// (absolute) bounds it: it is cancelled then and TimeoutError is raised.
+template <class T>
+Task<T> shielded(Task<T> task, std::optional<TimePoint> deadline = std::nullopt) {
+    return detail::run_scoped(std::move(task), true, std::nullopt, deadline, "shielded cleanup passed its deadline");
 }
 
 class TaskGroup;
@@ -522,7 +479,7 @@ T run_until_complete(Loop& loop, Task<T> task, std::string name) {
             throw std::logic_error("run_until_complete: the task waits for something that can never happen");
     }
     if (h.promise().error) std::rethrow_exception(h.promise().error);
-    if constexpr (!std::is_void_v<T>) return std::move(*h.promise().value);
+    return h.promise().take();
 }
 
 } // namespace moat
