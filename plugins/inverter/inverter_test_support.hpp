@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "controller.hpp"
 #include "inputs.hpp"
 #include "params.hpp"
 
@@ -36,6 +37,38 @@ inline SystemParams sample_cfg() {
     sp.pg_max = 4500;
     sp.inv_eff = 0.88;
     return sp;
+}
+
+/// A controller and its inputs with the §20 defaults; last_p = dest_p = 0.
+struct Rig {
+    explicit Rig(SystemParams sp = {}) : ctl(sp) {}
+    Inputs in = defaults();
+    Controller ctl;
+
+    /// PV current, with i_pv_max = PV unless given.
+    void pv(double amps, double max = -1) {
+        in.pv_current = amps;
+        ctl.pv.set_max(max < 0 ? amps : max);
+    }
+    void consumption(double l1, double l2, double l3) { in.consumption = {l1, l2, l3}; }
+};
+
+/// The names of the rules in a report, in order.
+inline std::vector<std::string> rules(const CycleReport& r) {
+    std::vector<std::string> out;
+    for (auto& e : r.limits) out.emplace_back(to_string(e.rule));
+    return out;
+}
+inline std::vector<std::string> rules(const std::vector<LimitEntry>& limits) {
+    std::vector<std::string> out;
+    for (auto& e : limits) out.emplace_back(to_string(e.rule));
+    return out;
+}
+
+inline const LimitEntry* find_rule(const CycleReport& r, Rule rule) {
+    for (auto& e : r.limits)
+        if (e.rule == rule) return &e;
+    return nullptr;
 }
 
 /// Figures in the spec have two decimals.
