@@ -1,4 +1,4 @@
-"""Integration tests of the statusline plugin: the
+"""Integration tests of the statusline plugin and `moat-victron status`: the
 real build/moat-victron on a private dbus-daemon, with Python publishers
 (test/fixtures/venus_publisher.py) standing in for the solar chargers,
 batteries, the Multi (vebus) and the system service. Expected lines are the
@@ -157,6 +157,9 @@ class StatusLineTest(HostTestCase):
         _, t = host.wait_for(LINE_RX.replace("(.*)$", re.escape(expected) + "$"), timeout, since)
         return t
 
+    def status_once(self, *extra, timeout=15.0):
+        return run_host(["status", "--once", "--bus", self.bus.address] + list(extra), timeout=timeout)
+
     # -- the line, its outputs ---------------------------------------------
 
     def test_e1_in_the_log_the_file_and_on_dbus(self):
@@ -178,6 +181,46 @@ class StatusLineTest(HostTestCase):
         self.assertEqual(rc, 0, h.describe())
         self.assertFalse(os.path.exists(path), "the file outlived the plugin")
         self.assertIsNone(gdbus_get_line(self.bus.address))
+
+    def test_status_once_prints_the_same_line_as_the_plugin(self):
+        self.publish(e1_services())
+        h = self.start_statusline()
+        self.wait_until("/StatusLine is E1", lambda: gdbus_get_line(self.bus.address) == E1, 5, h)
+        rc, out, err = self.status_once()
+        self.assertEqual((rc, out), (0, E1 + "\n"), err)
+        self.assertEqual(err, "")
+
+    def test_status_once_without_the_plugin(self):
+        self.publish(e2_services())
+        rc, out, err = self.status_once()
+        self.assertEqual((rc, out), (0, E2 + "\n"), err)
+
+    def test_status_once_without_a_system_service_exits_7(self):
+        self.publish([charger("ttyO1", 27.61, 2.35, 5.0, 66, 0)])
+        t = time.monotonic()
+        rc, out, err = self.status_once("--wait", "0.5")
+        self.assertEqual(rc, 7, err)
+        self.assertEqual(out, "")
+        self.assertIn("no com.victronenergy.system service", err)
+        self.assertLess(time.monotonic() - t, 5)
+
+    def test_status_prints_every_interval_until_interrupted(self):
+        self.start_bus()
+        self.publish(e2_services())
+        p = spawn([HOST, "status", "--bus", self.bus.address, "--interval", "0.2"], stdout=subprocess.PIPE,
+                  stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
+        self.addCleanup(p.stderr.close)
+        self.addCleanup(p.stdout.close)
+        self.addCleanup(stop_process, p, signal.SIGKILL)
+        times = []
+        for _ in range(6):
+            line = _readline_with_timeout(p.stdout, 5.0)
+            self.assertEqual(line, E2 + "\n")
+            times.append(time.monotonic())
+        p.send_signal(signal.SIGINT)
+        self.assertEqual(p.wait(5), 0)
+        gaps = [b - a for a, b in zip(times, times[1:])]
+        self.assertTrue(all(0.1 < g < 0.4 for g in gaps), gaps)
 
     def test_lines_come_at_the_configured_rate(self):
         # the chargers' power ramps, so every line differs (the log summarises repeats)
