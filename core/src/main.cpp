@@ -1,5 +1,6 @@
 // moat-victron: the command line. Parses options, then runs the host, checks a
-// configuration, or describes plugins.
+// configuration, or describes plugins; or runs a client command
+// (`moat-victron status`, see client_commands below).
 #include <climits>
 #include <cmath>
 #include <csignal>
@@ -14,9 +15,11 @@
 
 #include <fmt/format.h>
 
+#include "client.hpp"
 #include "host.hpp"
 #include "last_resort.hpp"
 #include "private_daemon.hpp"
+#include "status_command.hpp"
 
 using namespace moat;
 namespace fs = std::filesystem;
@@ -25,7 +28,20 @@ namespace {
 
 constexpr const char* default_config = "/data/moat-victron/moat-victron.toml";
 
+/// The client commands: `moat-victron <name> [OPTIONS]` (moat/command.hpp).
+/// A command lives with the plugin whose code it shares; add it here.
+const ClientCommand* const client_commands[] = {
+    &statusline::status_command,
+};
+
+const ClientCommand* find_command(std::string_view name) {
+    for (auto* c : client_commands)
+        if (c->name == name) return c;
+    return nullptr;
+}
+
 const char* usage_text = R"(Usage: moat-victron [OPTIONS]
+       moat-victron COMMAND [OPTIONS]      (see "Commands" below)
 
 Runs the plugins a TOML file declares on one event loop and one D-Bus connection.
 
@@ -44,6 +60,8 @@ Options:
   --version              print the version
   --help                 print this help
 
+Commands (each has --help; they take --bus, default "system"):
+{}
 Signals: SIGTERM/SIGINT stop every plugin through its safe state, then exit 0
 (a second one exits at once); SIGHUP re-reads the configuration.
 
@@ -51,8 +69,17 @@ Exit codes:
   0  stopped by a signal            4  D-Bus unreachable or lost
   1  internal error                 5  loop watchdog fired
   2  bad command line               6  forced exit (second signal, stop timeout)
-  3  configuration or plugin error
+  3  configuration or plugin error  7  (commands) the services needed did not appear
 )";
+
+std::string usage() {
+    std::string commands;
+    for (auto* c : client_commands) {
+        auto summary = c->summary.substr(0, c->summary.find('\n'));
+        commands += fmt::format("  {:<22} {}\n", c->name, summary);
+    }
+    return fmt::format(fmt::runtime(usage_text), commands);
+}
 
 struct Args {
     std::optional<std::string> config, check_config, bus, plugin_dir, help_plugin;
@@ -205,10 +232,19 @@ void stop_demo_daemon() {
 } // namespace
 
 int main(int argc, char** argv) {
-    Args args = parse_args(argc, argv);
     std::signal(SIGPIPE, SIG_IGN);
+    if (argc > 1 && argv[1][0] != '-') {
+        const ClientCommand* command = find_command(argv[1]);
+        if (!command) {
+            std::string names;
+            for (auto* c : client_commands) names += (names.empty() ? "" : ", ") + std::string(c->name);
+            usage_error(fmt::format("unknown command '{}' (commands: {})", argv[1], names));
+        }
+        return run_client_command(*command, std::span<char* const>(argv + 2, argv + argc));
+    }
+    Args args = parse_args(argc, argv);
     if (args.help) {
-        fmt::print("{}", usage_text);
+        fmt::print("{}", usage());
         return exit_ok;
     }
     if (args.version) {

@@ -364,7 +364,9 @@ class CommandLineTest(HostTestCase):
     def test_bad_command_lines_exit_2(self):
         cases = [
             (["--bogus"], "unknown option '--bogus'"),
-            (["config.toml"], "unknown option 'config.toml'"),
+            (["config.toml"], "unknown command 'config.toml' (commands: status)"),
+            (["status", "--bogus"], "moat-victron status: unknown option '--bogus'"),
+            (["status", "--interval", "0"], "--interval takes seconds from 0.05 to 3600, not '0'"),
             (["--config"], "--config needs a value"),
             (["--log-level", "loud"], "unknown log level 'loud'"),
             (["--help-plugin"], "--help-plugin needs a value"),
@@ -374,7 +376,7 @@ class CommandLineTest(HostTestCase):
                 rc, out, err = run_host(args, env=env_without_bus())
                 self.assertEqual(rc, 2, f"stdout: {out}\nstderr: {err}")
                 self.assertIn(msg, err)
-                self.assertIn("Try 'moat-victron --help'.", err)
+                self.assertRegex(err, r"Try 'moat-victron (status )?--help'\.")
 
 
 # ==========================================================================

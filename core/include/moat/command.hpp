@@ -1,0 +1,66 @@
+// Client commands of the executable: `moat-victron <command> [OPTIONS]`.
+//
+// A client command is a short-lived program that talks to the bus from the
+// command line (`moat-victron status`, later `moat-victron inverter ...`).
+// main.cpp holds the table of commands; the runner gives every command the
+// same options and the same environment:
+//
+// - the common options `--bus BUS` (default "system"), `--log-level LEVEL`
+//   (default "warning", so that the monitor's notes do not disturb the
+//   output) and `--help`, taken out before the command sees its arguments;
+// - a loop, a connection and a Monitor on it (CommandContext);
+// - SIGINT/SIGTERM cancel the command's task and exit 0; a lost bus exits 4;
+//   a usage error (UsageError from parse) exits 2 with the command's help hint.
+//
+// The command itself is plain SDK code: parse its own arguments, then a task.
+#pragma once
+
+#include <functional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "moat/bus.hpp"
+#include "moat/log.hpp"
+#include "moat/loop.hpp"
+#include "moat/monitor.hpp"
+#include "moat/task.hpp"
+
+namespace moat {
+
+/// A bad command line: the message says what is wrong.
+class UsageError : public std::runtime_error {
+public:
+    using std::runtime_error::runtime_error;
+};
+
+/// Exit codes of client commands (those of the host apply too: 2 usage, 4 bus).
+enum CommandExit : int {
+    command_ok = 0,
+    command_failed = 1,   ///< an unexpected error (the message says which)
+    command_no_data = 7,  ///< the services the command needs did not appear
+};
+
+/// What a running client command gets. Lives as long as the command's task.
+struct CommandContext {
+    Loop& loop;
+    Bus& bus;
+    Monitor& monitor;
+    Logger log;            ///< named after the command
+    std::string bus_spec;  ///< as given with --bus
+};
+
+/// A parsed command, ready to run: returns the exit code.
+using CommandTask = std::function<Task<int>(CommandContext&)>;
+
+struct ClientCommand {
+    std::string_view name;     ///< the word after the executable's name
+    std::string_view summary;  ///< one line, for `moat-victron --help`
+    std::string_view usage;    ///< what it does and its own options, for `moat-victron <command> --help`
+    /// Parse the command's own arguments (the common options removed).
+    /// Throws UsageError; never touches the bus.
+    CommandTask (*parse)(const std::vector<std::string>& args);
+};
+
+} // namespace moat
