@@ -51,7 +51,7 @@ struct Context {
     /// that need connections of their own (one per exported Venus service).
     std::string bus_spec;
     /// The process's one monitor of other Venus services (shared by all
-    /// plugins; it starts when first used). Since ABI 1.1.
+    /// plugins; it starts when first used).
     Monitor& monitor;
 };
 
