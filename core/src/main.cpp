@@ -14,6 +14,7 @@
 
 #include <fmt/format.h>
 
+#include "client_inverter.hpp"
 #include "host.hpp"
 #include "last_resort.hpp"
 #include "private_daemon.hpp"
@@ -43,6 +44,10 @@ Options:
   --help-plugin KIND     describe a plugin's configuration keys ("host" for [host])
   --version              print the version
   --help                 print this help
+
+Clients of a running host:
+  moat-victron inverter [--bus BUS] [--name NAME] [--json] state|modes|mode-info M|
+                        set-mode M [KEY=VALUE ...]|set-param KEY VALUE
 
 Signals: SIGTERM/SIGINT stop every plugin through its safe state, then exit 0
 (a second one exits at once); SIGHUP re-reads the configuration.
@@ -205,6 +210,8 @@ void stop_demo_daemon() {
 } // namespace
 
 int main(int argc, char** argv) {
+    // Client subcommands talk to a running host's plugins (each in its own file).
+    if (argc > 1 && std::string_view(argv[1]) == "inverter") return inverter_client(argc - 1, argv + 1);
     Args args = parse_args(argc, argv);
     std::signal(SIGPIPE, SIG_IGN);
     if (args.help) {

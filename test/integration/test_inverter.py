@@ -296,6 +296,34 @@ class TestControlInterface(InverterTestCase):
         self.assertEqual(c.item("/Power"), 300.0)
         self.assertEqual(c.set_item("/Current", 5.0), 2)  # not a parameter of p_inv
 
+    def test_cli_client(self):
+        self.start("off", mode_lockout=0.0)
+        env = dict(os.environ)
+        base = [moattest.HOST, "inverter", "--bus", self.bus.address]
+        r = subprocess.run(base + ["modes"], capture_output=True, text=True, timeout=10, env=env)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("p_grid", r.stdout)
+        r = subprocess.run(base + ["mode-info", "p_inv"], capture_output=True, text=True, timeout=10)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("phase", r.stdout)
+        t0 = time.monotonic()
+        r = subprocess.run(base + ["set-mode", "p_inv", "power=600"], capture_output=True, text=True, timeout=10)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.wait_for_setpoints([-200.0] * 3, since=t0)
+        r = subprocess.run(base + ["set-param", "power", "300"], capture_output=True, text=True, timeout=10)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.wait_for_setpoints([-100.0] * 3, since=t0)
+        r = subprocess.run(base + ["--json", "state"], capture_output=True, text=True, timeout=10)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        st = json.loads(r.stdout)
+        self.assertEqual(st["mode"][0], "p_inv")
+        self.assertEqual(st["mode"][1]["power"], 300.0)
+        r = subprocess.run(base + ["state"], capture_output=True, text=True, timeout=10)
+        self.assertIn("mode: p_inv", r.stdout)
+        r = subprocess.run(base + ["set-mode", "nonsense"], capture_output=True, text=True, timeout=10)
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn("org.m_o_a_t.inv.unknown", r.stderr)
+
 
 class TestSafety(InverterTestCase):
     def test_sigterm_writes_the_safe_setpoint_on_every_phase_within_2_s(self):
