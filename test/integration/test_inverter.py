@@ -235,6 +235,25 @@ class TestWrites(InverterTestCase):
         self.assertAlmostEqual(st["inverter"]["dest"], -2888.89, places=1)
         self.host.wait_for(r"DEBUG.*IB_ERR_L")
 
+    def test_remote_mode_exports_its_target_capped_by_the_reference(self):
+        # §20 remote table: state 0, power 1000, power_ref 1500, consumption 300/phase
+        # -> calc_grid_p(-1000, excess=500) -> 1900 W, 633.33 per phase
+        self.start("remote", extra="[inverter.modes.remote]\npower = 1000\npower_ref = 1500\n")
+        self.wait_for_setpoints([-633.33] * 3)
+        st = self.client.state()
+        self.assertEqual(st["remote"]["mode"], 0)
+        self.assertEqual(st["mode"][1]["mode"], 0.0)
+
+    def test_soc_mode_below_target_charges_at_power_in(self):
+        # SoC 50 % below dest 0.8: grid power power_in (-100: export 100 W) -> inverter 1000 W
+        self.start("setsoc", extra="[inverter.modes.soc]\ndest_soc = 0.8\npower_in = -100\n")
+        self.wait_for_setpoints([-1000 / 3] * 3)
+        st = self.wait_until("to_soc in GetState", lambda: (lambda s: s if "to_soc" in s else None)(self.client.state()),
+                             5, self.host)
+        self.assertAlmostEqual(st["to_soc"]["now"], 0.5)
+        self.assertAlmostEqual(st["to_soc"]["dest"], 0.8)
+        self.assertEqual(st["mode"][0], "soc")
+
     def test_fake_mode_never_writes(self):
         self.host = self.start_host(self.config("p_grid", fake=True, name="main"), "--log-level", "debug")
         self.host.wait_for(r"NO-OP SET inverter -900 ∑ -300 -300 -300", timeout=10)
