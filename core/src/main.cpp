@@ -16,6 +16,7 @@
 #include <fmt/format.h>
 
 #include "client.hpp"
+#include "client_inverter.hpp"
 #include "host.hpp"
 #include "last_resort.hpp"
 #include "private_daemon.hpp"
@@ -61,7 +62,9 @@ Options:
   --help                 print this help
 
 Commands (each has --help; they take --bus, default "system"):
-{}
+{}  inverter   control the inverter plugin: state|modes|mode-info M|set-mode M [KEY=VALUE ...]|
+             set-param KEY VALUE  [--name NAME] [--json]
+
 Signals: SIGTERM/SIGINT stop every plugin through its safe state, then exit 0
 (a second one exits at once); SIGHUP re-reads the configuration.
 
@@ -232,6 +235,7 @@ void stop_demo_daemon() {
 } // namespace
 
 int main(int argc, char** argv) {
+    if (argc > 1 && std::string_view(argv[1]) == "inverter") return inverter_client(argc - 1, argv + 1);
     std::signal(SIGPIPE, SIG_IGN);
     if (argc > 1 && argv[1][0] != '-') {
         const ClientCommand* command = find_command(argv[1]);

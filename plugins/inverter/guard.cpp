@@ -1,0 +1,55 @@
+#include "guard.hpp"
+
+#include <fmt/format.h>
+
+namespace moat::inverter {
+
+namespace {
+double secs(GuardDuration d) { return std::chrono::duration<double>(d).count(); }
+} // namespace
+
+GuardDecision evaluate_guard(const GuardInput& in, GuardDuration timeout) {
+    GuardDecision d;
+    if (!in.vebus_present) d.input_problem = "the vebus service is not on the bus";
+    else if (!in.battery_present) d.input_problem = "the battery service is not on the bus";
+    else {
+        struct Age { const char* what; const std::optional<GuardDuration>& age; };
+        for (const Age& a : {Age{"system", in.system_age}, Age{"vebus", in.vebus_age}, Age{"battery", in.battery_age}})
+            if (a.age && *a.age > timeout) {
+                d.input_problem = fmt::format("no update from the {} service for {:.1f} s", a.what, secs(*a.age));
+                break;
+            }
+    }
+    if (d.input_problem.empty() && !in.problems.empty()) {
+        std::string list;
+        for (auto& p : in.problems) list += (list.empty() ? "" : ", ") + p;
+        if (in.invalid_for > timeout) d.input_problem = fmt::format("inputs invalid for {:.1f} s: {}", secs(in.invalid_for), list);
+        else {
+            d.holding = true;
+            d.input_problem = "inputs invalid: " + list;
+        }
+    }
+    d.inputs_ok = d.input_problem.empty();
+
+    if (!in.vebus_present) d.write_problem = "no vebus service";
+    else if (!in.hub4_mode || *in.hub4_mode != 3)
+        d.write_problem = in.hub4_mode ? fmt::format("ESS mode (Hub4Mode) is {:g}, not 3", *in.hub4_mode)
+                                       : "ESS mode (Hub4Mode) is unknown";
+    else if (!in.assistant_id || *in.assistant_id != 5)
+        d.write_problem = in.assistant_id ? fmt::format("no ESS assistant (AssistantId {:g}, not 5)", *in.assistant_id)
+                                          : "no ESS assistant (AssistantId unknown)";
+    d.may_write = d.write_problem.empty();
+    return d;
+}
+
+bool closed_loop(Mode mode) { return mode != Mode::off && mode != Mode::idle; }
+
+std::optional<std::string> refuse_closed_loop(Mode mode, std::optional<double> ovf) {
+    if (closed_loop(mode) && ovf && *ovf == 1)
+        return fmt::format("refusing mode {}: /Settings/CGwacs/OvervoltageFeedIn is 1 (feed-in of DC-coupled PV "
+                           "overvoltage would fight the external control loop)",
+                           to_string(mode));
+    return std::nullopt;
+}
+
+} // namespace moat::inverter

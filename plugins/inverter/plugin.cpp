@@ -1,0 +1,896 @@
+// The inverter plugin: the I/O shell around inverter-logic (inverter-control.md
+// §3, §4, §12-§18). Reads the system, vebus, battery and settings services
+// through the shared monitor, runs one mode at a time under a supervisor,
+// writes /Hub4/L<n>/AcPowerSetpoint, exports the control interface
+// org.m_o_a_t.inv on /Control and a Venus service with writeable items.
+#include <chrono>
+#include <cmath>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <fmt/format.h>
+#include <moat/plugin.hpp>
+#include <moat/service.hpp>
+#include <moat/value.hpp>
+#include <sdbus-c++/sdbus-c++.h>
+
+#include "controller.hpp"
+#include "guard.hpp"
+#include "inputs.hpp"
+#include "modes.hpp"
+#include "params.hpp"
+#include "settle.hpp"
+
+namespace moat::inverter {
+namespace {
+
+using namespace std::chrono_literals;
+
+constexpr const char* control_iface = "org.m_o_a_t.inv";
+constexpr const char* err_too_early = "org.m_o_a_t.inv.too_early";
+constexpr const char* err_unknown = "org.m_o_a_t.inv.unknown";
+constexpr const char* system_service = "com.victronenergy.system";
+constexpr const char* settings_service = "com.victronenergy.settings";
+
+Duration seconds(double s) { return std::chrono::duration_cast<Duration>(std::chrono::duration<double>(s)); }
+double secs(Duration d) { return std::chrono::duration<double>(d).count(); }
+
+// ---------------------------------------------------------------- config keys
+
+const ConfigKey io_keys[] = {
+    {"name", KeyType::string, "\"\"", "control bus name suffix: org.m_o_a_t.inv.<name>; \"\" = main (fake in fake mode)"},
+    {"fake", KeyType::boolean, "false", "compute and log, never write to the Multi (NO-OP SET lines)"},
+    {"venus_service", KeyType::string, "\"\"",
+     "bus name of the Venus items (/Mode, /Power, ...); \"\" = com.victronenergy.moatinv.<name>"},
+    {"input_timeout", KeyType::number, "10", "s: a required input invalid or a service silent this long stops the loop (§18.3)", 0.05, 3600},
+    {"mode_lockout", KeyType::number, "30", "s: after a mode started, changes to another mode are refused this long (§15)", 0, 3600},
+    {"refresh_interval", KeyType::number, "5", "s: the setpoints are re-written at least this often (§18.7; <= 10)", 0.05, 10},
+    {"trigger_sleep", KeyType::number, "3", "s: the settle loop's sleep before waiting for the Multi (§12)", 0, 60},
+    {"trigger_wait", KeyType::number, "5", "s: the settle loop's longest wait for a change of /Ac/ActiveIn/P (§12)", 0.01, 60},
+    {"idle_sleep", KeyType::number, "20", "s: the idle mode's sleep between writes (§14.2)", 0, 600},
+    {"stop_write_timeout", KeyType::number, "2", "s: bound of the safe-setpoint write on stop (§18.1)", 0.1, 10},
+};
+
+const std::vector<ConfigKey> all_keys = [] {
+    std::vector<ConfigKey> v(config_keys.begin(), config_keys.end());
+    v.insert(v.end(), std::begin(io_keys), std::end(io_keys));
+    return v;
+}();
+
+// ---------------------------------------------------------------- values
+
+std::optional<double> number(const Value& v) {
+    if (v.is_invalid()) return std::nullopt;
+    auto n = v.as_number();
+    if (n && std::isfinite(*n)) return n;
+    return std::nullopt;
+}
+
+/// A SetMode/SetModeParam argument as a parameter value; throws for strings etc.
+ParamValue param_value(const Value& v, std::string_view name) {
+    if (v.is_invalid()) return std::nullopt;
+    if (auto n = v.as_number()) return *n;
+    throw sdbus::Error(err_unknown, fmt::format("{}: expected a number, a boolean or None, not {}", name, kind_name(v)));
+}
+
+Value param_to_value(const ParamValue& v) { return v ? Value(*v) : Value(); }
+
+Value op_dict(const Op& op) {
+    Value::Dict d;
+    for (auto& [k, v] : op) d[k] = param_to_value(v);
+    return d;
+}
+
+Value double_list(const std::vector<double>& v) {
+    Value::List l;
+    for (double x : v) l.emplace_back(x);
+    return l;
+}
+
+Value limit_entry(const LimitEntry& e) {
+    Value::Dict d;
+    d["rule"] = std::string(to_string(e.rule));
+    for (auto& [k, v] : e.values) d[k] = v;
+    d["lim"] = e.lim;
+    d["fix"] = e.fix;
+    d["res"] = e.res;
+    if (!e.step.empty()) d["step"] = double_list(e.step);
+    return d;
+}
+
+Value cycle_report(const CycleReport& r) {
+    Value::List limits;
+    for (auto& e : r.limits) limits.push_back(limit_entry(e));
+    Value::Dict d;
+    d["init"] = r.init;
+    d["limits"] = Value(std::move(limits));
+    d["dest"] = r.dest;
+    d["setpoint"] = r.setpoint;
+    d["inv_phases"] = double_list(r.inv_phases);
+    d["phases"] = double_list(r.phases);
+    return d;
+}
+
+// ---------------------------------------------------------------- the plugin
+
+class InverterPlugin final : public Plugin {
+public:
+    explicit InverterPlugin(Context& ctx);
+    Task<void> run() override;
+    Task<void> safe_state() override;
+
+private:
+    // ---- inputs
+    std::string vebus() { return string_at(system_service, "/VebusService"); }
+    std::string battery();
+    std::string string_at(const std::string& service, const std::string& path);
+    std::optional<double> num(const std::string& service, const std::string& path) {
+        return service.empty() ? std::nullopt : number(ctx_.monitor.value(service, path));
+    }
+    bool present(const std::string& service) { return !service.empty() && ctx_.monitor.service(service).has_value(); }
+    Readings readings();
+    /// Re-evaluate the guard (§18.3/§18.4); reacts to a change of state.
+    void check_guard();
+    GuardDecision guard_now();
+    /// The current inputs; waits while they are invalid (the guard stops the
+    /// mode when that lasts too long).
+    Task<Inputs> inputs();
+    std::optional<Duration> age_of(const std::string& service);
+
+    // ---- output
+    Task<void> write(std::vector<double> setpoints, Duration timeout);
+    Task<void> write_safe(const char* why);
+
+    // ---- modes
+    Task<void> supervisor();
+    Task<void> mode_task(Mode mode, std::uint64_t generation);
+    Task<void> apply(const Target& target);
+    Task<void> trigger(Duration sleep);
+    /// Keep a cycle's report for GetState and log every rule that fired (§17).
+    void record(const Cycle& c);
+    void mode_ended(std::uint64_t generation, const std::string& error);
+    /// Checks a mode change (lock-out, name, arguments); throws sdbus::Error.
+    /// Returns the mode and whether it differs from the current (or pending) one.
+    std::pair<Mode, bool> check_mode_change(const std::string& name, const Op& args);
+    /// Validates and queues a mode change; throws sdbus::Error.
+    void change_mode(const std::string& name, const Op& args);
+    std::string state_text();
+    void change_mode_param(const std::string& name, const ParamValue& value);
+    std::optional<std::string> mode_change_refusal(std::optional<Mode> m);
+    int n_phase_hint();
+
+    // ---- background (§13)
+    Task<void> battery_average();
+    Task<void> pv_tracking();
+    Task<void> solar_power();
+    Task<void> refresh();
+    Task<void> guard_watch();
+
+    // ---- export
+    void build_service();
+    void build_control();
+    Value state();
+    void sync_items();
+    void on_remote_write(const Write& w);
+
+    Context& ctx_;
+    SystemParams sp_;
+    ModeDefaults defaults_;
+    Controller ctl_;
+    bool fake_;
+    std::string name_;
+    Duration input_timeout_, lockout_, refresh_, trigger_sleep_, trigger_wait_, idle_sleep_, stop_write_timeout_;
+
+    // supervisor state
+    Mode mode_;
+    Op op_;
+    std::optional<Mode> pending_mode_;
+    Op pending_op_;
+    std::uint64_t generation_ = 0;
+    TimePoint mode_started_{};
+    bool ever_started_ = false;
+    std::string error_;
+    Event wake_;
+
+    // guard state
+    bool inputs_ok_ = false;
+    bool guard_checked_ = false;
+    bool may_write_ = false;
+    std::string input_problem_, write_problem_;
+    std::optional<TimePoint> invalid_since_;
+    std::map<std::string, TimePoint, std::less<>> last_update_;
+    TimePoint started_{};
+    std::vector<Subscription> subs_;
+
+    // reports
+    std::optional<CycleReport> report_;
+    std::optional<Value> mode_report_;  ///< to_soc / remote
+    std::string mode_report_key_;
+    std::vector<double> last_written_;
+    std::optional<TimePoint> last_write_;
+    std::string last_write_skip_;
+    double solar_p_ = 0;
+    double i_batt_avg_ = 0;
+    std::vector<std::optional<double>> i_batt_window_;
+    int last_n_phase_ = 0;
+
+    std::unique_ptr<Service> svc_;
+    std::unique_ptr<sdbus::IObject> control_;
+    Event forever_;
+};
+
+InverterPlugin::InverterPlugin(Context& ctx)
+    : ctx_(ctx), sp_(system_params(ctx.config)), defaults_(mode_defaults(ctx.config)), ctl_(sp_),
+      fake_(ctx.config.get_bool("fake")), input_timeout_(seconds(ctx.config.get_number("input_timeout"))),
+      lockout_(seconds(ctx.config.get_number("mode_lockout"))),
+      refresh_(seconds(ctx.config.get_number("refresh_interval"))),
+      trigger_sleep_(seconds(ctx.config.get_number("trigger_sleep"))),
+      trigger_wait_(seconds(ctx.config.get_number("trigger_wait"))),
+      idle_sleep_(seconds(ctx.config.get_number("idle_sleep"))),
+      stop_write_timeout_(seconds(ctx.config.get_number("stop_write_timeout"))) {
+    name_ = ctx.config.get_string("name");
+    if (name_.empty()) name_ = fake_ ? "fake" : "main";
+    auto start = parse_mode(ctx.config.get_string("mode"));
+    if (!start) ctx.config.fail("mode", "unknown mode");  // (the key's choices make this unreachable)
+    mode_ = *start;
+    op_ = params_for(mode_, std::nullopt, {}, {}, defaults_);
+}
+
+std::string InverterPlugin::string_at(const std::string& service, const std::string& path) {
+    Value v = ctx_.monitor.value(service, path);
+    return v.is_string() ? v.as_string() : std::string();
+}
+
+std::string InverterPlugin::battery() {
+    // systemcalc gives the service name; accept "class/instance" too.
+    std::string b = string_at(system_service, "/Dc/Battery/BatteryService");
+    if (auto slash = b.find('/'); slash != std::string::npos) {
+        std::string cls = b.substr(0, slash);
+        char* end = nullptr;
+        long inst = std::strtol(b.c_str() + slash + 1, &end, 10);
+        ctx_.monitor.watch(cls);
+        auto s = ctx_.monitor.find_by_instance(cls, inst);
+        return s ? s->name : std::string();
+    }
+    if (!b.empty()) ctx_.monitor.watch(service_class(b));
+    return b;
+}
+
+Readings InverterPlugin::readings() {
+    Readings r;
+    const std::string sys = system_service, vb = vebus(), bat = battery();
+    if (auto n = num(sys, "/Ac/ActiveIn/NumberOfPhases")) r.n_phase = static_cast<int>(*n);
+    r.pv_current = num(sys, "/Dc/Pv/Current");
+    r.battery_voltage = num(sys, "/Dc/Battery/Voltage");
+    r.battery_current = num(sys, "/Dc/Battery/Current");
+    r.vebus_current = num(sys, "/Dc/Vebus/Current");
+    r.soc_percent = num(sys, "/Dc/Battery/Soc");
+    for (int k = 0; k < max_phases; ++k) {
+        r.consumption[k] = num(sys, fmt::format("/Ac/Consumption/L{}/Power", k + 1));
+        r.grid[k] = num(sys, fmt::format("/Ac/Grid/L{}/Power", k + 1));
+        r.consumption_on_output[k] = num(sys, fmt::format("/Ac/ConsumptionOnOutput/L{}/Power", k + 1));
+        r.hub4_setpoint[k] = num(vb, fmt::format("/Hub4/L{}/AcPowerSetpoint", k + 1));
+        r.ac_in_power[k] = num(vb, fmt::format("/Ac/ActiveIn/L{}/P", k + 1));
+    }
+    r.low_voltage = num(bat, "/Info/BatteryLowVoltage");
+    r.max_charge_voltage = num(bat, "/Info/MaxChargeVoltage");
+    r.max_charge_current = num(bat, "/Info/MaxChargeCurrent");
+    r.max_discharge_current = num(bat, "/Info/MaxDischargeCurrent");
+    if (auto v = num(bat, "/Io/AllowToCharge")) r.allow_to_charge = *v != 0;
+    if (auto v = num(bat, "/Io/AllowToDischarge")) r.allow_to_discharge = *v != 0;
+    r.capacity = num(bat, "/Capacity");
+    return r;
+}
+
+std::optional<Duration> InverterPlugin::age_of(const std::string& service) {
+    if (service.empty()) return std::nullopt;
+    auto it = last_update_.find(service);
+    TimePoint last = it != last_update_.end() ? it->second : started_;
+    return ctx_.loop.clock().now() - last;
+}
+
+GuardDecision InverterPlugin::guard_now() {
+    GuardInput g;
+    const std::string vb = vebus(), bat = battery();
+    g.vebus_present = present(vb);
+    g.battery_present = present(bat);
+    auto check = check_readings(readings(), sp_.r_int);
+    g.problems = check.problems;
+    auto now = ctx_.loop.clock().now();
+    if (g.problems.empty()) invalid_since_.reset();
+    else if (!invalid_since_) invalid_since_ = now;
+    g.invalid_for = invalid_since_ ? now - *invalid_since_ : Duration(0);
+    g.system_age = age_of(system_service);
+    if (g.vebus_present) g.vebus_age = age_of(vb);
+    if (g.battery_present) g.battery_age = age_of(bat);
+    g.hub4_mode = num(settings_service, "/Settings/CGwacs/Hub4Mode");
+    g.assistant_id = num(vb, "/Hub4/AssistantId");
+    return evaluate_guard(g, input_timeout_);
+}
+
+void InverterPlugin::check_guard() {
+    GuardDecision d = guard_now();
+    if (!guard_checked_ || d.may_write != may_write_ || d.write_problem != write_problem_) {
+        if (d.may_write) ctx_.log.info("writing to the Multi is allowed (ESS mode 3, ESS assistant present)");
+        else ctx_.log.warning("not writing to the Multi: {}", d.write_problem);
+        may_write_ = d.may_write;
+        write_problem_ = d.write_problem;
+    }
+    bool was_ok = inputs_ok_;
+    bool ok = d.inputs_ok || d.holding;
+    guard_checked_ = true;
+    if (ok != was_ok) {
+        inputs_ok_ = ok;
+        input_problem_ = d.input_problem;
+        if (!ok) {
+            ctx_.log.warning("input lost, stopping the control loop: {}", d.input_problem);
+        } else {
+            if (ever_started_) ctx_.log.info("inputs are back; resuming mode {}", to_string(mode_));
+            else ctx_.log.info("inputs complete; starting mode {}", to_string(mode_));
+            input_problem_.clear();
+        }
+        wake_.set();
+    } else if (!ok) input_problem_ = d.input_problem;
+    else input_problem_ = d.holding ? d.input_problem : std::string();
+    sync_items();
+}
+
+Task<Inputs> InverterPlugin::inputs() {
+    for (;;) {
+        auto check = check_readings(readings(), sp_.r_int);
+        if (check.inputs && present(vebus()) && present(battery())) {
+            last_n_phase_ = check.inputs->n_phase;
+            co_return *check.inputs;
+        }
+        co_await sleep_for(100ms);
+    }
+}
+
+int InverterPlugin::n_phase_hint() {
+    auto n = num(system_service, "/Ac/ActiveIn/NumberOfPhases");
+    if (n && *n >= 1 && *n <= 3) return static_cast<int>(*n);
+    if (last_n_phase_ >= 1) return last_n_phase_;
+    return static_cast<int>(std::max<std::size_t>(1, last_written_.size()));
+}
+
+// ---------------------------------------------------------------- output
+
+Task<void> InverterPlugin::write(std::vector<double> setpoints, Duration timeout) {
+    if (fake_) {
+        ctx_.log.error("{}", set_line(setpoints, true));
+        co_return;
+    }
+    // §18.4: look again right before writing, so a change away from ESS mode 3 stops writes at once.
+    GuardDecision d = guard_now();
+    if (!d.may_write) {
+        if (last_write_skip_ != d.write_problem) ctx_.log.warning("not writing {}: {}", set_line(setpoints, false), d.write_problem);
+        last_write_skip_ = d.write_problem;
+        co_return;
+    }
+    last_write_skip_.clear();
+    const std::string vb = vebus();
+    ctx_.log.info("{}", set_line(setpoints, false));
+    last_written_ = setpoints;
+    last_write_ = ctx_.loop.clock().now();
+    for (std::size_t k = 0; k < setpoints.size(); ++k) {
+        int rc = co_await ctx_.monitor.set_value(vb, fmt::format("/Hub4/L{}/AcPowerSetpoint", k + 1), setpoints[k], timeout);
+        if (rc != 0) ctx_.log.warning("writing /Hub4/L{}/AcPowerSetpoint on {} failed ({})", k + 1, vb, rc);
+    }
+    sync_items();
+}
+
+Task<void> InverterPlugin::write_safe(const char* why) {
+    auto sp = safe_setpoints(n_phase_hint(), sp_);
+    ctx_.log.info("safe setpoints ({})", why);
+    co_await write(std::move(sp), stop_write_timeout_);
+}
+
+Task<void> InverterPlugin::safe_state() {
+    // §18.1: shielded by the host; bounded here as well.
+    try {
+        auto t = write_safe("stop");
+        co_await with_timeout(stop_write_timeout_, std::move(t));
+    } catch (const TimeoutError&) {
+        ctx_.log.error("the safe setpoints were not confirmed within {:.1f} s", secs(stop_write_timeout_));
+    }
+}
+
+// ---------------------------------------------------------------- settle loop (§12)
+
+Task<void> InverterPlugin::trigger(Duration sleep) {
+    co_await sleep_for(sleep);
+    const std::string vb = vebus();
+    if (vb.empty()) co_return;
+    auto w = ctx_.monitor.wait_for_change(vb, "/Ac/ActiveIn/P", trigger_wait_);
+    co_await w;
+}
+
+void InverterPlugin::record(const Cycle& c) {
+    for (auto& e : c.report.limits) ctx_.log.debug("{}", describe(e));
+    report_ = c.report;
+}
+
+Task<void> InverterPlugin::apply(const Target& target) {
+    Inputs in = co_await inputs();
+    Cycle c = ctl_.cycle(in, target);
+    record(c);
+    co_await write(c.setpoints, Monitor::call_timeout);
+    // Settle: a reading right after the write, one trigger, then up to 10 more.
+    Settle settle(in.p_inv(), sp_.p_step);
+    co_await trigger(trigger_sleep_);
+    for (;;) {
+        co_await trigger(trigger_sleep_);
+        Inputs now = co_await inputs();
+        ctx_.log.debug("now {:.0f}", now.p_inv());
+        if (settle.add(now.p_inv())) break;
+    }
+    ctl_.running = true;
+}
+
+// ---------------------------------------------------------------- modes (§14, §15)
+
+Task<void> InverterPlugin::mode_task(Mode mode, std::uint64_t generation) {
+    std::string error;
+    try {
+        if (auto why = refuse_closed_loop(mode, num(settings_service, "/Settings/CGwacs/OvervoltageFeedIn")))
+            throw std::runtime_error(*why);
+        if (mode == Mode::analyze)
+            throw std::runtime_error("mode analyze needs the MoaT BMS bridge, which is not available yet");
+        Inputs in = co_await inputs();
+        ctl_.start_mode(in.p_inv());
+        report_.reset();
+        mode_report_.reset();
+        if (closed_loop(mode)) {
+            // §18.8: no output of a new mode before a fresh reading of the system.
+            co_await trigger(trigger_sleep_);
+        }
+        switch (mode) {
+        case Mode::off: {
+            Inputs now = co_await inputs();
+            Cycle c = ctl_.cycle(now, simple_target(mode, op_));
+            record(c);
+            co_await write(c.setpoints, Monitor::call_timeout);
+            co_await forever_.wait();  // the refresh task keeps re-writing
+            break;
+        }
+        case Mode::idle:
+            for (;;) {
+                Inputs now = co_await inputs();
+                Cycle c = ctl_.cycle(now, simple_target(mode, op_));
+                record(c);
+                co_await write(c.setpoints, Monitor::call_timeout);
+                co_await trigger(idle_sleep_);
+            }
+        case Mode::p_grid:
+        case Mode::p_inv:
+        case Mode::i_batt:
+            for (;;) co_await apply(simple_target(mode, op_));
+        case Mode::soc:
+            for (;;) {
+                co_await apply(soc_first_target(op_));
+                Inputs now = co_await inputs();
+                SocReport r;
+                Target t = soc_target(op_, now.soc(), &r);
+                Value::Dict d{{"now", r.now}, {"dest", r.dest}, {"delta", r.delta}, {"power", param_to_value(r.power)}};
+                mode_report_key_ = "to_soc";
+                mode_report_ = Value(std::move(d));
+                co_await apply(t);
+                co_await trigger(trigger_sleep_);
+            }
+        case Mode::remote:
+            for (;;) {
+                Inputs now = co_await inputs();
+                RemoteReport rr;
+                Target t = remote_step(op_, now, solar_p_, &rr);
+                Value::Dict d{{"mode", rr.mode}, {"p_want", rr.p_want}, {"ip", param_to_value(rr.ip)},
+                              {"exc", param_to_value(rr.exc)}};
+                mode_report_key_ = "remote";
+                mode_report_ = Value(std::move(d));
+                sync_items();
+                co_await apply(t);
+            }
+        case Mode::analyze: break;
+        }
+        error = fmt::format("mode {} ended", to_string(mode));
+    } catch (const Cancelled&) {
+        ctx_.log.debug("MODE STOP {}", to_string(mode));
+        throw;
+    } catch (const std::exception& e) {
+        error = fmt::format("mode {} failed: {}", to_string(mode), e.what());
+    }
+    mode_ended(generation, error);
+}
+
+void InverterPlugin::mode_ended(std::uint64_t generation, const std::string& error) {
+    if (generation != generation_) return;
+    // §18.2: off at 0 W, the interface stays, the error is kept in the state.
+    ctx_.log.error("{}; falling back to off at 0 W", error);
+    error_ = error;
+    pending_mode_ = Mode::off;
+    pending_op_ = params_for(Mode::off, std::nullopt, {}, {{"power", 0.0}}, {});
+    wake_.set();
+}
+
+Task<void> InverterPlugin::supervisor() {
+    // One mode task at a time; every change goes through here (serialised).
+    auto body = [this](TaskGroup& g) -> Task<void> {
+        TaskRef current;
+        bool running = false;
+        for (;;) {
+            if (pending_mode_ && running) {
+                current.cancel();
+                co_await current.join();
+                running = false;
+            }
+            if (pending_mode_) {
+                mode_ = *pending_mode_;
+                op_ = std::move(pending_op_);
+                pending_mode_.reset();
+                pending_op_.clear();
+            }
+            if (!inputs_ok_ && running) {
+                current.cancel();
+                co_await current.join();
+                running = false;
+                co_await write_safe("input lost");
+            }
+            if (running && current.done()) running = false;
+            if (inputs_ok_ && !running) {
+                ++generation_;
+                mode_started_ = ctx_.loop.clock().now();
+                ever_started_ = true;
+                ctx_.log.info("MODE START {} {}", to_string(mode_), state_text());
+                current = g.spawn(mode_task(mode_, generation_), fmt::format("mode {}", to_string(mode_)));
+                running = true;
+            }
+            sync_items();
+            co_await wake_.wait();
+            wake_.clear();
+        }
+    };
+    co_await with_group(body);
+}
+
+std::optional<std::string> InverterPlugin::mode_change_refusal(std::optional<Mode> m) {
+    if (!m) return std::nullopt;
+    if (*m == Mode::analyze) return "mode analyze needs the MoaT BMS bridge, which is not available yet";
+    return std::nullopt;
+}
+
+std::pair<Mode, bool> InverterPlugin::check_mode_change(const std::string& name, const Op& args) {
+    auto m = parse_mode(name);
+    Mode target_now = pending_mode_.value_or(mode_);
+    bool different = !m || *m != target_now;
+    if (different) {
+        // The original checks the window before the name (§15): too_early wins.
+        auto now = ctx_.loop.clock().now();
+        if (pending_mode_ || (ever_started_ && now - mode_started_ < lockout_))
+            throw sdbus::Error(err_too_early, "try again later");
+        if (!m) throw sdbus::Error(err_unknown, fmt::format("unknown mode '{}'", name));
+        if (auto why = mode_change_refusal(m)) throw sdbus::Error(err_unknown, *why);
+    }
+    int n = n_phase_hint();
+    for (auto& [k, v] : args)
+        if (auto err = check_param(*m, k, v, n, true)) throw sdbus::Error(err_unknown, *err);
+    return {*m, different};
+}
+
+void InverterPlugin::change_mode(const std::string& name, const Op& args) {
+    auto [m, different] = check_mode_change(name, args);
+    if (different) {
+        ctx_.log.info("SetMode {} {}", to_string(m), op_dict(args));
+        pending_op_ = params_for(m, std::nullopt, {}, args, defaults_);
+        pending_mode_ = m;
+        error_.clear();
+        wake_.set();
+    } else if (pending_mode_) {
+        for (auto& [k, v] : args) pending_op_[k] = v;
+    } else {
+        ctx_.log.info("SetMode {} (same mode) {}", to_string(m), op_dict(args));
+        op_ = params_for(m, mode_, op_, args, defaults_);
+        sync_items();
+    }
+}
+
+void InverterPlugin::change_mode_param(const std::string& name, const ParamValue& value) {
+    Mode m = pending_mode_.value_or(mode_);
+    if (auto err = check_param(m, name, value, n_phase_hint(), false)) throw sdbus::Error(err_unknown, *err);
+    ctx_.log.info("SetModeParam {} {} -> {}", name, param_to_value((pending_mode_ ? pending_op_ : op_)[name]),
+                  param_to_value(value));
+    (pending_mode_ ? pending_op_ : op_)[name] = value;
+    sync_items();
+}
+
+// ---------------------------------------------------------------- background (§13)
+
+Task<void> InverterPlugin::battery_average() {
+    // §13.1: a 4-slot window of i_batt every 1.1 s; None does not kill the task.
+    for (;;) {
+        auto i = num(system_service, "/Dc/Battery/Current");
+        i_batt_window_.push_back(i ? std::optional<double>(-*i) : std::nullopt);
+        if (i_batt_window_.size() > 4) i_batt_window_.erase(i_batt_window_.begin());
+        if (i_batt_window_.size() == 4 && std::all_of(i_batt_window_.begin(), i_batt_window_.end(), [](auto& x) { return x.has_value(); })) {
+            double s = 0;
+            for (auto& x : i_batt_window_) s += *x;
+            i_batt_avg_ = s / 4;
+        }
+        co_await sleep_for(1100ms);
+    }
+}
+
+Task<void> InverterPlugin::pv_tracking() {
+    // §13.2 every 0.9 s; an invalid PV current is skipped (no busy loop).
+    for (;;) {
+        if (auto i = num(system_service, "/Dc/Pv/Current"))
+            if (ctl_.pv.update(*i))
+                ctx_.log.error("PV went down too fast: pv_margin now {:.3f}", ctl_.pv.limits().pv_margin);
+        co_await sleep_for(900ms);
+    }
+}
+
+Task<void> InverterPlugin::solar_power() {
+    // §13.3 once per second: the sum of /Yield/Power of every solar charger.
+    for (;;) {
+        double s = 0;
+        for (auto& info : ctx_.monitor.services("com.victronenergy.solarcharger"))
+            if (auto p = num(info.name, "/Yield/Power")) s += *p;
+        solar_p_ = s;
+        co_await sleep_for(1s);
+    }
+}
+
+Task<void> InverterPlugin::refresh() {
+    // §18.7: the last setpoints again when nothing was written for refresh_interval.
+    for (;;) {
+        co_await sleep_for(refresh_ / 4);
+        if (!inputs_ok_ || last_written_.empty() || !last_write_) continue;
+        if (ctx_.loop.clock().now() - *last_write_ >= refresh_) co_await write(last_written_, Monitor::call_timeout);
+    }
+}
+
+Task<void> InverterPlugin::guard_watch() {
+    for (;;) {
+        check_guard();
+        co_await sleep_for(std::min<Duration>(100ms, input_timeout_ / 4));
+    }
+}
+
+// ---------------------------------------------------------------- export (§16)
+
+Value InverterPlugin::state() {
+    Value::Dict d;
+    d["mode"] = Value::make_list({std::string(to_string(mode_)), op_dict(op_)});
+    if (pending_mode_) d["pending_mode"] = std::string(to_string(*pending_mode_));
+    if (report_) d["inverter"] = cycle_report(*report_);
+    if (mode_report_) d[mode_report_key_] = *mode_report_;
+    d["error"] = error_.empty() ? Value() : Value(error_);
+    d["running"] = inputs_ok_;
+    d["input_problem"] = input_problem_.empty() ? Value() : Value(input_problem_);
+    d["may_write"] = may_write_;
+    d["write_problem"] = write_problem_.empty() ? Value() : Value(write_problem_);
+    d["fake"] = fake_;
+    d["written"] = double_list(last_written_);
+    d["i_batt_avg"] = i_batt_avg_;
+    d["i_pv_max"] = ctl_.pv.limits().i_pv_max;
+    d["pv_margin"] = ctl_.pv.limits().pv_margin;
+    d["solar_p"] = solar_p_;
+    std::string vb = vebus(), bat = battery();
+    d["vebus"] = vb.empty() ? Value() : Value(vb);
+    d["battery"] = bat.empty() ? Value() : Value(bat);
+    if (ever_started_) {
+        double left = secs(lockout_ - (ctx_.loop.clock().now() - mode_started_));
+        d["lockout"] = std::max(0.0, left);
+    }
+    return d;
+}
+
+std::string InverterPlugin::state_text() { return fmt::format("{}", op_dict(op_)); }
+
+struct MainParam {
+    const char* path;
+    const char* param;
+    const char* text;
+};
+const MainParam main_params[] = {
+    {"/Power", "power", "%.0F W"},
+    {"/Current", "current", "%.1F A"},
+    {"/DestSoc", "dest_soc", "%.2F"},
+    {"/Excess", "excess", "%.0F W"},
+};
+
+void InverterPlugin::build_service() {
+    std::string venus = ctx_.config.get_string("venus_service");
+    if (venus.empty()) venus = "com.victronenergy.moatinv." + name_;
+    svc_ = std::make_unique<Service>(ctx_.loop, venus, ctx_.bus_spec, ctx_.log.child("dbus"));
+    // §16.3
+    svc_->add_mandatory(DeviceInfo{.process_name = "moat-victron/inverter",
+                                   .process_version = "0.1",
+                                   .connection = "MoaT Inv",
+                                   .device_instance = 1,
+                                   .product_id = 123211,
+                                   .product_name = "MoaT Inverter Controller",
+                                   .firmware_version = "0.1",
+                                   .hardware_version = Value(),
+                                   .connected = 1});
+    svc_->add("/Serial", "123457");
+    auto mode_ok = [this](const Value& v) {
+        if (!v.is_string()) return false;
+        try {
+            check_mode_change(v.as_string(), {});
+            return true;
+        } catch (const sdbus::Error&) {
+            return false;
+        }
+    };
+    svc_->add("/Mode", std::string(to_string(mode_)),
+              ItemOptions().writeable().type(ValueType::string).validator(mode_ok).description(
+                  "the running mode: off idle p_grid p_inv i_batt soc remote"));
+    for (auto& mp : main_params) {
+        std::string param = mp.param;
+        auto ok = [this, param](const Value& v) {
+            Mode m = pending_mode_.value_or(mode_);
+            ParamValue pv;
+            if (v.is_invalid()) pv = std::nullopt;
+            else if (auto n = v.as_number()) pv = *n;
+            else return false;
+            return !check_param(m, param, pv, n_phase_hint(), false).has_value();
+        };
+        svc_->add(mp.path, Value(), ItemOptions().writeable().type(ValueType::floating).validator(ok).text(mp.text));
+    }
+    svc_->add("/Error", "");
+    svc_->add("/Status", "starting");
+    for (int k = 1; k <= max_phases; ++k) svc_->add(fmt::format("/Setpoint/L{}", k), Value(), ItemOptions().text("%.0F W"));
+    svc_->on_write([this](const Write& w) { on_remote_write(w); });
+}
+
+void InverterPlugin::on_remote_write(const Write& w) {
+    ctx_.log.info("remote write {} by {}: {:r} -> {:r}", w.path, w.sender, w.old_value, w.value);
+    try {
+        if (w.path == "/Mode") change_mode(w.value.as_string(), {});
+        for (auto& mp : main_params)
+            if (w.path == mp.path) change_mode_param(mp.param, number(w.value));
+    } catch (const sdbus::Error& e) {
+        ctx_.log.warning("remote write {} refused: {}", w.path, e.getMessage());
+    }
+    sync_items();
+}
+
+void InverterPlugin::sync_items() {
+    if (!svc_) return;
+    auto batch = svc_->batch();
+    Mode m = pending_mode_.value_or(mode_);
+    const Op& op = pending_mode_ ? pending_op_ : op_;
+    svc_->set("/Mode", std::string(to_string(m)));
+    for (auto& mp : main_params) {
+        auto it = op.find(mp.param);
+        svc_->set(mp.path, it != op.end() ? param_to_value(it->second) : Value());
+    }
+    svc_->set("/Error", error_);
+    std::string status = !inputs_ok_ ? "input lost: " + input_problem_
+                         : !may_write_ && !fake_ ? "not writing: " + write_problem_
+                         : fake_ ? "fake" : "running";
+    svc_->set("/Status", status);
+    for (int k = 0; k < max_phases; ++k)
+        svc_->set(fmt::format("/Setpoint/L{}", k + 1),
+                  k < static_cast<int>(last_written_.size()) ? Value(last_written_[k]) : Value());
+    std::string vb = vebus();
+    auto dot = vb.rfind('.');
+    svc_->set("/Mgmt/Connection", vb.empty() ? std::string("MoaT Inv") : "MoaT Inv " + vb.substr(dot + 1));
+}
+
+void InverterPlugin::build_control() {
+    control_ = sdbus::createObject(svc_->bus().connection(), "/Control");
+    // Handlers: only sdbus::Error may leave them (TOOLCHAIN.md).
+    auto guarded = [this](auto&& fn) {
+        try {
+            return fn();
+        } catch (const sdbus::Error&) {
+            throw;
+        } catch (const std::exception& e) {
+            ctx_.log.error("control interface: {}", e.what());
+            throw sdbus::Error("org.freedesktop.DBus.Error.Failed", e.what());
+        }
+    };
+    control_->registerMethod("GetModes").onInterface(control_iface).implementedAs([guarded]() {
+        return guarded([] {
+            std::vector<std::string> v;
+            for (auto& m : modes()) v.emplace_back(m.name);
+            return v;
+        });
+    });
+    control_->registerMethod("GetModeInfo").onInterface(control_iface).implementedAs([guarded](const std::string& mode) {
+        return guarded([&] {
+            auto m = parse_mode(mode);
+            if (!m) throw sdbus::Error(err_unknown, fmt::format("unknown mode '{}'", mode));
+            std::map<std::string, std::string> info;
+            for (auto& p : mode_info(*m).params)
+                if (!p.hidden) info[p.name] = p.help;
+            info["_l"] = mode_info(*m).description;
+            return info;
+        });
+    });
+    control_->registerMethod("SetMode").onInterface(control_iface).implementedAs(
+        [this, guarded](const std::string& mode, const std::map<std::string, sdbus::Variant>& args) {
+            return guarded([&] {
+                Op op;
+                for (auto& [k, v] : args) {
+                    Value val;
+                    try {
+                        val = from_variant(v);
+                    } catch (const std::exception& e) {
+                        throw sdbus::Error(err_unknown, fmt::format("{}: {}", k, e.what()));
+                    }
+                    op[k] = param_value(val, k);
+                }
+                change_mode(mode, op);
+                return true;
+            });
+        });
+    control_->registerMethod("SetModeParam").onInterface(control_iface).implementedAs(
+        [this, guarded](const std::string& param, const sdbus::Variant& value) {
+            return guarded([&] {
+                Value val;
+                try {
+                    val = from_variant(value);
+                } catch (const std::exception& e) {
+                    throw sdbus::Error(err_unknown, fmt::format("{}: {}", param, e.what()));
+                }
+                change_mode_param(param, param_value(val, param));
+                return true;
+            });
+        });
+    control_->registerMethod("GetState").onInterface(control_iface).implementedAs([this, guarded]() {
+        return guarded([&] { return to_variant(state()).get<std::map<std::string, sdbus::Variant>>(); });
+    });
+    control_->finishRegistration();
+}
+
+Task<void> InverterPlugin::run() {
+    started_ = ctx_.loop.clock().now();
+    auto& mon = ctx_.monitor;
+    for (const char* p : {"com.victronenergy.system", "com.victronenergy.vebus", "com.victronenergy.battery",
+                          "com.victronenergy.settings", "com.victronenergy.solarcharger"})
+        mon.watch(p);
+    // Freshness (§18.3 "frozen"): any update of a followed service, except our own setpoint writes.
+    for (const char* p : {"com.victronenergy.system", "com.victronenergy.vebus", "com.victronenergy.battery"})
+        subs_.push_back(mon.on_change(p, "", [this](const std::string& service, const std::string& path, const Value& v) {
+            if (v.is_valid() && !path.starts_with("/Hub4/")) last_update_[service] = ctx_.loop.clock().now();
+        }));
+    subs_.push_back(mon.on_change(settings_service, "/Settings/CGwacs/Hub4Mode",
+                                  [this](const std::string&, const std::string&, const Value&) { check_guard(); }));
+
+    build_service();
+    build_control();
+    co_await svc_->start();
+    const std::string control_name = std::string("org.m_o_a_t.inv.") + name_;
+    {
+        auto call = svc_->bus().call("org.freedesktop.DBus", "/org/freedesktop/DBus", "org.freedesktop.DBus",
+                                     "RequestName", std::chrono::seconds(5), control_name, std::uint32_t(4));
+        sdbus::MethodReply reply = co_await call;
+        std::uint32_t rc = 0;
+        reply >> rc;
+        if (rc != 1 && rc != 4)
+            throw std::runtime_error(fmt::format("the bus name {} is taken by another process", control_name));
+    }
+    ctx_.log.info("control interface {} {} on {}; Venus items on {}{}", control_name, "/Control", ctx_.bus_spec,
+                  svc_->name(), fake_ ? " (fake: nothing is written)" : "");
+
+    auto body = [this](TaskGroup& g) -> Task<void> {
+        g.spawn(guard_watch(), "guard");
+        g.spawn(battery_average(), "i_batt average");
+        g.spawn(pv_tracking(), "PV tracking");
+        if (!fake_) g.spawn(solar_power(), "solar power");
+        g.spawn(refresh(), "refresh");
+        co_await supervisor();
+    };
+    co_await with_group(body);
+}
+
+} // namespace
+} // namespace moat::inverter
+
+MOAT_PLUGIN(moat::inverter::InverterPlugin, "inverter", "1.0",
+            "Charger/inverter controller for ESS mode 3 (modes, limit chain, org.m_o_a_t.inv control interface)",
+            moat::inverter::all_keys)
