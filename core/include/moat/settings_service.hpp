@@ -56,14 +56,11 @@
 #include "moat/log.hpp"
 #include "moat/loop.hpp"
 #include "moat/service.hpp"
+#include "moat/settings.hpp"
 #include "moat/task.hpp"
 #include "moat/value.hpp"
 
 namespace moat {
-
-inline constexpr const char* settings_service_name = "com.victronenergy.settings";
-/// The interface of the management methods, GetSilent and GetAttributes.
-inline constexpr const char* settings_interface = "com.victronenergy.Settings";
 
 /// A setting's type: "i", "f" or "s" on the bus.
 enum class SettingType { integer, floating, string };
@@ -107,18 +104,6 @@ using SettingsMap = std::map<std::string, Setting>;
 /// True when `v` lies within the setting's limits (always for strings and unlimited settings).
 bool within_limits(const Setting& setting, const Value& v);
 
-/// `<class>:<instance>`, the value of a ClassAndVrmInstance setting (§11.4).
-struct ClassInstance {
-    std::string device_class;
-    std::int64_t instance = 0;
-    friend bool operator==(const ClassInstance&, const ClassInstance&) = default;
-};
-/// "battery:1" → {battery, 1}; nullopt unless a non-empty class, ':' and a
-/// decimal integer (Python int() rules) follow each other.
-std::optional<ClassInstance> parse_class_instance(std::string_view text);
-std::string to_string(const ClassInstance& ci);
-/// True for `/Settings/Devices/<id>/ClassAndVrmInstance`.
-bool is_class_instance_path(std::string_view path);
 /// The lowest instance >= `wanted.instance` that no other ClassAndVrmInstance
 /// setting than `path` uses for the same class.
 ClassInstance free_class_instance(const SettingsMap& settings, const std::string& path, const ClassInstance& wanted);
