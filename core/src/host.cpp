@@ -67,6 +67,7 @@ int Host::run() {
         return exit_bus;
     }
     monitor_ = std::make_unique<Monitor>(*bus_, Logger("monitor"));
+    settings_ = std::make_unique<Settings>(*bus_, *monitor_, Logger("settings"));
     log_.info("moat-victron {} on the {} bus as {}, config {}, {} plugin instance(s)", MOAT_VERSION, spec,
               bus_->unique_name(), config_.file.path,
               std::count_if(config_.instances.begin(), config_.instances.end(), [](auto& p) { return p.library; }));
@@ -138,7 +139,7 @@ Task<void> Host::main() {
 
 void Host::start(TaskGroup& g, std::unique_ptr<Instance> inst) {
     inst->ctx = std::make_unique<Context>(Context{loop_, *bus_, inst->prepared.config, inst->log, inst->name(),
-                                                  bus_->spec(), *monitor_});
+                                                  bus_->spec(), *monitor_, *settings_});
     inst->task = g.spawn(supervise(*inst), inst->name());
     instances_.push_back(std::move(inst));
 }

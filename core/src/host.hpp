@@ -73,6 +73,7 @@ private:
     Logger log_;
     std::unique_ptr<Bus> bus_;
     std::unique_ptr<Monitor> monitor_;  ///< after bus_: goes before it
+    std::unique_ptr<Settings> settings_;  ///< after monitor_: goes before it
     std::unique_ptr<LoopWatchdog> watchdog_;
     std::list<std::unique_ptr<Instance>> instances_;
     TaskGroup* group_ = nullptr;

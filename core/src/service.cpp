@@ -2,6 +2,7 @@
 #include "moat/service.hpp"
 
 #include <algorithm>
+#include <tuple>
 
 #include "sdbus_access.hpp"
 
@@ -149,6 +150,30 @@ void Item::reset() {
 
 Task<Value> Item::written() { return wait_written(waiters_, path_); }
 
+void Item::set_options(ItemOptions options) {
+    auto methods = [this](const ItemOptions& o) {
+        auto has = [&](const char* name, bool given) { return given && !service_->overridden(Service::Kind::item, busitem_interface, name); };
+        return std::make_tuple(has("GetMin", bool(o.min())), has("GetMax", bool(o.max())),
+                               has("GetDefault", bool(o.default_value())));
+    };
+    const bool same_methods = methods(options_) == methods(options);
+    options_ = std::move(options);
+    // The object lists GetMin/GetMax/GetDefault by the options: make it again
+    // when that set changed (not while a call on it is being answered).
+    if (!same_methods && object_ && service_->dispatching_ != path_) {
+        object_.reset();
+        service_->create_item_object(*this);
+    }
+}
+
+void Item::announce(const Value::Dict& entries) {
+    std::map<std::string, sdbus::Variant> body;
+    for (const auto& [k, v] : entries) body.emplace(k, to_variant(v));
+    auto signal = object_->createSignal(busitem_interface, "PropertiesChanged");
+    signal << body;
+    object_->emitSignal(signal);
+}
+
 // ---------------------------------------------------------------------------
 // the filter for calls sdbus-c++ cannot route
 
@@ -213,12 +238,48 @@ Service::~Service() {
     bus_.reset();  // closes the connection: the bus daemon releases the name
 }
 
+bool Service::overridden(Kind kind, const char* interface, const char* name) const {
+    return std::any_of(methods_.begin(), methods_.end(), [&](const ExtraMethod& m) {
+        return (m.kinds & bit(kind)) && m.interface == interface && m.name == name;
+    });
+}
+
+const Service::ExtraMethod* Service::extra_method(Kind kind, const std::string& name, const char* interface) const {
+    const ExtraMethod* by_name = nullptr;
+    for (const auto& m : methods_) {
+        if (!(m.kinds & bit(kind)) || m.name != name) continue;
+        if (interface && m.interface == interface) return &m;
+        if (!by_name) by_name = &m;
+    }
+    // A call without an interface field finds the method by its name alone.
+    return interface ? nullptr : by_name;
+}
+
+void Service::register_extras(sdbus::IObject& obj, Kind kind, const std::string& path) {
+    for (const auto& m : methods_)
+        if (m.kinds & bit(kind))
+            obj.registerMethod(m.interface, m.name, m.in_signature, m.out_signature,
+                               [this, path](sdbus::MethodCall call) { dispatch(path, call); });
+}
+
+void Service::add_method(unsigned kinds, std::string interface, std::string name, std::string in_signature,
+                         std::string out_signature, MethodHandler handler) {
+    if (!items_.empty() || !nodes_.empty())
+        throw std::logic_error(fmt::format("{}: add_method({}) after items or nodes exist", name_, name));
+    methods_.push_back(ExtraMethod{kinds, std::move(interface), std::move(name), std::move(in_signature),
+                                   std::move(out_signature), std::move(handler)});
+    if (kinds & on_root) {
+        root_.reset();
+        create_root_object();
+    }
+}
+
 void Service::create_root_object() {
     root_ = sdbus::createObject(bus_->connection(), "/");
     auto handler = [this](sdbus::MethodCall call) { dispatch("/", call); };
-    root_->registerMethod(busitem_interface, "GetValue", "", "v", handler);
-    root_->registerMethod(busitem_interface, "GetText", "", "v", handler);
-    root_->registerMethod(busitem_interface, "GetItems", "", "a{sa{sv}}", handler);
+    for (auto [name, out] : {std::pair{"GetValue", "v"}, {"GetText", "v"}, {"GetItems", "a{sa{sv}}"}})
+        if (!overridden(Kind::root, busitem_interface, name)) root_->registerMethod(busitem_interface, name, "", out, handler);
+    register_extras(*root_, Kind::root, "/");
     root_->registerSignal(busitem_interface, "ItemsChanged", "a{sa{sv}}");
     root_->finishRegistration();
 }
@@ -226,24 +287,42 @@ void Service::create_root_object() {
 void Service::create_node_object(const std::string& path, Node& node) {
     node.object = sdbus::createObject(bus_->connection(), path);
     auto handler = [this, path](sdbus::MethodCall call) { dispatch(path, call); };
-    node.object->registerMethod(busitem_interface, "GetValue", "", "v", handler);
-    node.object->registerMethod(busitem_interface, "GetText", "", "v", handler);
+    for (const char* name : {"GetValue", "GetText"})
+        if (!overridden(Kind::node, busitem_interface, name)) node.object->registerMethod(busitem_interface, name, "", "v", handler);
+    register_extras(*node.object, Kind::node, path);
     node.object->finishRegistration();
 }
 
 void Service::create_item_object(Item& item) {
     auto obj = sdbus::createObject(bus_->connection(), item.path_);
     auto handler = [this, path = item.path_](sdbus::MethodCall call) { dispatch(path, call); };
-    obj->registerMethod(busitem_interface, "GetValue", "", "v", handler);
-    obj->registerMethod(busitem_interface, "GetText", "", "s", handler);
-    obj->registerMethod(busitem_interface, "SetValue", "v", "i", handler);
-    obj->registerMethod(busitem_interface, "GetDescription", "si", "s", handler);
-    if (item.options_.min()) obj->registerMethod(busitem_interface, "GetMin", "", "v", handler);
-    if (item.options_.max()) obj->registerMethod(busitem_interface, "GetMax", "", "v", handler);
-    if (item.options_.default_value()) obj->registerMethod(busitem_interface, "GetDefault", "", "v", handler);
+    auto builtin = [&](const char* name, const char* in, const char* out, bool wanted = true) {
+        if (wanted && !overridden(Kind::item, busitem_interface, name)) obj->registerMethod(busitem_interface, name, in, out, handler);
+    };
+    builtin("GetValue", "", "v");
+    builtin("GetText", "", "s");
+    builtin("SetValue", "v", "i");
+    builtin("GetDescription", "si", "s");
+    builtin("GetMin", "", "v", bool(item.options_.min()));
+    builtin("GetMax", "", "v", bool(item.options_.max()));
+    builtin("GetDefault", "", "v", bool(item.options_.default_value()));
+    register_extras(*obj, Kind::item, item.path_);
     obj->registerSignal(busitem_interface, "PropertiesChanged", "a{sv}");
     obj->finishRegistration();
     item.object_ = std::move(obj);
+}
+
+void Service::pin_node(const std::string& path) {
+    if (!valid_object_path(path)) throw std::invalid_argument(fmt::format("{}: \"{}\" is not a valid node path", name_, path));
+    if (items_.count(path)) throw std::invalid_argument(fmt::format("{}: {} is an item, not a node", name_, path));
+    for (const auto& p : prefixes_of(path))
+        if (items_.count(p)) throw std::invalid_argument(fmt::format("{}: {} is an item and cannot have {} below it", name_, p, path));
+    auto all = prefixes_of(path);
+    all.push_back(path);
+    for (const auto& p : all) {
+        Node& node = nodes_[p];
+        if (node.items++ == 0) create_node_object(p, node);  // never drops to 0 again
+    }
 }
 
 void Service::check_new_path(const std::string& path) const {
@@ -460,6 +539,17 @@ void Service::handle_set_value(Item& item, sdbus::MethodCall& call) {
         throw sdbus::Error(error_invalid_args,
                            fmt::format("SetValue takes one value (a variant), got signature '{}': {}", sig, e.what()));
     }
+    if (item.options_.write_policy()) {
+        const std::string path = item.path_;
+        WriteResult r = item.options_.write_policy()(item, written);
+        if (!r.store || find(path) != &item || *r.store == item.value_) return reply_code(r.code);
+        Value old_value = std::exchange(item.value_, std::move(*r.store));
+        batch_changed_.erase(path);
+        emit_properties_changed(item);
+        reply_code(r.code);
+        write_accepted(item, std::move(old_value), call.getSender());
+        return;
+    }
     if (!item.options_.is_writeable()) return reply_code(1);
     auto coerced = coerce(written, item.options_.type());
     if (!coerced) return reply_code(1);
@@ -507,44 +597,48 @@ void Service::dispatch(const std::string& path, sdbus::MethodCall& call) {
             if (!is_our_path(path, &kind))
                 throw sdbus::Error(error_unknown_object, fmt::format("Unknown object '{}'.", path));
             const std::string member = call.getMemberName();
-            auto unknown = [&]() {
-                return sdbus::Error(error_unknown_method,
-                                    fmt::format("{} has no method {}", path, member));
-            };
-            auto reply = [&](const auto& value) {
-                if (call.doesntExpectReply()) return;
-                auto r = call.createReply();
-                r << value;
-                r.send();
-            };
-            if (kind == Kind::item) {
-                Item& item = *items_.at(path);
-                if (member == "GetValue") reply(to_variant(item.value_));
-                else if (member == "GetText") reply(item.text());
-                else if (member == "SetValue") handle_set_value(item, call);
-                else if (member == "GetDescription") reply(item.options_.description());
-                else if (member == "GetMin" && item.options_.min()) reply(to_variant(*item.options_.min()));
-                else if (member == "GetMax" && item.options_.max()) reply(to_variant(*item.options_.max()));
-                else if (member == "GetDefault" && item.options_.default_value()) reply(to_variant(*item.options_.default_value()));
-                else throw unknown();
-            } else if (member == "GetValue" || member == "GetText") {
-                // §4: relative keys, items only; `a{sv}` of values or `a{ss}` of texts.
-                const std::size_t skip = path == "/" ? 1 : path.size() + 1;
-                auto [b, e] = below(items_, path);
-                if (member == "GetValue") {
-                    Entry values;
-                    for (auto it = b; it != e; ++it) values.emplace(it->first.substr(skip), to_variant(it->second->value_));
-                    reply(sdbus::Variant(values));
-                } else {
-                    std::map<std::string, std::string> texts;
-                    for (auto it = b; it != e; ++it) texts.emplace(it->first.substr(skip), it->second->text());
-                    reply(sdbus::Variant(texts));
-                }
-            } else if (member == "GetItems" && kind == Kind::root) {
-                Entries all;
-                for (const auto& [p, item] : items_) all.emplace(p, entry_of(*item, true));
-                reply(all);
-            } else throw unknown();
+            if (const auto* m = extra_method(kind, member, sd_bus_message_get_interface(detail::raw_message(call)))) {
+                m->handler(path, call);
+            } else {
+                auto unknown = [&]() {
+                    return sdbus::Error(error_unknown_method,
+                                        fmt::format("{} has no method {}", path, member));
+                };
+                auto reply = [&](const auto& value) {
+                    if (call.doesntExpectReply()) return;
+                    auto r = call.createReply();
+                    r << value;
+                    r.send();
+                };
+                if (kind == Kind::item) {
+                    Item& item = *items_.at(path);
+                    if (member == "GetValue") reply(to_variant(item.value_));
+                    else if (member == "GetText") reply(item.text());
+                    else if (member == "SetValue") handle_set_value(item, call);
+                    else if (member == "GetDescription") reply(item.options_.description());
+                    else if (member == "GetMin" && item.options_.min()) reply(to_variant(*item.options_.min()));
+                    else if (member == "GetMax" && item.options_.max()) reply(to_variant(*item.options_.max()));
+                    else if (member == "GetDefault" && item.options_.default_value()) reply(to_variant(*item.options_.default_value()));
+                    else throw unknown();
+                } else if (member == "GetValue" || member == "GetText") {
+                    // §4: relative keys, items only; `a{sv}` of values or `a{ss}` of texts.
+                    const std::size_t skip = path == "/" ? 1 : path.size() + 1;
+                    auto [b, e] = below(items_, path);
+                    if (member == "GetValue") {
+                        Entry values;
+                        for (auto it = b; it != e; ++it) values.emplace(it->first.substr(skip), to_variant(it->second->value_));
+                        reply(sdbus::Variant(values));
+                    } else {
+                        std::map<std::string, std::string> texts;
+                        for (auto it = b; it != e; ++it) texts.emplace(it->first.substr(skip), it->second->text());
+                        reply(sdbus::Variant(texts));
+                    }
+                } else if (member == "GetItems" && kind == Kind::root) {
+                    Entries all;
+                    for (const auto& [p, item] : items_) all.emplace(p, entry_of(*item, true));
+                    reply(all);
+                } else throw unknown();
+            }
         } catch (const sdbus::Error& e) {
             send_error(call, e);
         } catch (const std::exception& e) {
@@ -571,7 +665,7 @@ Task<void> Service::start(Duration timeout) {
     if (started_) co_return;
     for (const char* p : {"/Mgmt/ProcessName", "/Mgmt/ProcessVersion", "/Mgmt/Connection", "/DeviceInstance",
                           "/ProductId", "/ProductName", "/FirmwareVersion", "/HardwareVersion", "/Connected"})
-        if (!find(p)) log_.warning("{}: mandatory path {} is missing (venus-dbus.md §8.2)", name_, p);
+        if (device_ && !find(p)) log_.warning("{}: mandatory path {} is missing (venus-dbus.md §8.2)", name_, p);
     // DBUS_NAME_FLAG_DO_NOT_QUEUE: fail at once when the name is owned (§8.1).
     auto reply = co_await bus_->call("org.freedesktop.DBus", "/org/freedesktop/DBus", "org.freedesktop.DBus",
                                      "RequestName", timeout, name_, std::uint32_t(4));

@@ -30,6 +30,7 @@
 #include "moat/log.hpp"
 #include "moat/loop.hpp"
 #include "moat/monitor.hpp"
+#include "moat/settings.hpp"
 #include "moat/task.hpp"
 
 namespace moat {
@@ -53,6 +54,9 @@ struct Context {
     /// The process's one monitor of other Venus services (shared by all
     /// plugins; it starts when first used).
     Monitor& monitor;
+    /// The process's one client of com.victronenergy.settings (shared by all
+    /// plugins, through `monitor`; it starts when first used). Since ABI 1.1.
+    Settings& settings;
 };
 
 /// A plugin instance. run() is its main task; the host cancels it to stop the

@@ -50,6 +50,21 @@ using TextFormatter = std::function<std::string(const Value&)>;
 /// coercion. Sees the invalid value too when a client invalidates the item.
 using Validator = std::function<bool(const Value&)>;
 
+class Item;
+
+/// The outcome of a WritePolicy: the SetValue result code and, when the write
+/// is accepted, the value to store (it may differ from the written one).
+struct WriteResult {
+    std::int32_t code = 0;
+    std::optional<Value> store;
+};
+/// Replaces velib's SetValue steps (§3.2) for one item, for services with
+/// other rules (the settings service, §11.3). Gets the decoded value (§2.2,
+/// not coerced). Storing a value equal to the current one (§2.3) does
+/// nothing else; storing another one is announced and reported like any
+/// accepted write. An exception becomes an error reply.
+using WritePolicy = std::function<WriteResult(const Item& item, const Value& written)>;
+
 /// Coercion applied to a written value before validation (§3.2), as Python's
 /// int(), float() and str() do. Invalid is never coerced.
 enum class ValueType { any, integer, floating, string };
@@ -104,6 +119,9 @@ public:
     ItemOptions& range(Value lo, Value hi) { return min(std::move(lo)).max(std::move(hi)); }
     /// GetDefault's answer; Item::reset() goes back to it.
     ItemOptions& default_value(Value v) { default_ = std::move(v); return *this; }
+    /// SetValue follows `p` instead of the steps above (writeable, type,
+    /// min/max and validator are then not consulted).
+    ItemOptions& write_policy(WritePolicy p) { policy_ = std::move(p); return *this; }
 
     bool is_writeable() const { return writeable_; }
     ValueType type() const { return type_; }
@@ -113,6 +131,7 @@ public:
     const std::optional<Value>& min() const { return min_; }
     const std::optional<Value>& max() const { return max_; }
     const std::optional<Value>& default_value() const { return default_; }
+    const WritePolicy& write_policy() const { return policy_; }
 
 private:
     bool writeable_ = false;
@@ -121,6 +140,7 @@ private:
     TextFormatter text_;
     std::string description_;
     std::optional<Value> min_, max_, default_;
+    WritePolicy policy_;
 };
 
 /// A remote write that passed validation and changed the value.
@@ -196,6 +216,13 @@ public:
     void invalidate() { set(Value()); }
     /// Set the default value given in the options (throws std::logic_error without one).
     void reset();
+    /// Replace the options (the value stays; nothing is announced). Min, max
+    /// and default appear in GetItems and GetMin/GetMax/GetDefault at once.
+    void set_options(ItemOptions options);
+    /// Emit PropertiesChanged on this path with exactly `entries` (e.g.
+    /// `{Value, Text, Default, Min, Max}` of a settings object, §11.2). Values
+    /// are encoded per §2.1; nothing else happens.
+    void announce(const Value::Dict& entries);
 
     /// The next remote write to this item (after validation): awaitable, yields
     /// the new value (the latest one when several came before the task ran;
@@ -240,6 +267,15 @@ private:
     std::shared_ptr<State> state_;
 };
 
+/// Objects an extra method is offered on (Service::add_method); combine with |.
+enum ObjectKinds : unsigned { on_root = 1, on_nodes = 2, on_items = 4 };
+
+/// Handles an extra method: reads the arguments from `call` and sends the
+/// reply itself (`auto r = call.createReply(); r << ...; r.send();`; nothing
+/// when `call.doesntExpectReply()`). An sdbus::Error it throws is the error
+/// reply; any other exception becomes org.freedesktop.DBus.Error.Failed.
+using MethodHandler = std::function<void(const std::string& path, sdbus::MethodCall& call)>;
+
 /// A Venus service: its own connection, its items, its bus name.
 class Service {
 public:
@@ -254,6 +290,9 @@ public:
     const std::string& name() const { return name_; }
     Bus& bus() { return *bus_; }
     bool started() const { return started_; }
+    /// False for a service that is not a device (the settings service):
+    /// start() then does not look for the mandatory paths of §8.2.
+    void set_device(bool is_device) { device_ = is_device; }
 
     /// Export `path` (absolute, D-Bus object path syntax) with `value`.
     /// Throws std::invalid_argument for a bad path, an existing one, or one
@@ -268,6 +307,21 @@ public:
     void remove(const std::string& path);
     /// Remove every item at or below `prefix` (as remove()); returns how many.
     std::size_t remove_tree(const std::string& prefix);
+
+    /// Keep the tree node `path` (and its parents) even while no item lies
+    /// below it, so that methods on it answer (settings groups, §11.1).
+    /// Throws std::invalid_argument for a bad path or an item path.
+    void pin_node(const std::string& path);
+    /// True when `path` is `/` or a tree node (a proper prefix of an item path, or pinned).
+    bool is_node(const std::string& path) const { return path == "/" || nodes_.count(path) > 0; }
+
+    /// Offer one more method on the objects of `kinds` (on_root | on_nodes |
+    /// on_items), e.g. the settings service's AddSettings on `/` and every
+    /// group. It replaces a built-in method of the same interface and name
+    /// (GetMin, GetMax, GetDefault on items). Calls without an interface field
+    /// find it by name. Only before the first item is added (std::logic_error).
+    void add_method(unsigned kinds, std::string interface, std::string name, std::string in_signature,
+                    std::string out_signature, MethodHandler handler);
 
     Item* find(const std::string& path);
     /// Throws ItemNotFound.
@@ -320,6 +374,15 @@ private:
     };
     enum class Kind { root, node, item };
     struct Filter;
+    struct ExtraMethod {
+        unsigned kinds;
+        std::string interface, name, in_signature, out_signature;
+        MethodHandler handler;
+    };
+    static unsigned bit(Kind k) { return k == Kind::root ? on_root : k == Kind::node ? on_nodes : on_items; }
+    bool overridden(Kind kind, const char* interface, const char* name) const;
+    const ExtraMethod* extra_method(Kind kind, const std::string& name, const char* interface) const;
+    void register_extras(sdbus::IObject& obj, Kind kind, const std::string& path);
 
     void check_new_path(const std::string& path) const;
     void create_item_object(Item& item);
@@ -346,7 +409,8 @@ private:
     std::unique_ptr<Filter> filter_;
     std::unique_ptr<sdbus::IObject> root_;
     std::map<std::string, std::unique_ptr<Item>> items_;
-    std::map<std::string, Node> nodes_;  ///< proper prefixes of item paths, not `/`
+    std::map<std::string, Node> nodes_;  ///< proper prefixes of item paths and pinned nodes, not `/`
+    std::vector<ExtraMethod> methods_;
     int batch_depth_ = 0;
     std::set<std::string> batch_changed_;
     std::vector<std::string> batch_removed_;
@@ -354,6 +418,7 @@ private:
     std::size_t next_observer_ = 1;
     std::vector<std::weak_ptr<WriteStream::State>> streams_;
     bool started_ = false;
+    bool device_ = true;
     // Objects and items removed while a handler runs go when dispatch() returns.
     int dispatch_depth_ = 0;
     std::string dispatching_;
