@@ -138,11 +138,16 @@ private:
         ItemOptions o;
         if (auto f = text_format(path); !f.empty()) o.text(f);
         if (auto w = writeable(kind, path)) {
+            // The range goes into the validator (velib items have no GetMin/GetMax either);
+            // a refusal answers 2 just as min/max would.
             o.writeable()
                 .type(w->type == Writeable::Type::integer ? ValueType::integer : ValueType::floating)
-                .range(w->min, w->max)
                 .report_equal_writes(w->keep_alive)
-                .validator([may_be_invalid = w->may_be_invalid](const Value& v) { return may_be_invalid || v.is_valid(); });
+                .validator([w = *w](const Value& v) {
+                    if (v.is_invalid()) return w.may_be_invalid;
+                    auto d = v.as_number();
+                    return d && *d >= w.min && *d <= w.max;
+                });
         }
         return o;
     }

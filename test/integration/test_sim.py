@@ -199,6 +199,8 @@ class FaultTest(SimCase):
         self.start_sim(self.BODY)
         a = self.get(BATTERY, "/Soc")
         self.until("the SoC moves", lambda: self.get(BATTERY, "/Soc") != a)
+        self.assertEqual(self.set(BATTERY, "/Sim/Fault", dbus.Int32(7)), 2, "out of range: refused")
+        self.assertEqual(self.set(BATTERY, "/Soc", dbus.Double(50.0)), 1, "a measurement is not writeable")
         self.assertEqual(self.set(BATTERY, "/Sim/Fault", dbus.Int32(1)), 0)
         time.sleep(0.6)
         frozen = self.get(BATTERY, "/Soc")
