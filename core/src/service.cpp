@@ -500,9 +500,10 @@ WriteStream Service::writes() {
     return WriteStream(state);
 }
 
-void Service::write_accepted(Item& item, Value old_value, const std::string& sender) {
-    log_.info("{}: {} written by {}: {:r} -> {:r}", name_, item.path_, sender, old_value, item.value_);
-    Write w{item.path_, std::move(old_value), item.value_, sender};
+void Service::write_accepted(Item& item, Value old_value, const std::string& sender, bool changed) {
+    if (changed) log_.info("{}: {} written by {}: {:r} -> {:r}", name_, item.path_, sender, old_value, item.value_);
+    else log_.debug("{}: {} rewritten by {}: {:r}", name_, item.path_, sender, item.value_);
+    Write w{item.path_, std::move(old_value), item.value_, sender, changed};
     item.waiters_->last = item.value_;
     ++item.waiters_->writes;
     item.waiters_->event.set();
@@ -553,7 +554,11 @@ void Service::handle_set_value(Item& item, sdbus::MethodCall& call) {
     if (!item.options_.is_writeable()) return reply_code(1);
     auto coerced = coerce(written, item.options_.type());
     if (!coerced) return reply_code(1);
-    if (*coerced == item.value_) return reply_code(0);  // no validator, no signal, type kept
+    if (*coerced == item.value_) {  // no validator, no signal, type kept
+        reply_code(0);
+        if (item.options_.reports_equal_writes()) write_accepted(item, item.value_, call.getSender(), false);
+        return;
+    }
     if (item.options_.min() || item.options_.max()) {
         if (coerced->is_valid()) {
             auto d = coerced->as_number();

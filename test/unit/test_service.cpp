@@ -328,3 +328,33 @@ TEST_CASE("a name owned by another connection is a NameTakenError naming name an
     };
     run_until_complete(loop, t());
 }
+
+TEST_CASE("an item that reports equal writes tells the owner about a rewrite, the bus sees velib", "[service]") {
+    PrivateDaemon daemon(MOAT_TEST_DIR "/fixtures/dbus-test.conf");
+    Loop loop;
+    Service svc(loop, svc_name, daemon.address(), quiet());
+    auto client = Bus::open(loop, daemon.address(), quiet());
+    SignalLog signals(*client);
+    svc.add("/Keep", 0.0, ItemOptions().writeable().type(ValueType::floating).report_equal_writes());
+    svc.add("/Plain", 0.0, ItemOptions().writeable().type(ValueType::floating));
+    std::vector<Write> seen;
+    svc.on_write([&](const Write& w) { seen.push_back(w); });
+    auto t = [&]() -> Task<void> {
+        co_await svc.start();
+        { auto rc = co_await remote_set(*client, "/Keep", Value(100)); CHECK(rc == 0); }
+        co_await settle(*client);
+        const auto after_change = signals.seen.size();
+        { auto rc = co_await remote_set(*client, "/Keep", Value(100)); CHECK(rc == 0); }
+        { auto rc = co_await remote_set(*client, "/Plain", Value(0)); CHECK(rc == 0); }
+        co_await settle(*client);
+        CHECK(signals.seen.size() == after_change);  // an equal write sends nothing
+    };
+    run_until_complete(loop, t());
+    REQUIRE(seen.size() == 2);
+    CHECK(seen[0].changed);
+    CHECK(seen[0].value == Value(100.0));
+    CHECK_FALSE(seen[1].changed);
+    CHECK(seen[1].path == "/Keep");
+    CHECK(seen[1].old_value == seen[1].value);
+    CHECK(svc.at("/Keep").value().is_double());  // the stored type is kept
+}

@@ -110,6 +110,12 @@ public:
     ItemOptions& text(TextFormatter f) { text_ = std::move(f); return *this; }
     /// Shorthand for text(format::printf(fmt)).
     ItemOptions& text(std::string_view printf_format);
+    /// Also report a remote write of the value the item already has (to
+    /// on_write(), writes() and written(), with Write::changed false). The
+    /// bus sees velib's behaviour unchanged (0, no signal); the owner learns
+    /// that a client rewrote the value, which keep-alive paths need (a Multi
+    /// falls back when /Hub4/L1/AcPowerSetpoint is not rewritten in time).
+    ItemOptions& report_equal_writes(bool r = true) { report_equal_writes_ = r; return *this; }
     /// GetDescription's answer; "" when not given (velib).
     ItemOptions& description(std::string d) { description_ = std::move(d); return *this; }
     /// A written number outside [min, max] is refused (2); a written
@@ -124,6 +130,7 @@ public:
     ItemOptions& write_policy(WritePolicy p) { policy_ = std::move(p); return *this; }
 
     bool is_writeable() const { return writeable_; }
+    bool reports_equal_writes() const { return report_equal_writes_; }
     ValueType type() const { return type_; }
     const Validator& validator() const { return validator_; }
     const TextFormatter& text() const { return text_; }
@@ -135,6 +142,7 @@ public:
 
 private:
     bool writeable_ = false;
+    bool report_equal_writes_ = false;
     ValueType type_ = ValueType::any;
     Validator validator_;
     TextFormatter text_;
@@ -143,12 +151,14 @@ private:
     WritePolicy policy_;
 };
 
-/// A remote write that passed validation and changed the value.
+/// A remote write that passed validation and changed the value (or, for an
+/// item with ItemOptions::report_equal_writes(), rewrote the same value).
 struct Write {
     std::string path;
     Value old_value;
     Value value;
-    std::string sender;  ///< unique name of the writer
+    std::string sender;    ///< unique name of the writer
+    bool changed = true;   ///< false: an equal rewrite (report_equal_writes)
 };
 
 /// Another process owns the bus name (RequestName answered "exists", §8.1).
@@ -398,7 +408,7 @@ private:
     void dispatch(const std::string& path, sdbus::MethodCall& call);
     bool is_our_path(const std::string& path, Kind* kind) const;
     void handle_set_value(Item& item, sdbus::MethodCall& call);
-    void write_accepted(Item& item, Value old_value, const std::string& sender);
+    void write_accepted(Item& item, Value old_value, const std::string& sender, bool changed = true);
     std::map<std::string, sdbus::Variant> entry_of(const Item& item, bool extras) const;
     void emit_properties_changed(Item& item);
 

@@ -1,0 +1,218 @@
+// sim: a simulated Venus system on D-Bus (issue 5). The physics lives in
+// model.hpp, what each service shows in devices.hpp; this file publishes it:
+// one moat::Service (one connection) per device, one batch per service and
+// update, client writes into the model, and fault injection.
+#include <chrono>
+#include <memory>
+#include <vector>
+
+#include <moat/plugin.hpp>
+#include <moat/service.hpp>
+
+#include "clocked.hpp"
+#include "devices.hpp"
+#include "sim_config.hpp"
+
+namespace {
+
+using namespace moat;
+using namespace moat::sim;
+
+struct Device {
+    DeviceKind kind;
+    std::size_t index = 0;  ///< solar chargers
+    std::string name;
+    DeviceInfo info;
+    std::unique_ptr<Service> svc;        ///< null while vanished
+    Fault fault = Fault::none;
+    std::optional<Fault> requested;      ///< written to /Sim/Fault; applied on the next update
+    std::optional<double> back_at;       ///< model time a vanished service returns
+    std::optional<Values> on_bus;        ///< what the service shows now (nullopt: not on the bus)
+};
+
+class Sim final : public Plugin {
+public:
+    explicit Sim(Context& ctx) : ctx_(ctx), cfg_(parse_config(ctx.config)), sys_(cfg_.system) {}
+
+    Task<void> run() override {
+        make_devices();
+        for (auto& d : devices_) {
+            if (d->fault == Fault::vanish) {  // configured to be away from the start
+                if (cfg_.vanish_seconds > 0) d->back_at = cfg_.vanish_seconds;
+                continue;
+            }
+            auto up = bring_up(*d);
+            co_await up;
+        }
+        ctx_.log.info("simulating {} phase(s), {} solar charger(s); services: {}", sys_.phases(), sys_.solar.size(),
+                      names());
+        const auto interval = std::chrono::duration_cast<Duration>(std::chrono::duration<double>(cfg_.update_interval));
+        std::function<Task<void>()> step = [this]() { return update(); };
+        co_await run_clocked(ctx_.loop, sys_, interval, step);
+    }
+
+private:
+    std::string names() const {
+        std::string s;
+        for (auto& d : devices_) s += (s.empty() ? "" : ", ") + d->name;
+        return s;
+    }
+
+    void make_devices() {
+        auto add = [&](DeviceKind kind, std::size_t index, std::string name, std::int64_t instance,
+                       std::string product, std::int64_t firmware) {
+            auto d = std::make_unique<Device>();
+            d->kind = kind;
+            d->index = index;
+            d->name = std::move(name);
+            d->info = DeviceInfo{.process_name = "moat-victron sim",
+                                 .process_version = "1.0",
+                                 .connection = "Simulation",
+                                 .device_instance = instance,
+                                 .product_id = 0xFFFF,  // no real product: nothing applies quirks to it
+                                 .product_name = std::move(product),
+                                 .firmware_version = firmware,
+                                 .hardware_version = Value(),
+                                 .connected = 1};
+            if (auto f = cfg_.faults.find(kind); f != cfg_.faults.end() && cfg_.fault_after <= 0) d->fault = f->second;
+            devices_.push_back(std::move(d));
+        };
+        const auto& sfx = cfg_.suffix;
+        add(DeviceKind::vebus, 0, "com.victronenergy.vebus." + sfx, cfg_.vebus_instance, "MoaT simulated Multi", 0x502);
+        add(DeviceKind::battery, 0, "com.victronenergy.battery." + sfx, cfg_.battery_instance,
+            "MoaT simulated battery", 0x100);
+        for (std::size_t i = 0; i < sys_.solar.size(); ++i)
+            add(DeviceKind::solarcharger, i, fmt::format("com.victronenergy.solarcharger.{}_{}", sfx, i),
+                cfg_.solar_instances[i], "MoaT simulated solar charger", 0x165);
+        add(DeviceKind::grid, 0, "com.victronenergy.grid." + sfx, cfg_.grid_instance, "MoaT simulated grid meter",
+            0x100);
+        add(DeviceKind::system, 0, "com.victronenergy.system", 0, "MoaT simulated system", 0x100);
+        faults_pending_ = !cfg_.faults.empty() && cfg_.fault_after > 0;
+    }
+
+    Values values_of(const Device& d) const {
+        switch (d.kind) {
+        case DeviceKind::vebus: return vebus_values(sys_);
+        case DeviceKind::battery: return battery_values(sys_);
+        case DeviceKind::solarcharger: return solar_values(sys_, d.index);
+        case DeviceKind::grid: return grid_values(sys_);
+        case DeviceKind::system: break;
+        }
+        Published p;
+        p.vebus_name = devices_.front()->name;
+        p.vebus_instance = cfg_.vebus_instance;
+        p.battery_name = devices_[1]->name;
+        p.battery_instance = cfg_.battery_instance;
+        for (auto& x : devices_) {
+            switch (x->kind) {
+            case DeviceKind::vebus: p.vebus = x->on_bus; break;
+            case DeviceKind::battery: p.battery = x->on_bus; break;
+            case DeviceKind::solarcharger: p.solar.push_back(x->on_bus); break;
+            case DeviceKind::grid: p.grid = x->on_bus; break;
+            case DeviceKind::system: break;
+            }
+        }
+        auto v = systemcalc(p, sys_.phases());
+        v["/Sim/Hour"] = sys_.hour();
+        return v;
+    }
+
+    /// Create the service with every path, then take the name (§8.1).
+    Task<void> bring_up(Device& d) {
+        auto svc = std::make_unique<Service>(ctx_.loop, d.name, ctx_.bus_spec, ctx_.log.child(to_string(d.kind)));
+        svc->add_mandatory(d.info);
+        auto vals = values_of(d);
+        if (d.fault == Fault::invalid) vals = invalidated(vals);
+        for (const auto& [path, value] : vals) svc->add(path, value, options(d.kind, path));
+        svc->add("/Sim/Fault", static_cast<int>(d.fault), options(d.kind, "/Sim/Fault")
+                 .text(format::table({{0, "none"}, {1, "freeze"}, {2, "invalid"}, {3, "vanish"}})));
+        Device* dev = &d;
+        svc->on_write([this, dev](const Write& w) { written(*dev, w); });
+        co_await svc->start();
+        d.svc = std::move(svc);
+        d.on_bus = std::move(vals);
+        d.back_at.reset();
+    }
+
+    static ItemOptions options(DeviceKind kind, std::string_view path) {
+        ItemOptions o;
+        if (auto f = text_format(path); !f.empty()) o.text(f);
+        if (auto w = writeable(kind, path)) {
+            // The range goes into the validator (velib items have no GetMin/GetMax either);
+            // a refusal answers 2 just as min/max would.
+            o.writeable()
+                .type(w->type == Writeable::Type::integer ? ValueType::integer : ValueType::floating)
+                .report_equal_writes(w->keep_alive)
+                .validator([w = *w](const Value& v) {
+                    if (v.is_invalid()) return w.may_be_invalid;
+                    auto d = v.as_number();
+                    return d && *d >= w.min && *d <= w.max;
+                });
+        }
+        return o;
+    }
+
+    /// A client's write (called after the reply, inside D-Bus dispatch: change nothing but state).
+    void written(Device& d, const Write& w) {
+        if (w.path == "/Sim/Fault") {
+            if (auto n = w.value.as_number()) d.requested = static_cast<Fault>(static_cast<int>(*n));
+            return;
+        }
+        if (!apply_write(sys_, d.kind, d.index, w.path, w.value))
+            ctx_.log.warning("{}: write to {} not taken by the model", d.name, w.path);
+    }
+
+    void set_fault(Device& d, Fault f) {
+        if (f == d.fault) return;
+        ctx_.log.info("{}: fault {} -> {}", d.name, to_string(d.fault), to_string(f));
+        d.fault = f;
+        if (f == Fault::vanish) {
+            // Gone like a killed process: the connection closes, nothing is invalidated first.
+            d.svc.reset();
+            d.on_bus.reset();
+            if (cfg_.vanish_seconds > 0) d.back_at = sys_.now() + cfg_.vanish_seconds;
+        } else if (d.svc) {
+            d.svc->set("/Sim/Fault", static_cast<int>(f));
+        }
+    }
+
+    Task<void> update() {
+        if (faults_pending_ && sys_.now() >= cfg_.fault_after) {
+            faults_pending_ = false;
+            for (auto& d : devices_)
+                if (auto f = cfg_.faults.find(d->kind); f != cfg_.faults.end()) set_fault(*d, f->second);
+        }
+        for (auto& d : devices_) {
+            if (d->requested) set_fault(*d, *std::exchange(d->requested, std::nullopt));
+            if (!d->svc && d->back_at && sys_.now() >= *d->back_at) {
+                ctx_.log.info("{}: back on the bus", d->name);
+                d->fault = Fault::none;
+                auto up = bring_up(*d);
+                co_await up;
+                continue;
+            }
+            if (!d->svc || d->fault == Fault::freeze) continue;
+            auto vals = values_of(*d);  // the system service last: it reads what the others just published
+            if (d->fault == Fault::invalid) vals = invalidated(vals);
+            {
+                auto batch = d->svc->batch();
+                for (const auto& [path, value] : vals)
+                    if (auto* item = d->svc->find(path)) item->set(value);
+            }
+            d->on_bus = std::move(vals);
+        }
+    }
+
+    Context& ctx_;
+    SimConfig cfg_;
+    System sys_;
+    std::vector<std::unique_ptr<Device>> devices_;
+    bool faults_pending_ = false;
+};
+
+const auto keys = moat::sim::config_keys();
+
+} // namespace
+
+MOAT_PLUGIN(Sim, "sim", "1.0", "A simulated Venus system: Multi, battery, solar chargers, grid meter, system service",
+            keys)

@@ -1,0 +1,198 @@
+#include "sim_config.hpp"
+
+#include <fmt/format.h>
+
+namespace moat::sim {
+
+namespace {
+
+using K = KeyType;
+
+const ConfigKey top_keys[] = {
+    {"suffix", K::string, "\"\"", "service names end in .<suffix> (default: the instance name)"},
+    {"phases", K::integer, "1", "AC phases of the Multi, the grid meter and the loads", 1, 3},
+    {"update_interval", K::number, "1.0", "seconds between published updates (one ItemsChanged per service)", 0.05, 60},
+    {"start_hour", K::number, "12.0", "simulated time of day at start (hours)", 0, 24},
+    {"speedup", K::number, "1.0", "the sun and the load profile run this many times faster than the clock", 0, 1e6},
+    {"seed", K::integer, "1", "seed of the load noise (same seed, same numbers)", 0, 9.0e15},
+    {"vebus", K::table, "{}", "the Multi (see docs/simulation.md)"},
+    {"battery", K::table, "{}", "the battery and its BMS"},
+    {"solar", K::array, "[{}]", "solar chargers: an array of tables, one per charger ([] = none)"},
+    {"grid", K::table, "{}", "the grid meter"},
+    {"load", K::table, "{}", "the household load per phase"},
+    {"faults", K::table, "{}", "faults injected at start (also settable through /Sim/Fault)"},
+    {"settings", K::table, "{}", "com.victronenergy.settings: not available yet (pending the settings service)"},
+};
+
+const ConfigKey vebus_keys[] = {
+    {"rating", K::number, "3000.0", "per-phase power rating (W), both directions", 0, 1e6},
+    {"tau", K::number, "1.5", "time constant of the response to the setpoint (s)", 0, 60},
+    {"timeout", K::number, "60.0", "fall back to 0 W when no setpoint was written for this long (s)", 0.1, 86400},
+    {"efficiency", K::number, "0.95", "conversion efficiency, each way", 0.5, 1},
+    {"instance", K::integer, "276", "/DeviceInstance", 0, 1023},
+};
+
+const ConfigKey battery_keys[] = {
+    {"capacity", K::number, "200.0", "capacity (Ah)", 1, 1e6},
+    {"soc", K::number, "60.0", "initial state of charge (%)", 0, 100},
+    {"r_internal", K::number, "0.01", "internal resistance (ohm)", 0, 10},
+    {"ocv", K::array, "[46.0, 50.4, 51.6, 52.0, 52.3, 52.5, 52.7, 52.9, 53.1, 53.6, 55.0]",
+     "open-circuit voltage at equally spaced SoC points from 0 to 100 % (at least 2)"},
+    {"max_charge_voltage", K::number, "55.2", "BMS charge voltage limit /Info/MaxChargeVoltage (V)", 0, 1000},
+    {"max_charge_current", K::number, "100.0", "BMS charge current limit (A)", 0, 1e5},
+    {"max_discharge_current", K::number, "150.0", "BMS discharge current limit (A)", 0, 1e5},
+    {"low_voltage", K::number, "46.5", "/Info/BatteryLowVoltage (V)", 0, 1000},
+    {"full_soc", K::number, "100.0", "the BMS disallows charging at this SoC", 0, 100},
+    {"recharge_soc", K::number, "97.0", "… and allows it again below this SoC", 0, 100},
+    {"empty_soc", K::number, "5.0", "the BMS disallows discharging at this SoC", 0, 100},
+    {"rearm_soc", K::number, "8.0", "… and allows it again above this SoC", 0, 100},
+    {"instance", K::integer, "512", "/DeviceInstance", 0, 1023},
+};
+
+const ConfigKey solar_keys[] = {
+    {"peak", K::number, "3000.0", "PV power at the middle of the day (W)", 0, 1e6},
+    {"sunrise", K::number, "6.0", "hour of sunrise", 0, 24},
+    {"sunset", K::number, "20.0", "hour of sunset", 0, 24},
+    {"max_current", K::number, "60.0", "the charger's current limit /Settings/ChargeCurrentLimit (A)", 0, 1e4},
+    {"instance", K::integer, "-1", "/DeviceInstance (-1: 278 + the charger's index)", -1, 1023},
+};
+
+const ConfigKey grid_keys[] = {
+    {"instance", K::integer, "30", "/DeviceInstance", 0, 1023},
+};
+
+const ConfigKey load_keys[] = {
+    {"base", K::array, "[400.0, 300.0, 300.0]", "load per phase (W) before the profile factor"},
+    {"profile", K::array, "[]", "hourly factors over the day (any number of points, wrapping at midnight; [] = 1)"},
+    {"noise", K::number, "30.0", "standard deviation of the noise per phase (W)", 0, 1e5},
+    {"noise_time", K::number, "5.0", "correlation time of the noise (s)", 0, 86400},
+};
+
+const ConfigKey fault_keys[] = {
+    {"vebus", K::string, "\"none\"", "fault of the Multi's service", -no_limit, no_limit, "none|freeze|invalid|vanish"},
+    {"battery", K::string, "\"none\"", "fault of the battery service", -no_limit, no_limit, "none|freeze|invalid|vanish"},
+    {"solarcharger", K::string, "\"none\"", "fault of every solar charger service", -no_limit, no_limit,
+     "none|freeze|invalid|vanish"},
+    {"grid", K::string, "\"none\"", "fault of the grid meter service", -no_limit, no_limit, "none|freeze|invalid|vanish"},
+    {"system", K::string, "\"none\"", "fault of the system service", -no_limit, no_limit, "none|freeze|invalid|vanish"},
+    {"after", K::number, "0.0", "inject them this many seconds after the start", 0, 1e6},
+    {"vanish_seconds", K::number, "10.0", "a vanished service comes back after this (0 = never)", 0, 1e6},
+};
+
+/// Validates a sub-table with the host's rules; errors name the top-level key.
+Config sub(const Config& config, std::string_view key, const toml::table& table, std::span<const ConfigKey> keys) {
+    try {
+        return validate_config(config.file(), fmt::format("{}.{}", config.instance(), key), nullptr, table, keys,
+                               false);
+    } catch (const ConfigError& e) {
+        std::string what = e.what();
+        auto pos = what.find("] ");
+        config.fail(key, pos == std::string::npos ? what : what.substr(pos + 2));
+    }
+}
+
+std::vector<double> numbers(const Config& config, std::string_view key, const Config& c, std::string_view sub_key) {
+    std::vector<double> out;
+    const auto* arr = c.node(sub_key)->as_array();
+    for (const auto& n : *arr) {
+        auto v = n.value<double>();
+        if (!v) config.fail(key, fmt::format("key '{}': expected an array of numbers", sub_key));
+        out.push_back(*v);
+    }
+    return out;
+}
+
+Fault fault(const Config& c, std::string_view key) { return parse_fault(c.get_string(key)).value_or(Fault::none); }
+
+} // namespace
+
+std::span<const ConfigKey> config_keys() { return top_keys; }
+
+std::span<const ConfigKey> sub_keys(std::string_view table) {
+    if (table == "vebus") return vebus_keys;
+    if (table == "battery") return battery_keys;
+    if (table == "solar") return solar_keys;
+    if (table == "grid") return grid_keys;
+    if (table == "load") return load_keys;
+    if (table == "faults") return fault_keys;
+    return {};
+}
+
+SimConfig parse_config(const Config& config) {
+    SimConfig out;
+    if (!config.node("settings")->as_table()->empty())
+        config.fail("settings", "com.victronenergy.settings is not simulated yet: it waits for moat::SettingsService "
+                                "(leave this table out)");
+    out.suffix = config.get_string("suffix");
+    if (out.suffix.empty()) out.suffix = config.instance();
+    out.update_interval = config.get_number("update_interval");
+    auto& sys = out.system;
+    sys.start_hour = config.get_number("start_hour");
+    sys.speedup = config.get_number("speedup");
+
+    const auto v = sub(config, "vebus", *config.node("vebus")->as_table(), vebus_keys);
+    sys.multi.phases = static_cast<int>(config.get_int("phases"));
+    sys.multi.rating_w = v.get_number("rating");
+    sys.multi.tau_s = v.get_number("tau");
+    sys.multi.timeout_s = v.get_number("timeout");
+    sys.multi.efficiency = v.get_number("efficiency");
+    out.vebus_instance = v.get_int("instance");
+
+    const auto b = sub(config, "battery", *config.node("battery")->as_table(), battery_keys);
+    auto& bc = sys.battery;
+    bc.capacity_ah = b.get_number("capacity");
+    bc.soc = b.get_number("soc");
+    bc.r_internal = b.get_number("r_internal");
+    bc.ocv = numbers(config, "battery", b, "ocv");
+    if (bc.ocv.size() < 2) config.fail("battery", "key 'ocv': give at least 2 voltages (at 0 % and 100 %)");
+    bc.max_charge_voltage = b.get_number("max_charge_voltage");
+    bc.max_charge_current = b.get_number("max_charge_current");
+    bc.max_discharge_current = b.get_number("max_discharge_current");
+    bc.low_voltage = b.get_number("low_voltage");
+    bc.full_soc = b.get_number("full_soc");
+    bc.recharge_soc = b.get_number("recharge_soc");
+    bc.empty_soc = b.get_number("empty_soc");
+    bc.rearm_soc = b.get_number("rearm_soc");
+    if (bc.recharge_soc > bc.full_soc || bc.rearm_soc < bc.empty_soc)
+        config.fail("battery", "needs recharge_soc <= full_soc and rearm_soc >= empty_soc");
+    out.battery_instance = b.get_int("instance");
+
+    sys.solar.clear();
+    const auto* solar = config.node("solar")->as_array();
+    for (std::size_t i = 0; i < solar->size(); ++i) {
+        const auto* t = solar->get(i)->as_table();
+        if (!t) config.fail("solar", fmt::format("entry {}: expected a table", i));
+        const auto s = sub(config, "solar", *t, solar_keys);
+        SolarConfig sc;
+        sc.curve.peak_w = s.get_number("peak");
+        sc.curve.sunrise_h = s.get_number("sunrise");
+        sc.curve.sunset_h = s.get_number("sunset");
+        if (sc.curve.sunset_h <= sc.curve.sunrise_h) config.fail("solar", fmt::format("entry {}: sunset before sunrise", i));
+        sc.max_current = s.get_number("max_current");
+        sys.solar.push_back(sc);
+        auto inst = s.get_int("instance");
+        out.solar_instances.push_back(inst >= 0 ? inst : 278 + static_cast<std::int64_t>(i));
+    }
+
+    out.grid_instance = sub(config, "grid", *config.node("grid")->as_table(), grid_keys).get_int("instance");
+
+    const auto l = sub(config, "load", *config.node("load")->as_table(), load_keys);
+    sys.load.base_w = numbers(config, "load", l, "base");
+    if (static_cast<int>(sys.load.base_w.size()) < sys.multi.phases)
+        config.fail("load", fmt::format("key 'base': give a load for each of the {} phases", sys.multi.phases));
+    sys.load.profile = numbers(config, "load", l, "profile");
+    sys.load.noise_w = l.get_number("noise");
+    sys.load.noise_time_s = l.get_number("noise_time");
+    sys.load.seed = static_cast<std::uint64_t>(config.get_int("seed"));
+
+    const auto f = sub(config, "faults", *config.node("faults")->as_table(), fault_keys);
+    for (auto [kind, key] : {std::pair{DeviceKind::vebus, "vebus"}, {DeviceKind::battery, "battery"},
+                             {DeviceKind::solarcharger, "solarcharger"}, {DeviceKind::grid, "grid"},
+                             {DeviceKind::system, "system"}})
+        if (auto x = fault(f, key); x != Fault::none) out.faults[kind] = x;
+    out.fault_after = f.get_number("after");
+    out.vanish_seconds = f.get_number("vanish_seconds");
+    return out;
+}
+
+} // namespace moat::sim

@@ -1,0 +1,39 @@
+// The sim plugin's configuration: the declared keys (top level and each
+// sub-table) and their translation into the model's configuration.
+// docs/simulation.md lists every key.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <span>
+#include <string>
+#include <vector>
+
+#include <moat/config.hpp>
+
+#include "devices.hpp"
+#include "model.hpp"
+
+namespace moat::sim {
+
+/// The top-level keys (the host validates these; sub-tables are checked by parse_config).
+std::span<const ConfigKey> config_keys();
+/// The keys of each sub-table, for docs and --help: "vebus", "battery", "solar", "grid", "load", "faults".
+std::span<const ConfigKey> sub_keys(std::string_view table);
+
+struct SimConfig {
+    SystemConfig system;
+    std::string suffix;            ///< service names end in .<suffix> (solar chargers: .<suffix>_<n>)
+    double update_interval = 1.0;  ///< seconds between published updates
+    std::int64_t vebus_instance = 276, battery_instance = 512, grid_instance = 30;
+    std::vector<std::int64_t> solar_instances;
+    std::map<DeviceKind, Fault> faults;  ///< faults to inject …
+    double fault_after = 0;              ///< … this many seconds after the start
+    double vanish_seconds = 10;          ///< a vanished service returns after this (0 = never)
+};
+
+/// Reads and checks every key, sub-tables included; throws ConfigError naming
+/// file, line and key. `instance` gives the default suffix.
+SimConfig parse_config(const Config& config);
+
+} // namespace moat::sim

@@ -1,0 +1,69 @@
+#include <catch2/catch.hpp>
+
+#include "sim_config.hpp"
+
+using namespace moat;
+using namespace moat::sim;
+
+namespace {
+
+Config load(const std::string& text) {
+    auto doc = std::make_shared<toml::table>(toml::parse(std::string_view(text), std::string_view("sim.toml")));
+    return validate_config("sim.toml", "sim", doc, *doc->get("sim")->as_table(), config_keys());
+}
+
+std::string error_of(const std::string& text) {
+    try {
+        parse_config(load(text));
+    } catch (const ConfigError& e) {
+        return e.what();
+    }
+    return "no error";
+}
+
+} // namespace
+
+TEST_CASE("the sim's defaults make a complete one-phase system", "[sim][config]") {
+    auto c = parse_config(load("[sim]\n"));
+    CHECK(c.suffix == "sim");
+    CHECK(c.system.multi.phases == 1);
+    CHECK(c.system.multi.timeout_s == 60);
+    CHECK(c.system.solar.size() == 1);
+    CHECK(c.solar_instances == std::vector<std::int64_t>{278});
+    CHECK(c.system.battery.ocv.size() == 11);
+    CHECK(c.faults.empty());
+}
+
+TEST_CASE("sub-tables are read and checked", "[sim][config]") {
+    auto c = parse_config(load(R"(
+[sim]
+phases = 3
+suffix = "demo"
+vebus = { rating = 5000, tau = 1.0, timeout = 5 }
+battery = { capacity = 100, soc = 20, ocv = [48, 52, 54] }
+solar = [ { peak = 1000 }, { peak = 2000, instance = 300 } ]
+load = { base = [100, 200, 300], noise = 0 }
+faults = { battery = "freeze", after = 30 }
+)"));
+    CHECK(c.system.multi.phases == 3);
+    CHECK(c.system.multi.rating_w == 5000);
+    CHECK(c.system.battery.ocv == std::vector<double>{48, 52, 54});
+    CHECK(c.system.solar.size() == 2);
+    CHECK(c.solar_instances == std::vector<std::int64_t>{278, 300});
+    CHECK(c.system.load.base_w == std::vector<double>{100, 200, 300});
+    CHECK(c.faults.at(DeviceKind::battery) == Fault::freeze);
+    CHECK(c.fault_after == 30);
+    auto none = parse_config(load("[sim]\nsolar = []\n"));
+    CHECK(none.system.solar.empty());
+}
+
+TEST_CASE("config errors name the line, the table and the key", "[sim][config]") {
+    using Catch::Contains;
+    CHECK_THAT(error_of("[sim]\nbattery = { capacity = -1 }\n"),
+               Contains("sim.toml:2") && Contains("'battery'") && Contains("'capacity'") && Contains("out of range"));
+    CHECK_THAT(error_of("[sim]\nvebus = { ratin = 1 }\n"), Contains("'ratin'") && Contains("unknown key"));
+    CHECK_THAT(error_of("[sim]\nphases = 3\nload = { base = [1] }\n"), Contains("each of the 3 phases"));
+    CHECK_THAT(error_of("[sim]\nfaults = { grid = \"broken\" }\n"), Contains("none|freeze|invalid|vanish"));
+    CHECK_THAT(error_of("[sim]\nsettings = { file = \"x\" }\n"), Contains("not simulated yet"));
+    CHECK_THAT(error_of("[sim]\nbattery = { ocv = [\"a\"] }\n"), Contains("array of numbers"));
+}

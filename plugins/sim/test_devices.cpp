@@ -1,0 +1,139 @@
+#include <catch2/catch.hpp>
+
+#include "devices.hpp"
+
+using namespace moat;
+using namespace moat::sim;
+
+namespace {
+
+double num(const Values& v, const std::string& path) {
+    auto it = v.find(path);
+    REQUIRE(it != v.end());
+    auto d = it->second.as_number();
+    REQUIRE(d);
+    return *d;
+}
+
+Published publish(const System& s) {
+    Published p;
+    p.vebus_name = "com.victronenergy.vebus.t";
+    p.battery_name = "com.victronenergy.battery.t";
+    p.battery_instance = 512;
+    p.vebus = vebus_values(s);
+    p.battery = battery_values(s);
+    p.grid = grid_values(s);
+    for (std::size_t i = 0; i < s.solar.size(); ++i) p.solar.push_back(solar_values(s, i));
+    return p;
+}
+
+} // namespace
+
+TEST_CASE("systemcalc balances what the devices publish", "[sim][devices]") {
+    SystemConfig c;
+    c.multi.phases = 3;
+    c.start_hour = 12;
+    c.solar.push_back(SolarConfig{});
+    System s(c);
+    for (int n = 0; n < 3; ++n) s.multi.write_setpoint(n, -500.0 * (n + 1), s.now());
+    s.advance(10);
+    auto sys = systemcalc(publish(s), 3);
+    // DC: PV + Multi = battery (Victron signs).
+    CHECK(num(sys, "/Dc/Pv/Current") + num(sys, "/Dc/Vebus/Current") == Approx(num(sys, "/Dc/Battery/Current")));
+    CHECK(num(sys, "/Dc/Pv/Power") + num(sys, "/Dc/Vebus/Power") == Approx(num(sys, "/Dc/Battery/Power")));
+    CHECK(num(sys, "/Dc/Pv/Current") == Approx(s.pv_current()));
+    for (int n = 1; n <= 3; ++n) {
+        auto l = "/Ac/Grid/L" + std::to_string(n) + "/Power";
+        auto cons = "/Ac/Consumption/L" + std::to_string(n) + "/Power";
+        auto multi = num(vebus_values(s), "/Ac/ActiveIn/L" + std::to_string(n) + "/P");
+        CHECK(num(sys, l) == Approx(num(sys, cons) + multi));
+        CHECK(num(sys, cons) == Approx(s.load.power()[n - 1]));
+        CHECK(multi < -100);
+    }
+    CHECK(sys.at("/Dc/Battery/BatteryService") == Value("com.victronenergy.battery.t"));
+    CHECK(sys.at("/ActiveBatteryService") == Value("com.victronenergy.battery/512"));
+    CHECK(sys.at("/VebusService") == Value("com.victronenergy.vebus.t"));
+    CHECK(sys.at("/Ac/ActiveIn/NumberOfPhases") == Value(3));
+    const double bp = num(sys, "/Dc/Battery/Power");
+    CHECK(sys.at("/Dc/Battery/State") == Value(bp > 30 ? 1 : bp < -30 ? 2 : 0));
+    CHECK(sys.at("/Dc/Pv/Power").is_double());
+}
+
+TEST_CASE("systemcalc shows what is missing as invalid", "[sim][devices]") {
+    System s(SystemConfig{});
+    s.advance(1);
+    auto p = publish(s);
+    p.battery.reset();  // vanished
+    p.grid = invalidated(*p.grid);
+    p.solar[0].reset();
+    auto sys = systemcalc(p, 1);
+    CHECK(sys.at("/Dc/Battery/Voltage").is_invalid());
+    CHECK(sys.at("/Dc/Battery/BatteryService").is_invalid());
+    CHECK(sys.at("/Dc/Pv/Current").is_invalid());
+    CHECK(sys.at("/Ac/Grid/L1/Power").is_invalid());
+    CHECK(sys.at("/Ac/Consumption/L1/Power").is_invalid());
+    CHECK(sys.at("/Dc/Vebus/Current").is_valid());
+    p = publish(s);
+    p.vebus.reset();  // no Multi: everything on the grid meter is consumption
+    sys = systemcalc(p, 1);
+    CHECK(num(sys, "/Ac/Consumption/L1/Power") == Approx(num(sys, "/Ac/Grid/L1/Power")));
+    CHECK(sys.at("/VebusService").is_invalid());
+}
+
+TEST_CASE("the device views carry the issue's paths with Venus types", "[sim][devices]") {
+    SystemConfig c;
+    c.multi.phases = 3;
+    System s(c);
+    s.advance(1);
+    auto v = vebus_values(s);
+    for (auto p : {"/Ac/ActiveIn/L3/P", "/Ac/ActiveIn/P", "/Ac/Out/L2/P", "/Dc/0/Voltage", "/Dc/0/Current",
+                   "/Dc/0/Power", "/Hub/ChargeVoltage", "/Hub4/L3/AcPowerSetpoint"})
+        CHECK(v.at(p).is_double());
+    for (auto p : {"/Hub4/DisableCharge", "/Hub4/DisableFeedIn", "/Hub4/AssistantId", "/Mode", "/State"})
+        CHECK(v.at(p).is_int());
+    CHECK(v.at("/Hub4/AssistantId") == Value(5));
+    auto b = battery_values(s);
+    for (auto p : {"/Info/MaxChargeVoltage", "/Info/MaxChargeCurrent", "/Info/MaxDischargeCurrent",
+                   "/Info/BatteryLowVoltage", "/Soc", "/Capacity", "/Dc/0/Voltage", "/Dc/0/Current", "/Dc/0/Power"})
+        CHECK(b.at(p).is_double());
+    CHECK(b.at("/Io/AllowToCharge") == Value(1));
+    CHECK(b.at("/Io/AllowToDischarge").is_int());
+    auto sol = solar_values(s, 0);
+    CHECK(sol.at("/Link/ChargeCurrent").is_invalid());
+    CHECK(sol.at("/Yield/Power").is_double());
+    auto g = grid_values(s);
+    CHECK(g.at("/Ac/L3/Power").is_double());
+    CHECK(g.at("/NrOfPhases") == Value(3));
+    auto inv = invalidated(b);
+    CHECK(inv.at("/Soc").is_invalid());
+    CHECK(inv.at("/Sim/AllowToCharge") == Value(-1));
+}
+
+TEST_CASE("client writes reach the model", "[sim][devices]") {
+    SystemConfig c;
+    c.multi.phases = 2;
+    System s(c);
+    CHECK(apply_write(s, DeviceKind::vebus, 0, "/Hub4/L2/AcPowerSetpoint", Value(-700)));
+    CHECK(s.multi.setpoint(1) == -700);
+    CHECK_FALSE(s.multi.fallen_back(s.now()));
+    CHECK_FALSE(apply_write(s, DeviceKind::vebus, 0, "/Hub4/L3/AcPowerSetpoint", Value(1.0)));  // 2 phases
+    CHECK(apply_write(s, DeviceKind::vebus, 0, "/Hub4/DisableFeedIn", Value(1)));
+    CHECK(s.multi.disable_feed_in);
+    CHECK(apply_write(s, DeviceKind::battery, 0, "/Sim/AllowToDischarge", Value(0)));
+    CHECK_FALSE(s.battery.allow_discharge());
+    CHECK(apply_write(s, DeviceKind::battery, 0, "/Sim/AllowToDischarge", Value(-1)));
+    CHECK(s.battery.allow_discharge());
+    CHECK(apply_write(s, DeviceKind::battery, 0, "/Sim/Soc", Value(3.0)));
+    CHECK_FALSE(s.battery.allow_discharge());  // the BMS sees an empty battery
+    CHECK(apply_write(s, DeviceKind::solarcharger, 0, "/Link/ChargeCurrent", Value(12)));
+    CHECK(s.solar[0].link_current == 12.0);
+    CHECK(apply_write(s, DeviceKind::solarcharger, 0, "/Link/ChargeCurrent", Value()));
+    CHECK_FALSE(s.solar[0].link_current);
+    auto w = writeable(DeviceKind::vebus, "/Hub4/L1/AcPowerSetpoint");
+    REQUIRE(w);
+    CHECK(w->keep_alive);
+    CHECK(writeable(DeviceKind::grid, "/Sim/Fault"));
+    CHECK_FALSE(writeable(DeviceKind::grid, "/Ac/Power"));
+    CHECK(text_format("/Dc/0/Voltage") == "%.2F V");
+    CHECK(text_format("/Hub4/L1/AcPowerSetpoint") == "%.0F W");
+}

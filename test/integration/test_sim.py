@@ -1,0 +1,278 @@
+"""The sim plugin under the real host on a private dbus-daemon, checked from
+outside with python3-dbus and gdbus: services, paths and types, moving values,
+the energy balance, external setpoints, the BMS flags and fault injection."""
+
+import os
+import subprocess
+import time
+import unittest
+
+import dbus
+
+from moattest import BUILD_DIR, BUSITEM, SOURCE_DIR, BusClient, HostProcess, HostTestCase, env_without_bus, pid_alive
+
+PLUGINS = os.path.join(BUILD_DIR, "plugins")
+VEBUS = "com.victronenergy.vebus.sim"
+BATTERY = "com.victronenergy.battery.sim"
+SOLAR = "com.victronenergy.solarcharger.sim_0"
+GRID = "com.victronenergy.grid.sim"
+SYSTEM = "com.victronenergy.system"
+MANDATORY = ["/Mgmt/ProcessName", "/Mgmt/ProcessVersion", "/Mgmt/Connection", "/DeviceInstance", "/ProductId",
+             "/ProductName", "/FirmwareVersion", "/HardwareVersion", "/Connected"]
+
+# A night without noise: the numbers are exact enough to check magnitudes.
+NIGHT = """
+[sim]
+start_hour = 0.0
+update_interval = 0.25
+load = { noise = 0.0 }
+vebus = { tau = 0.5 }
+"""
+
+
+def is_invalid(v):
+    return isinstance(v, dbus.Array) and len(v) == 0 and v.signature == "i"
+
+
+class SimCase(HostTestCase):
+
+    def start_sim(self, body, wait=True):
+        self.start_bus()
+        cfg = self.write_config(body, plugin_dir=PLUGINS)
+        self.host = self.start_host(cfg)
+        self.conn = dbus.bus.BusConnection(self.bus.address)
+        self.addCleanup(self.conn.close)
+        if wait:
+            self.wait_until("the system service", lambda: self.has_owner(SYSTEM), 10, self.host)
+        return self.host
+
+    def has_owner(self, name):
+        return bool(self.conn.call_blocking("org.freedesktop.DBus", "/org/freedesktop/DBus", "org.freedesktop.DBus",
+                                            "NameHasOwner", "s", (name,), timeout=5))
+
+    def get(self, service, path):
+        return self.conn.call_blocking(service, path, BUSITEM, "GetValue", "", (), timeout=5)
+
+    def items(self, service):
+        raw = self.conn.call_blocking(service, "/", BUSITEM, "GetItems", "", (), timeout=5)
+        return {str(p): v["Value"] for p, v in raw.items()}
+
+    def set(self, service, path, value):
+        return int(self.conn.call_blocking(service, path, BUSITEM, "SetValue", "v", (value,), timeout=5))
+
+    def gdbus_set(self, service, path, text):
+        out = subprocess.run(["gdbus", "call", "--address", self.bus.address, "--dest", service, "--object-path", path,
+                              "--method", f"{BUSITEM}.SetValue", text], capture_output=True, text=True, timeout=10)
+        self.assertEqual(out.returncode, 0, out.stderr)
+        return out.stdout.strip()
+
+    def until(self, what, fn, timeout=5.0):
+        return self.wait_until(what, fn, timeout, self.host)
+
+
+class ServicesTest(SimCase):
+
+    def test_services_and_paths_exist_with_venus_types(self):
+        self.start_sim('[sim]\nphases = 3\n')
+        expect = {
+            VEBUS: {"/Ac/ActiveIn/L1/P": dbus.Double, "/Ac/ActiveIn/L3/P": dbus.Double, "/Ac/ActiveIn/P": dbus.Double,
+                    "/Ac/Out/L2/P": dbus.Double, "/Dc/0/Voltage": dbus.Double, "/Dc/0/Current": dbus.Double,
+                    "/Dc/0/Power": dbus.Double, "/Hub/ChargeVoltage": dbus.Double,
+                    "/Hub4/L1/AcPowerSetpoint": dbus.Double, "/Hub4/L3/AcPowerSetpoint": dbus.Double,
+                    "/Hub4/DisableCharge": dbus.Int32, "/Hub4/DisableFeedIn": dbus.Int32,
+                    "/Hub4/AssistantId": dbus.Int32, "/Mode": dbus.Int32, "/State": dbus.Int32},
+            BATTERY: {"/Info/MaxChargeVoltage": dbus.Double, "/Info/MaxChargeCurrent": dbus.Double,
+                      "/Info/MaxDischargeCurrent": dbus.Double, "/Info/BatteryLowVoltage": dbus.Double,
+                      "/Io/AllowToCharge": dbus.Int32, "/Io/AllowToDischarge": dbus.Int32, "/Soc": dbus.Double,
+                      "/Capacity": dbus.Double, "/Dc/0/Voltage": dbus.Double, "/Dc/0/Current": dbus.Double,
+                      "/Dc/0/Power": dbus.Double},
+            SOLAR: {"/Dc/0/Voltage": dbus.Double, "/Dc/0/Current": dbus.Double, "/Yield/Power": dbus.Double},
+            GRID: {"/Ac/L1/Power": dbus.Double, "/Ac/L3/Power": dbus.Double, "/Ac/Power": dbus.Double,
+                   "/NrOfPhases": dbus.Int32},
+            SYSTEM: {"/Dc/Battery/Voltage": dbus.Double, "/Dc/Battery/Current": dbus.Double,
+                     "/Dc/Battery/Power": dbus.Double, "/Dc/Battery/Soc": dbus.Double,
+                     "/Dc/Battery/BatteryService": dbus.String, "/Dc/Pv/Current": dbus.Double,
+                     "/Dc/Pv/Power": dbus.Double, "/Dc/Vebus/Current": dbus.Double, "/Dc/Vebus/Power": dbus.Double,
+                     "/Ac/Grid/L1/Power": dbus.Double, "/Ac/Grid/L3/Power": dbus.Double,
+                     "/Ac/Consumption/L2/Power": dbus.Double, "/Ac/ActiveIn/L1/Power": dbus.Double,
+                     "/Ac/ActiveIn/NumberOfPhases": dbus.Int32, "/VebusService": dbus.String},
+        }
+        for service, paths in expect.items():
+            items = self.items(service)
+            for path in MANDATORY:
+                self.assertIn(path, items, f"{service} lacks {path}")
+            self.assertIs(type(items["/DeviceInstance"]), dbus.Int32)
+            for path, cls in paths.items():
+                with self.subTest(service=service, path=path):
+                    self.assertIn(path, items)
+                    self.assertIs(type(items[path]), cls)
+        self.assertEqual(self.get(VEBUS, "/Hub4/AssistantId"), 5)
+        self.assertEqual(self.get(SOLAR, "/Link/ChargeCurrent").signature, "i", "an unset link value is invalid")
+        self.assertEqual(self.get(SYSTEM, "/Dc/Battery/BatteryService"), BATTERY)
+        self.assertEqual(self.get(SYSTEM, "/VebusService"), VEBUS)
+        self.assertEqual(self.get(SYSTEM, "/Ac/ActiveIn/NumberOfPhases"), 3)
+        # One connection per service (venus-dbus.md §1.3).
+        owners = {self.conn.call_blocking("org.freedesktop.DBus", "/org/freedesktop/DBus", "org.freedesktop.DBus",
+                                          "GetNameOwner", "s", (n,)) for n in expect}
+        self.assertEqual(len(owners), len(expect))
+
+    def test_values_move_and_the_balance_holds(self):
+        self.start_sim('[sim]\nupdate_interval = 0.25\nbattery = { r_internal = 0.02 }\n')
+        first = self.items(SYSTEM)
+        self.until("the SoC moves", lambda: self.get(SYSTEM, "/Dc/Battery/Soc") != first["/Dc/Battery/Soc"])
+        self.until("the load moves", lambda: self.get(SYSTEM, "/Ac/Consumption/L1/Power")
+                   != first["/Ac/Consumption/L1/Power"])
+        self.set(VEBUS, "/Hub4/L1/AcPowerSetpoint", dbus.Double(-800.0))
+        for _ in range(8):
+            s = self.items(SYSTEM)  # one snapshot: one update
+            pv, multi, bat = s["/Dc/Pv/Current"], s["/Dc/Vebus/Current"], s["/Dc/Battery/Current"]
+            self.assertGreater(pv, 1.0, "midday: the sun shines")
+            self.assertAlmostEqual(pv + multi, bat, delta=0.01, msg=f"DC balance {s}")
+            self.assertAlmostEqual(s["/Dc/Pv/Power"] + s["/Dc/Vebus/Power"], s["/Dc/Battery/Power"], delta=1.0)
+            grid, cons = s["/Ac/Grid/L1/Power"], s["/Ac/Consumption/L1/Power"]
+            multi_ac = self.get(VEBUS, "/Ac/ActiveIn/L1/P")  # may be one update later: noise
+            self.assertAlmostEqual(grid, cons + multi_ac, delta=150, msg="AC balance")
+            time.sleep(0.25)
+
+
+class SetpointTest(SimCase):
+
+    def test_external_setpoint_moves_grid_and_battery(self):
+        self.start_sim(NIGHT)
+        time.sleep(0.5)
+        grid0 = self.get(GRID, "/Ac/L1/Power")
+        bat0 = self.get(BATTERY, "/Dc/0/Current")
+        volts = self.get(BATTERY, "/Dc/0/Voltage")
+        self.assertAlmostEqual(grid0, 400.0, delta=1, msg="the default load, no noise")
+        self.assertEqual(self.gdbus_set(VEBUS, "/Hub4/L1/AcPowerSetpoint", "<-1500.0>"), "(0,)")
+        self.until("the Multi feeds 1500 W", lambda: abs(self.get(VEBUS, "/Ac/ActiveIn/L1/P") + 1500) < 15, 4)
+        time.sleep(0.5)
+        grid1 = self.get(GRID, "/Ac/L1/Power")
+        bat1 = self.get(BATTERY, "/Dc/0/Current")
+        self.assertAlmostEqual(grid1 - grid0, -1500, delta=20, msg="export grows by the setpoint")
+        self.assertAlmostEqual(self.get(SYSTEM, "/Ac/Grid/L1/Power"), grid1, delta=20)
+        expected = -1500 / 0.95 / volts  # efficiency 0.95
+        self.assertAlmostEqual(bat1 - bat0, expected, delta=abs(expected) * 0.05, msg="the battery pays for it")
+        self.assertEqual(self.get(VEBUS, "/State"), 9, "inverting")
+        # Charging from the grid: the other direction.
+        self.gdbus_set(VEBUS, "/Hub4/L1/AcPowerSetpoint", "<1000>")
+        self.until("the Multi charges", lambda: abs(self.get(VEBUS, "/Ac/ActiveIn/L1/P") - 1000) < 10, 4)
+        self.assertGreater(self.get(BATTERY, "/Dc/0/Current"), 1000 * 0.95 / volts * 0.9)
+        self.assertAlmostEqual(self.get(GRID, "/Ac/L1/Power"), 1400, delta=20)
+
+    def test_a_battery_that_disallows_discharge_stops_inverting(self):
+        self.start_sim(NIGHT)
+        self.set(VEBUS, "/Hub4/L1/AcPowerSetpoint", dbus.Double(-1500.0))
+        self.until("inverting", lambda: self.get(VEBUS, "/Ac/ActiveIn/L1/P") < -1400)
+        self.assertEqual(self.set(BATTERY, "/Sim/AllowToDischarge", dbus.Int32(0)), 0)
+        self.until("the BMS says no", lambda: self.get(BATTERY, "/Io/AllowToDischarge") == 0)
+        self.assertEqual(self.get(BATTERY, "/Info/MaxDischargeCurrent"), 0.0)
+        self.until("the Multi stops inverting", lambda: self.get(VEBUS, "/Ac/ActiveIn/L1/P") > -5, 4)
+        self.assertGreater(self.get(BATTERY, "/Dc/0/Current"), -0.1)
+        self.assertAlmostEqual(self.get(GRID, "/Ac/L1/Power"), 400, delta=10)
+        # A low SoC does the same through the BMS itself.
+        self.set(BATTERY, "/Sim/AllowToDischarge", dbus.Int32(-1))
+        self.until("inverting again", lambda: self.get(VEBUS, "/Ac/ActiveIn/L1/P") < -1400, 4)
+        self.set(BATTERY, "/Sim/Soc", dbus.Double(3.0))
+        self.until("empty battery stops it", lambda: self.get(VEBUS, "/Ac/ActiveIn/L1/P") > -5, 4)
+        self.assertEqual(self.get(BATTERY, "/Io/AllowToDischarge"), 0)
+
+    def test_the_multi_falls_back_when_the_setpoint_is_not_rewritten(self):
+        self.start_sim(NIGHT.replace("vebus = { tau = 0.5 }", "vebus = { tau = 0.5, timeout = 2.0 }"))
+        end = time.monotonic() + 4
+        while time.monotonic() < end:  # rewriting the same value keeps it alive
+            self.set(VEBUS, "/Hub4/L1/AcPowerSetpoint", dbus.Double(-1000.0))
+            time.sleep(0.4)
+        self.assertAlmostEqual(self.get(VEBUS, "/Ac/ActiveIn/L1/P"), -1000, delta=10)
+        self.assertEqual(self.get(VEBUS, "/Sim/FallenBack"), 0)
+        stopped = time.monotonic()
+        self.until("fallen back to 0 W", lambda: abs(self.get(VEBUS, "/Ac/ActiveIn/L1/P")) < 5, 6)
+        self.assertGreater(time.monotonic() - stopped, 1.5, "not before the timeout")
+        self.assertEqual(self.get(VEBUS, "/Sim/FallenBack"), 1)
+        self.assertEqual(self.get(VEBUS, "/Hub4/L1/AcPowerSetpoint"), -1000.0, "the written value stays readable")
+
+
+class FaultTest(SimCase):
+    BODY = '[sim]\nupdate_interval = 0.25\nfaults = { vanish_seconds = 2.0 }\n'
+
+    def test_freeze_stops_updates_but_the_service_answers(self):
+        self.start_sim(self.BODY)
+        a = self.get(BATTERY, "/Soc")
+        self.until("the SoC moves", lambda: self.get(BATTERY, "/Soc") != a)
+        self.assertEqual(self.set(BATTERY, "/Sim/Fault", dbus.Int32(7)), 2, "out of range: refused")
+        self.assertEqual(self.set(BATTERY, "/Soc", dbus.Double(50.0)), 1, "a measurement is not writeable")
+        self.assertEqual(self.set(BATTERY, "/Sim/Fault", dbus.Int32(1)), 0)
+        time.sleep(0.6)
+        frozen = self.get(BATTERY, "/Soc")
+        time.sleep(1.5)
+        self.assertEqual(self.get(BATTERY, "/Soc"), frozen, "a frozen service does not update")
+        self.assertEqual(self.get(SYSTEM, "/Dc/Battery/Soc"), frozen, "the system sees what is on the bus")
+        self.assertEqual(self.get(BATTERY, "/Sim/Fault"), 1)
+        self.set(BATTERY, "/Sim/Fault", dbus.Int32(0))
+        self.until("updates again", lambda: self.get(BATTERY, "/Soc") != frozen)
+
+    def test_invalid_publishes_invalid_values_but_keeps_the_identity(self):
+        self.start_sim(self.BODY)
+        self.set(GRID, "/Sim/Fault", dbus.Int32(2))
+        self.until("invalid grid power", lambda: is_invalid(self.get(GRID, "/Ac/L1/Power")))
+        self.assertIs(type(self.get(GRID, "/DeviceInstance")), dbus.Int32, "the identity stays valid")
+        self.assertEqual(self.get(GRID, "/ProductName"), "MoaT simulated grid meter")
+        self.until("the system has no grid figure", lambda: is_invalid(self.get(SYSTEM, "/Ac/Grid/L1/Power")))
+        self.set(GRID, "/Sim/Fault", dbus.Int32(0))
+        self.until("valid again", lambda: isinstance(self.get(GRID, "/Ac/L1/Power"), dbus.Double))
+
+    def test_vanish_leaves_without_invalidating_and_comes_back(self):
+        self.start_sim(self.BODY)
+        watcher = BusClient(self.bus.address)  # records every BusItem signal
+        self.addCleanup(watcher.close)
+        self.set(BATTERY, "/Sim/Fault", dbus.Int32(3))
+        gone = time.monotonic()
+        self.until("the battery left the bus", lambda: not self.has_owner(BATTERY), 2)
+        watcher.pump(timeout=0.5)
+        for _, member, path, arg in watcher.signals():
+            if member == "ItemsChanged":
+                for key in ("/Soc", "/Info/MaxChargeVoltage"):
+                    if key in arg:
+                        self.assertFalse(is_invalid(arg[key]["Value"]), f"{key} was invalidated on the way out")
+        self.until("the system lost its battery", lambda: is_invalid(self.get(SYSTEM, "/Dc/Battery/Soc")), 2)
+        self.until("the battery is back", lambda: self.has_owner(BATTERY), 5)
+        self.assertGreater(time.monotonic() - gone, 1.5)
+        self.assertEqual(self.get(BATTERY, "/Sim/Fault"), 0)
+        self.until("the system has its battery again",
+                   lambda: isinstance(self.get(SYSTEM, "/Dc/Battery/Soc"), dbus.Double), 2)
+
+    def test_faults_from_the_configuration(self):
+        self.start_sim('[sim]\nupdate_interval = 0.25\nfaults = { grid = "invalid", vebus = "vanish", '
+                       'vanish_seconds = 0.0 }\n')
+        self.assertTrue(is_invalid(self.get(GRID, "/Ac/Power")))
+        self.assertEqual(self.get(GRID, "/Sim/Fault"), 2)
+        time.sleep(1)
+        self.assertFalse(self.has_owner(VEBUS), "vanished from the start, for good")
+        self.assertTrue(is_invalid(self.get(SYSTEM, "/VebusService")))
+
+
+class DemoTest(SimCase):
+
+    def test_demo_configuration_runs_the_simulation(self):
+        demo = os.path.join(SOURCE_DIR, "config", "demo.toml")
+        h = HostProcess(["--demo", "--config", demo, "--plugin-dir", PLUGINS],
+                        log_path=os.path.join(self.tmp, "demo.log"), env=env_without_bus())
+        self.addCleanup(h.stop)
+        m, _ = h.wait_for(r"demo: private dbus-daemon \(pid (\d+)\) at (\S+)", 10)
+        pid, address = int(m.group(1)), m.group(2)
+        self.addCleanup(lambda: pid_alive(pid) and os.kill(pid, 9))
+        h.wait_for(r"\[sim\] simulating", 10)
+        conn = dbus.bus.BusConnection(address)
+        try:
+            soc = conn.call_blocking(SYSTEM, "/Dc/Battery/Soc", BUSITEM, "GetValue", "", (), timeout=5)
+            self.assertIsInstance(soc, dbus.Double)
+        finally:
+            conn.close()
+        h.signal(2)
+        rc, _ = h.wait(6)
+        self.assertEqual(rc, 0, h.describe())
+        self.assertFalse(pid_alive(pid))
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
