@@ -124,6 +124,18 @@ SimMeter::SimMeter(MeterKind kind, std::uint8_t unit, std::string serial)
         put(holding, 0x1102, {0});  // 3P.n
         put_text(holding, 0x1300, serial_, 7);
     }
+    // A real meter answers for the whole measurement area (block reads cross
+    // the holes between the registers we publish): zeros there.
+    auto zeros = [](std::map<std::uint16_t, std::uint16_t>& bank, std::uint16_t from, std::uint16_t to) {
+        for (std::uint32_t a = from; a <= to; ++a) bank.emplace(std::uint16_t(a), 0);
+    };
+    if (eastron || kind == MeterKind::sdm120) zeros(input, 0x0000, 0x017F);
+    if (kind == MeterKind::em24rtu) zeros(holding, 0x0000, 0x005F);
+    if (kind == MeterKind::abb_b2x) {
+        zeros(holding, 0x5000, 0x54FF);
+        zeros(holding, 0x5B00, 0x5B3F);
+    }
+    for (const auto& reg : data_registers(*type_, phases_)) paths_.insert(reg.path);
     nominal();
     update(0);
 }
@@ -141,7 +153,7 @@ void SimMeter::nominal()
         base_[p + "Current"] = amps[n - 1];
         base_[p + "Power"] = watts[n - 1];
         base_[p + "Energy/Forward"] = 400.5 + 10 * n;
-        base_[p + "Energy/Reverse"] = 20.25 + n;
+        base_[p + "Energy/Reverse"] = 20.5 + n;
         total_p += watts[n - 1];
         total_i += amps[n - 1];
     }
@@ -149,8 +161,8 @@ void SimMeter::nominal()
     base_["/Ac/Current"] = total_i;
     base_["/Ac/Frequency"] = 50.0;
     base_["/Ac/Energy/Forward"] = phases_ == 1 ? base_["/Ac/L1/Energy/Forward"] : 1234.5;
-    base_["/Ac/Energy/Reverse"] = phases_ == 1 ? base_["/Ac/L1/Energy/Reverse"] : 67.75;
-    base_["/PhaseSequence"] = 0;
+    base_["/Ac/Energy/Reverse"] = phases_ == 1 ? base_["/Ac/L1/Energy/Reverse"] : 67.5;
+    if (type_->kind == MeterKind::em24rtu) base_["/PhaseSequence"] = 0;
 }
 
 void SimMeter::set(const std::string& path, double value)
@@ -177,6 +189,8 @@ void SimMeter::update(double t)
         values_["/Ac/Current"] = total_i;
     }
     for (auto& [path, v] : pinned_) values_[path] = v;
+    // Only what this type publishes (the nominal set is a superset).
+    std::erase_if(values_, [&](const auto& kv) { return !paths_.contains(kv.first); });
     if (profile_ == Profile::external) {
         // Totals follow the phases that were set from outside.
         double total = 0;

@@ -19,6 +19,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -83,6 +84,7 @@ private:
     unsigned phases_ = 3;
     Profile profile_ = Profile::constant;
     std::map<std::string, double> base_, pinned_, values_;
+    std::set<std::string> paths_;  ///< published by this type
 };
 
 /// The meters on one simulated bus, by unit.
