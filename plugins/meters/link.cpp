@@ -168,7 +168,15 @@ RtuLink::RtuLink(Loop& loop, SerialOptions options, Logger log) : Link(loop, std
     poll_->handle.data = poll_;
     uv_poll_start(&poll_->handle, UV_READABLE, [](uv_poll_t* h, int status, int) {
         auto* p = static_cast<Poll*>(h->data);
-        if (p->owner && status >= 0) p->owner->on_readable();
+        if (!p->owner) return;
+        if (status >= 0) {
+            p->owner->on_readable();
+            return;
+        }
+        // libuv reports POLLERR (a hung-up pty, an unplugged adapter) as an
+        // error status and has stopped the handle.
+        p->owner->lost_ = fmt::format("{}: {}", p->owner->options_.device, uv_strerror(status));
+        p->owner->wake_.notify();
     });
 }
 
@@ -194,19 +202,23 @@ Duration RtuLink::char_time() const
 void RtuLink::on_readable()
 {
     std::uint8_t buf[512];
+    bool got = false;
     for (;;) {
         const ssize_t n = ::read(fd_, buf, sizeof buf);
         if (n > 0) {
+            got = true;
             // A line that talks without end (noise, a wrong baud rate) cannot grow memory.
             if (rx_.size() < 4 * modbus::max_rtu_frame_size) rx_.insert(rx_.end(), buf, buf + n);
             continue;
         }
         if (n < 0 && errno == EINTR) continue;
-        // 0 (a raw tty with VMIN = VTIME = 0) or EAGAIN: drained. Anything
-        // else (EIO: an unplugged USB adapter, a pty whose master closed)
-        // would wake us without end: stop watching, the link is lost.
-        if (n < 0 && errno != EAGAIN) {
-            lost_ = fmt::format("reading {}: {}", options_.device, errno_text(errno));
+        // 0 (a raw tty with VMIN = VTIME = 0) or EAGAIN: drained. But
+        // "readable" with nothing to read is a hang-up (a pty whose master
+        // closed), and EIO an unplugged USB adapter: either would wake us
+        // without end. Stop watching; the link is lost.
+        if ((n == 0 && !got) || (n < 0 && errno != EAGAIN)) {
+            lost_ = n == 0 ? fmt::format("{} hung up", options_.device)
+                           : fmt::format("reading {}: {}", options_.device, errno_text(errno));
             uv_poll_stop(&poll_->handle);
         }
         break;
@@ -280,6 +292,7 @@ Task<Response> RtuLink::exchange(std::uint8_t unit, const Request& request, Dura
             continue;
         }
         const bool woke = co_await wake_.wait_until(deadline);
+        if (!lost_.empty()) throw LinkError(lost_);
         if (!woke) {
             if (rx_.empty())
                 throw TimeoutError(fmt::format("no reply from unit {} to {}", unit, request.describe()));
@@ -341,6 +354,16 @@ Task<void> TcpLink::connect(TimePoint deadline)
     if (uv_ip4_addr(host_.c_str(), port_, reinterpret_cast<sockaddr_in*>(&addr)) != 0 &&
         uv_ip6_addr(host_.c_str(), port_, reinterpret_cast<sockaddr_in6*>(&addr)) != 0)
         throw LinkError(fmt::format("'{}' is not a numeric IPv4 or IPv6 address", host_));
+    if (state_ == State::connecting) {
+        // An earlier transaction started this connection and was cancelled: wait for it.
+        while (state_ == State::connecting)
+            if (!co_await wake_.wait_until(deadline)) {
+                close(fmt::format("no connection to {} within the timeout", describe()));
+                throw TimeoutError(error_);
+            }
+        if (state_ != State::connected) throw LinkError(error_);
+        co_return;
+    }
     conn_ = new Conn{};
     conn_->owner = this;
     conn_->tcp.data = conn_;
@@ -395,7 +418,7 @@ Task<void> TcpLink::connect(TimePoint deadline)
 Task<Response> TcpLink::exchange(std::uint8_t unit, const Request& request, Duration timeout)
 {
     const TimePoint deadline = loop_.clock().now() + timeout;
-    if (state_ == State::closed) co_await connect(deadline);
+    if (state_ != State::connected) co_await connect(deadline);
     const std::uint16_t tid = ++transaction_;
     auto* w = new WriteReq{{}, modbus::tcp_request(tid, unit, request)};
     uv_buf_t buf = uv_buf_init(reinterpret_cast<char*>(w->data.data()), unsigned(w->data.size()));

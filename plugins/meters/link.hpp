@@ -92,6 +92,9 @@ public:
     /// "RTU /dev/ttyUSB0 9600 8N1", "TCP 127.0.0.1:502".
     virtual std::string describe() const = 0;
     virtual Transport transport() const = 0;
+    /// True when the link cannot work again (a serial port that reported an
+    /// I/O error): open a new one.
+    virtual bool lost() const { return false; }
     /// Transactions waiting (not counting the one in flight).
     std::size_t queued() const { return queue_.size(); }
 
@@ -127,6 +130,7 @@ public:
 
     std::string describe() const override;
     Transport transport() const override { return Transport::rtu; }
+    bool lost() const override { return !lost_.empty(); }
     /// One character on the line (start, 8 data, parity, stop bits).
     Duration char_time() const;
 

@@ -156,6 +156,9 @@ private:
             } catch (const Cancelled&) {
                 throw;
             } catch (const LinkError& e) {
+                // A serial port that went away (unplugged adapter): fail the
+                // plugin, the host restarts it with back-off and reopens the port.
+                if (link_->lost()) throw;
                 log.warning("{}", e.what());
             } catch (const std::exception& e) {
                 log.warning("{}; trying again in {:.0f} s", e.what(), duration<double>(reprobe_).count());

@@ -222,3 +222,17 @@ TEST_CASE("RTU link: a port that does not exist is reported by name")
     CHECK_THROWS_WITH(RtuLink(loop, SerialOptions{.device = "/dev/null", .baud = 12345}, quiet()),
                       Catch::Contains("12345"));
 }
+
+TEST_CASE("RTU link: the other end of the line going away makes the link lost, never a busy loop")
+{
+    Loop loop;
+    sim::SimBus bus;
+    bus.add(MeterKind::sdm630v2, 1);
+    auto server = std::make_unique<sim::RtuServer>(loop, bus);
+    RtuLink link(loop, SerialOptions{.device = server->slave_path(), .baud = 115200}, quiet());
+    CHECK_FALSE(run_until_complete(loop, read(link, 1, Request::read_input(0, 2))).is_exception());
+    server.reset();  // the master side closes: the tty hangs up
+    CHECK_THROWS(run_until_complete(loop, read(link, 1, Request::read_input(0, 2), 100ms)));
+    CHECK(link.lost());
+    CHECK_THROWS_AS(run_until_complete(loop, read(link, 1, Request::read_input(0, 2), 100ms)), LinkError);
+}
