@@ -48,6 +48,7 @@ class Daemon:
     def __init__(self):
         self.proc = subprocess.Popen(["dbus-daemon", f"--config-file={BUS_CONFIG}", "--nofork", "--nopidfile",
                                       "--print-address=1"], stdout=subprocess.PIPE, stdin=subprocess.DEVNULL,
+                                     stderr=subprocess.DEVNULL,
                                      start_new_session=True)
         self.address = self.proc.stdout.readline().decode().strip()
         if not self.address:
