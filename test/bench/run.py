@@ -1,0 +1,239 @@
+#!/usr/bin/env python3
+"""Side-by-side benchmark of our D-Bus layer against the sd-bus floor.
+
+Starts a private dbus-daemon with Venus's limits, runs each implementation
+under the contract (bench-contract.md) and prints JSON with the figures of
+both and the ratios ours/floor, then a one-line summary on stderr:
+
+  W1  idle footprint of a 63-path service (startup, idle CPU, RSS/PSS/USS)
+  W2  publisher CPU per 10,000 changes, K=10 changes per tick, burst mode
+  W3  GetItems and GetValue on `/` of a 1,000-path service (round trip
+      through an sd-bus client, service CPU per call)
+  W4  discovery of 20 services x 100 paths by a consumer (exec to READY)
+
+  run.py [--build DIR] [--out FILE] [--quick] [--ours-service CMD] ...
+
+Only the figures are measured here; nothing is asserted about them.
+"""
+import argparse
+import json
+import os
+import select
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+import benchlib
+from benchlib import Client, Daemon, Program, cpu_s, make_catalogue, memory_kb, program_env, read_tsv
+
+
+def wait_owned(client, prog, name, timeout=20):
+    if not client.pump(lambda: name in client.owned or prog.proc.poll() is not None, timeout) or prog.proc.poll() is not None:
+        raise RuntimeError(f"{prog.command}: {name} did not appear\n{prog.log()}")
+    return client.owned[name]
+
+
+def service_env(bus, name, json_, tsv, paths, k=0, interval=0, ticks=0, workload="W1"):
+    return program_env(bus.address, BENCH_WORKLOAD=workload, BENCH_SERVICE=name, BENCH_CATALOGUE=json_,
+                       BENCH_CATALOGUE_TSV=tsv, BENCH_PATHS=paths, BENCH_UPDATE_PATHS=k,
+                       BENCH_UPDATE_INTERVAL_MS=interval, BENCH_UPDATE_TICKS=ticks)
+
+
+class Session:
+    """One private bus and a client per implementation run."""
+
+    def __init__(self, tmp):
+        self.tmp = tmp
+        self.bus = Daemon()
+        self.client = Client(self.bus.address)
+        self.progs = []
+
+    def start(self, cmd, env, log, pipe=False):
+        p = Program(cmd, env, os.path.join(self.tmp, log), stdout_pipe=pipe)
+        self.progs.append(p)
+        return p
+
+    def close(self):
+        for p in self.progs:
+            rc, took = p.stop()
+            if rc != 0 or took >= 5:
+                print(f"warning: {p.command} exited {rc} after {took:.2f} s", file=sys.stderr)
+        self.client.close()
+        self.bus.stop()
+
+
+def w1(tmp, cmd, idle_s):
+    json_, tsv = make_catalogue(63, tmp)
+    s = Session(tmp)
+    try:
+        name = "com.victronenergy.battery.bench0"
+        p = s.start(cmd, service_env(s.bus, name, json_, tsv, 63), "w1.log")
+        owned = wait_owned(s.client, p, name)
+        startup_cpu = cpu_s(p.pid)
+        s.client.call(name, "/", "GetItems")
+        time.sleep(0.5)
+        c0, x0, t0 = cpu_s(p.pid), benchlib.context_switches(p.pid), time.monotonic()
+        time.sleep(idle_s)
+        c1, x1, t1 = cpu_s(p.pid), benchlib.context_switches(p.pid), time.monotonic()
+        m = memory_kb(p.pid)
+        return {"startup_ms": (owned - p.started) * 1000, "startup_cpu_ms": startup_cpu * 1000,
+                "idle_s": idle_s, "idle_cpu_ms": (c1 - c0) * 1000, "idle_wakeups_per_s": (x1 - x0) / (t1 - t0), **m}
+    finally:
+        s.close()
+
+
+def w2(tmp, cmd, changes, k=10):
+    json_, tsv = make_catalogue(63, tmp)
+    ticks = changes // k
+    s = Session(tmp)
+    try:
+        name = "com.victronenergy.battery.bench0"
+        p = s.start(cmd, service_env(s.bus, name, json_, tsv, 63, k=k, ticks=ticks, workload="W2"), "w2.log")
+        wait_owned(s.client, p, name)
+        s.client.call(name, "/", "GetItems")
+        d0, c0, t0 = cpu_s(s.bus.pid), cpu_s(p.pid), time.monotonic()
+        p.signal(signal.SIGUSR1)
+        got = lambda: sum(1 for sig in s.client.signals if sig[0] == "ItemsChanged")
+        if not s.client.pump(lambda: got() >= ticks, 120):
+            raise RuntimeError(f"W2: {got()} of {ticks} ItemsChanged arrived\n{p.log()}")
+        t1, c1, d1 = time.monotonic(), cpu_s(p.pid), cpu_s(s.bus.pid)
+        n = sum(len(sig[2]) for sig in s.client.signals if sig[0] == "ItemsChanged")
+        props = sum(1 for sig in s.client.signals if sig[0] == "PropertiesChanged")
+        scale = 10000 / n
+        return {"changes": n, "pub_cpu_s_per_10k": (c1 - c0) * scale, "daemon_cpu_s_per_10k": (d1 - d0) * scale,
+                "changes_per_s": n / (t1 - t0), "items_changed_signals": got(), "properties_changed_signals": props,
+                "changes_per_signal": n / max(1, got())}
+    finally:
+        s.close()
+
+
+def probe(bus, dest, path, method, n):
+    exe = os.path.join(benchlib.BENCH_BIN, "bench-floor")
+    out = subprocess.run([exe, "probe", dest, path, method, str(n)], env=program_env(bus.address),
+                         capture_output=True, text=True, timeout=300)
+    if out.returncode != 0:
+        raise RuntimeError(f"probe {path} {method}: {out.stderr}")
+    return json.loads(out.stdout)
+
+
+def w3(tmp, cmd, calls):
+    json_, tsv = make_catalogue(1000, tmp)
+    s = Session(tmp)
+    try:
+        name = "com.victronenergy.battery.bench0"
+        p = s.start(cmd, service_env(s.bus, name, json_, tsv, 1000, workload="W3"), "w3.log")
+        wait_owned(s.client, p, name)
+        res = {}
+        for kind, path, method, n in [("getitems_root", "/", "GetItems", calls), ("getvalue_root", "/", "GetValue", calls),
+                                      ("getvalue_leaf", "/Dc/0/Voltage", "GetValue", calls * 10)]:
+            probe(s.bus, name, path, method, 5)  # warm up
+            c0, d0 = cpu_s(p.pid), cpu_s(s.bus.pid)
+            r = probe(s.bus, name, path, method, n)
+            c1, d1 = cpu_s(p.pid), cpu_s(s.bus.pid)
+            for q in ("p50", "p90", "p99", "max"):
+                res[f"{kind}_{q}_us"] = r[f"{q}_us"]
+            res[f"{kind}_svc_cpu_us"] = (c1 - c0) * 1e6 / n
+            res[f"{kind}_daemon_cpu_us"] = (d1 - d0) * 1e6 / n
+        res["svc_rss_kb"] = memory_kb(p.pid)["rss_kb"]
+        return res
+    finally:
+        s.close()
+
+
+def w4(tmp, service_cmd, consumer_cmd, services=20, paths=100):
+    prefix = "com.victronenergy.battery.bench"
+    s = Session(tmp)
+    try:
+        providers = []
+        for n in range(services):
+            json_, tsv = make_catalogue(paths, tmp, instance=100 + n)
+            providers.append(s.start(service_cmd, service_env(s.bus, f"{prefix}{n}", json_, tsv, paths,
+                                                              workload="W4"), f"w4-provider{n}.log"))
+        for n, p in enumerate(providers):
+            wait_owned(s.client, p, f"{prefix}{n}")
+        json_, tsv = make_catalogue(paths, tmp, instance=100)
+        env = program_env(s.bus.address, BENCH_WORKLOAD="W4", BENCH_SERVICE_PREFIX=prefix,
+                          BENCH_EXPECT_SERVICES=services, BENCH_PATHS=paths, BENCH_CATALOGUE=json_,
+                          BENCH_CATALOGUE_TSV=tsv)
+        p0 = sum(cpu_s(p.pid) for p in providers)
+        d0 = cpu_s(s.bus.pid)
+        c = s.start(consumer_cmd, env, "w4-consumer.log", pipe=True)
+        r, _, _ = select.select([c.proc.stdout], [], [], 60)
+        line = c.proc.stdout.readline().decode().strip() if r else ""
+        ready = time.monotonic()
+        if line != f"READY {services} {services * paths}":
+            raise RuntimeError(f"W4: consumer said {line!r}\n{c.log()}")
+        time.sleep(0.2)
+        m = memory_kb(c.pid)
+        return {"time_to_all_values_ms": (ready - c.started) * 1000, "consumer_cpu_ms": cpu_s(c.pid) * 1000,
+                "providers_cpu_ms": (sum(cpu_s(p.pid) for p in providers) - p0) * 1000,
+                "daemon_cpu_ms": (cpu_s(s.bus.pid) - d0) * 1000, "consumer_rss_kb": m["rss_kb"],
+                "consumer_uss_kb": m["uss_kb"]}
+    finally:
+        s.close()
+
+
+def median_of(runs, fn):
+    """Each figure's median over `runs` repetitions."""
+    results = [fn() for _ in range(runs)]
+    return {k: statistics.median(r[k] for r in results) for k in results[0]}
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--build", default=benchlib.BUILD_DIR, help="the build directory (default: %(default)s)")
+    ap.add_argument("--out", help="also write the JSON here")
+    ap.add_argument("--quick", action="store_true", help="short runs (a check, not a measurement)")
+    ap.add_argument("--runs", type=int, default=3, help="repetitions per workload; medians are reported")
+    ap.add_argument("--ours-service")
+    ap.add_argument("--ours-consumer")
+    ap.add_argument("--floor-service")
+    ap.add_argument("--floor-consumer")
+    a = ap.parse_args()
+    benchlib.BENCH_BIN = os.path.join(os.path.abspath(a.build), "test", "bench")
+    b = benchlib.BENCH_BIN
+    impls = {
+        "ours": (a.ours_service or os.path.join(b, "bench-service"), a.ours_consumer or os.path.join(b, "bench-consumer")),
+        "floor": (a.floor_service or os.path.join(b, "bench-floor") + " service",
+                  a.floor_consumer or os.path.join(b, "bench-floor") + " consumer"),
+    }
+    idle_s, changes, calls, runs = (1.0, 2000, 20, 1) if a.quick else (10.0, 50000, 500, a.runs)
+    figures = {}
+    with tempfile.TemporaryDirectory(prefix="moat-bench-") as tmp:
+        for impl, (svc, con) in impls.items():
+            figures[impl] = {
+                "W1": median_of(runs, lambda: w1(tmp, svc, idle_s)),
+                "W2": median_of(runs, lambda: w2(tmp, svc, changes)),
+                "W3": median_of(runs, lambda: w3(tmp, svc, calls)),
+                "W4": median_of(runs, lambda: w4(tmp, svc, con)),
+            }
+    ratios = {}
+    for w, ours in figures["ours"].items():
+        for k, v in ours.items():
+            f = figures["floor"][w].get(k)
+            if isinstance(v, (int, float)) and f:
+                ratios[f"{w}.{k}"] = round(v / f, 2)
+    headline = {
+        "idle RSS 63 paths": ("W1", "rss_kb"),
+        "publisher CPU per 10k changes (K=10)": ("W2", "pub_cpu_s_per_10k"),
+        "GetItems 1000 paths p50": ("W3", "getitems_root_p50_us"),
+        "discovery 20x100": ("W4", "time_to_all_values_ms"),
+    }
+    doc = {"schema": 1, "runs": runs, "quick": a.quick, "commands": impls, "figures": figures, "ratios_ours_over_floor": ratios,
+           "headline": {k: {"ours": figures["ours"][w][m], "floor": figures["floor"][w][m],
+                            "ratio": ratios.get(f"{w}.{m}")} for k, (w, m) in headline.items()}}
+    text = json.dumps(doc, indent=2)
+    print(text)
+    if a.out:
+        with open(a.out, "w") as f:
+            f.write(text + "\n")
+    h = doc["headline"]
+    print("ours/floor: " + ", ".join(f"{k} {v['ratio']}x ({v['ours']:.4g} vs {v['floor']:.4g})" for k, v in h.items()),
+          file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
