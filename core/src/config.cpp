@@ -150,7 +150,14 @@ std::vector<std::string> Config::get_strings(std::string_view key) const {
     return out;
 }
 
-const toml::node* Config::node(std::string_view key) const { return values_.get(key); }
+const toml::node* Config::node(std::string_view key) const {
+    if (const toml::node* given = source_ ? source_->get(key) : nullptr) return given;
+    return values_.get(key);
+}
+
+void Config::fail_at(const toml::node& node, std::string_view what, std::string_view reason) const {
+    throw ConfigError(fmt::format("{}[{}] {}: {}", location(file_, &node), instance_, what, reason));
+}
 
 std::string Config::where(std::string_view key) const {
     return fmt::format("{}[{}] key '{}'", location(file_, source_ ? source_->get(key) : nullptr), instance_, key);

@@ -33,6 +33,8 @@ PreparedConfig prepare_config(const std::string& path, const std::string& defaul
                                               s.name, e.what()));
             }
             p.config = validate_config(path, s.name, s.doc, *s.table, p.library->keys());
+            const auto& d = p.library->descriptor();
+            if (d.size >= offsetof(PluginDescriptor, validate) + sizeof(d.validate) && d.validate) d.validate(p.config);
         }
         out.instances.push_back(std::move(p));
     }
@@ -152,7 +154,7 @@ Task<void> Host::supervise(Instance& inst) {
         auto started = loop_.clock().now();
         std::unique_ptr<Plugin> plugin;
         std::exception_ptr failure;
-        bool cancelled = false;
+        bool cancelled = false, config_error = false;
         try {
             try {
                 plugin = desc.create(*inst.ctx);
@@ -165,6 +167,10 @@ Task<void> Host::supervise(Instance& inst) {
             inst.log.info("finished");
         } catch (const Cancelled&) {
             cancelled = true;
+        } catch (const ConfigError& e) {
+            failure = std::current_exception();
+            config_error = true;
+            inst.log.error("configuration error: {}", e.what());
         } catch (const std::exception& e) {
             failure = std::current_exception();
             inst.log.error("failed: {}", e.what());
@@ -178,6 +184,11 @@ Task<void> Host::supervise(Instance& inst) {
         }
         if (cancelled) throw Cancelled();
         if (!failure) co_return;
+        if (config_error) {
+            // Retrying cannot fix the file.
+            inst.log.error("not restarted until the configuration is reloaded (SIGHUP)");
+            co_return;
+        }
         if (!desc.restartable) {
             inst.log.error("this plugin is not restartable: it stays stopped until the configuration is reloaded");
             co_return;

@@ -62,12 +62,14 @@ std::string type_name(const toml::node& n) {
 class ItemReader {
 public:
     explicit ItemReader(const moat::Config& cfg) : cfg_(cfg) {}
+    ItemReader(const ItemReader&) = delete;
 
     std::vector<ItemSpec> read() {
         std::vector<ItemSpec> out;
         const toml::array* arr = cfg_.node("items") ? cfg_.node("items")->as_array() : nullptr;
         if (!arr) cfg_.fail("items", "expected an array of tables ([[<instance>.items]])");
         std::set<std::string> seen;
+        for (std::size_t i = 0; i < arr->size(); ++i) nodes_.push_back(&(*arr)[i]);
         for (std::size_t i = 0; i < arr->size(); ++i) {
             ItemSpec s = item(i + 1, (*arr)[i]);
             if (!seen.insert(s.path).second) fail(s.index, "path", "'" + s.path + "' is given twice");
@@ -85,13 +87,14 @@ public:
     }
 
 private:
+    // Errors name the line of the item itself.
     [[noreturn]] void fail(std::size_t index, std::string_view key, const std::string& reason) const {
-        cfg_.fail("items", fmt::format("item {}: '{}': {}", index, key, reason));
+        cfg_.fail_at(*nodes_.at(index - 1), "key 'items'", fmt::format("item {}: '{}': {}", index, key, reason));
     }
 
     ItemSpec item(std::size_t index, const toml::node& node) {
         const toml::table* t = node.as_table();
-        if (!t) cfg_.fail("items", fmt::format("item {}: expected a table, got {}", index, type_name(node)));
+        if (!t) cfg_.fail_at(node, "key 'items'", fmt::format("item {}: expected a table, got {}", index, type_name(node)));
         static const std::set<std::string, std::less<>> known = {"path", "type", "value", "writeable", "min",
                                                                   "max", "format", "unit", "change"};
         for (const auto& [k, v] : *t)
@@ -210,15 +213,22 @@ private:
     }
 
     const moat::Config& cfg_;
+    std::vector<const toml::node*> nodes_;
 };
 
 class Dummy final : public moat::Plugin {
 public:
+    /// Run by --check-config and before each start (the host calls it).
+    static void validate(const moat::Config& c) {
+        auto name = c.get_string("service");
+        if (name.rfind("com.victronenergy.", 0) != 0 || std::count(name.begin(), name.end(), '.') < 3)
+            c.fail("service", "'" + name + "' is not com.victronenergy.<type>.<suffix>");
+        ItemReader(c).read();
+    }
+
     explicit Dummy(moat::Context& ctx) : ctx_(ctx), specs_(ItemReader(ctx.config).read()) {
         const auto& c = ctx_.config;
         name_ = c.get_string("service");
-        if (name_.rfind("com.victronenergy.", 0) != 0 || std::count(name_.begin(), name_.end(), '.') < 3)
-            c.fail("service", "'" + name_ + "' is not com.victronenergy.<type>.<suffix>");
         auto seed = c.get_int("seed");
         rng_.seed(seed ? std::uint64_t(seed) : std::random_device{}());
     }

@@ -14,7 +14,7 @@
 #include <moat/monitor.hpp>
 
 #include "catalogue.hpp"
-#include "signal_watch.hpp"
+#include <moat/signal_watch.hpp>
 
 namespace {
 
@@ -75,8 +75,8 @@ int main() {
         auto added = monitor.on_service_added(pattern, [&](const moat::ServiceInfo&) { check(); });
         monitor.watch(pattern);
         moat::Event stop;
-        bench::SignalWatch term(loop, SIGTERM, [&] { stop.set(); });
-        bench::SignalWatch intr(loop, SIGINT, [&] { stop.set(); });
+        moat::SignalWatch term(loop, SIGTERM, [&](int) { stop.set(); });
+        moat::SignalWatch intr(loop, SIGINT, [&](int) { stop.set(); });
         auto main_task = [&]() -> moat::Task<void> {
             check();
             co_await stop.wait();

@@ -17,7 +17,7 @@
 #include <moat/service.hpp>
 
 #include "catalogue.hpp"
-#include "signal_watch.hpp"
+#include <moat/signal_watch.hpp>
 
 namespace {
 
@@ -148,11 +148,11 @@ int main() {
             dynamic.push_back({&item, *base});
         }
         Bench bench(loop, svc, std::move(dynamic), s);
-        bench::SignalWatch usr1(loop, SIGUSR1, [&] {
+        moat::SignalWatch usr1(loop, SIGUSR1, [&](int) {
             if (s.interval_ms == 0 && s.ticks > 0) bench.add_burst();
         });
-        bench::SignalWatch term(loop, SIGTERM, [&] { bench.request_stop(); });
-        bench::SignalWatch intr(loop, SIGINT, [&] { bench.request_stop(); });
+        moat::SignalWatch term(loop, SIGTERM, [&](int) { bench.request_stop(); });
+        moat::SignalWatch intr(loop, SIGINT, [&](int) { bench.request_stop(); });
         moat::run_until_complete(loop, bench.run());
     } catch (const moat::NameTakenError& e) {
         std::cerr << "bench-service: " << e.what() << "\n";

@@ -71,6 +71,13 @@ type = "float"
 """
 
 
+def nth_line_of(path, needle, n):
+    """The line number of the n-th line (from 1) containing needle."""
+    with open(path) as f:
+        hits = [k for k, line in enumerate(f, 1) if needle in line]
+    return hits[n - 1]
+
+
 def line_of(path, needle):
     with open(path) as f:
         for n, line in enumerate(f, 1):
@@ -181,18 +188,24 @@ class DummyTest(HostTestCase):
             ("items not tables", 'items = [1, 2]\n', r"item 1: expected a table, got an integer"),
             ("bad service", '', r"'com.victronenergy.x' is not"),
         ]
-        self.start_bus()
+        # The plugin's validate hook runs in --check-config: no bus, exit 3,
+        # and an item's error names the line of that item.
         for i, (what, body, pattern) in enumerate(cases):
             with self.subTest(what):
                 text = head + body if what != "bad service" else '[bad]\nkind = "dummy"\nservice = "com.victronenergy.x"\n'
                 path = self.write_config(text, name=f"bad{i}.toml", plugin_dir=PLUGINS)
-                needle = "service =" if what == "bad service" else ("items =" if "items =" in body else "[[bad.items]]")
-                host = self.start_host(path)
-                m, _ = host.wait_for(r"\[bad\] failed: .*", 10)
-                host.stop()
+                rc, out, err = run_host(["--check-config", path, "--plugin-dir", PLUGINS], env=env_without_bus())
+                self.assertEqual(rc, 3, f"{what}\nstdout: {out}\nstderr: {err}")
+                if what == "bad service":
+                    line = line_of(path, "service =")
+                elif "items =" in body:
+                    line = line_of(path, "items =")
+                else:
+                    index = int(re.match(r"item (\d+)", pattern).group(1))
+                    line = nth_line_of(path, "[[bad.items]]", index)
                 key = "service" if what == "bad service" else "items"
-                expected = re.escape(f"{path}:{line_of(path, needle)}: [bad] key '{key}': ") + pattern
-                self.assertRegex(m.group(0), expected)
+                expected = re.escape(f"{path}:{line}: [bad] key '{key}': ") + pattern
+                self.assertRegex(err, expected)
 
     def test_example_configurations_pass_check_config(self):
         for cfg in ("dummy-grid-meter.toml", "demo.toml"):

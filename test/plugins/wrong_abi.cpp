@@ -3,6 +3,6 @@
 
 extern "C" __attribute__((visibility("default"))) const moat::PluginDescriptor* moat_plugin_entry() {
     static const moat::PluginDescriptor d{moat::abi_major + 1, 0, sizeof(moat::PluginDescriptor), "wrong_abi", "1.0",
-                                          "test: ABI from the future", nullptr, 0, true, nullptr};
+                                          "test: ABI from the future", nullptr, 0, true, nullptr, nullptr};
     return &d;
 }

@@ -12,31 +12,9 @@
 #include <iostream>
 
 #include <moat/settings_service.hpp>
+#include <moat/signal_watch.hpp>
 
 namespace {
-
-/// A uv_signal_t calling `fn`; closed when destroyed.
-class SignalWatch {
-public:
-    SignalWatch(moat::Loop& loop, int signum, std::function<void()> fn) : h_(new Handle{{}, std::move(fn)}) {
-        uv_signal_init(loop.uv(), &h_->sig);
-        h_->sig.data = h_;
-        uv_signal_start(&h_->sig, [](uv_signal_t* s, int) { static_cast<Handle*>(s->data)->fn(); }, signum);
-        uv_unref(reinterpret_cast<uv_handle_t*>(&h_->sig));
-    }
-    ~SignalWatch() {
-        uv_close(reinterpret_cast<uv_handle_t*>(&h_->sig), [](uv_handle_t* h) { delete static_cast<Handle*>(h->data); });
-    }
-    SignalWatch(const SignalWatch&) = delete;
-    SignalWatch& operator=(const SignalWatch&) = delete;
-
-private:
-    struct Handle {
-        uv_signal_t sig;
-        std::function<void()> fn;
-    };
-    Handle* h_;
-};
 
 moat::Task<void> serve(moat::SettingsService& settings, moat::Event& stop) {
     co_await settings.start();
@@ -70,8 +48,8 @@ int main(int argc, char** argv) {
     try {
         moat::SettingsService settings(loop, bus, file, log, name);
         moat::Event stop;
-        SignalWatch term(loop, SIGTERM, [&] { stop.set(); });
-        SignalWatch intr(loop, SIGINT, [&] { stop.set(); });
+        moat::SignalWatch term(loop, SIGTERM, [&](int) { stop.set(); });
+        moat::SignalWatch intr(loop, SIGINT, [&](int) { stop.set(); });
         moat::run_until_complete(loop, serve(settings, stop));
     } catch (const moat::NameTakenError& e) {
         std::cerr << "settings-service: cannot start: " << e.what() << "\n";

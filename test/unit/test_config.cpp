@@ -128,3 +128,14 @@ TEST_CASE("config file errors name the line", "[config]") {
     CHECK(load_error("x = 1\n") == "FILE:1: key 'x': expected a table [x] for a plugin instance, got a value");
     CHECK(load_error("[a]\nkey = = 1\n").starts_with("FILE:2:7: TOML syntax error: "));
 }
+
+TEST_CASE("nodes of table keys keep their line numbers for errors", "[config]") {
+    const ConfigKey table_keys[] = {{"items", KeyType::array, "[]", "items"}};
+    auto t = parse("[dev]\nitems = [\n  { path = \"/A\" },\n  { path = 5 },\n]\n");
+    Config c = validate_config("test.toml", "dev", t, *t->get("dev")->as_table(), table_keys);
+    const toml::array* items = c.node("items")->as_array();
+    REQUIRE(items);
+    const toml::node& bad = *items->get(1)->as_table()->get("path");
+    CHECK_THROWS_WITH(c.fail_at(bad, "item 2 key 'path'", "expected a string"),
+                      "test.toml:4: [dev] item 2 key 'path': expected a string");
+}

@@ -67,7 +67,9 @@ public:
     double get_number(std::string_view key) const;
     std::string get_string(std::string_view key) const;
     std::vector<std::string> get_strings(std::string_view key) const;
-    /// Raw node for table/array keys; nullptr when absent.
+    /// Raw node for table/array keys; nullptr when absent. A key written in
+    /// the file gives the file's own node, so its parts keep their line
+    /// numbers for fail_at(); a default gives the default's node.
     const toml::node* node(std::string_view key) const;
     const toml::table& values() const { return values_; }
 
@@ -75,6 +77,9 @@ public:
     std::string where(std::string_view key) const;
     /// Throws ConfigError naming file, line, instance and key.
     [[noreturn]] void fail(std::string_view key, std::string_view reason) const;
+    /// Throws ConfigError "FILE:LINE: [instance] what: reason" for a node
+    /// inside a table/array key (its own line when it came from the file).
+    [[noreturn]] void fail_at(const toml::node& node, std::string_view what, std::string_view reason) const;
 
 private:
     const toml::node& at(std::string_view key) const;

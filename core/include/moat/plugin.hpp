@@ -82,6 +82,10 @@ struct PluginDescriptor {
     std::size_t key_count;
     bool restartable;  ///< false: a failed instance stays stopped
     std::unique_ptr<Plugin> (*create)(Context&);
+    /// Checks beyond the declared keys (tables, arrays, cross-key rules),
+    /// run by --check-config and before every start; throws ConfigError
+    /// (Config::fail / fail_at). Null when the plugin has none.
+    void (*validate)(const Config&);
 };
 
 /// Name of the one symbol a plugin exports.
@@ -89,6 +93,13 @@ inline constexpr const char* plugin_entry_symbol = "moat_plugin_entry";
 
 namespace detail {
 inline constexpr std::span<const ConfigKey> no_keys{};
+/// A plugin class with `static void validate(const moat::Config&)` gets it
+/// called by --check-config and before each start.
+template <class P>
+constexpr void (*validator_of())(const Config&) {
+    if constexpr (requires(const Config& c) { P::validate(c); }) return [](const Config& c) { P::validate(c); };
+    else return nullptr;
+}
 template <class K>
 constexpr const ConfigKey* keys_data(const K& k) { return std::data(k); }
 template <class K>
@@ -113,7 +124,8 @@ constexpr std::size_t keys_size(const K& k) { return std::size(k); }
             MOAT_PLUGIN_RESTARTABLE_(__VA_ARGS__),                                                           \
             [](::moat::Context& ctx) -> std::unique_ptr<::moat::Plugin> {                                    \
                 return std::make_unique<PluginClass>(ctx);                                                   \
-            }};                                                                                              \
+            },                                                                                               \
+            ::moat::detail::validator_of<PluginClass>()};                                                    \
         return &descriptor;                                                                                  \
     }
 #define MOAT_PLUGIN_RESTARTABLE_(...) MOAT_PLUGIN_RESTARTABLE_I_(__VA_ARGS__ __VA_OPT__(, ) true, )
