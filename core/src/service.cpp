@@ -1,6 +1,8 @@
 // A Venus service on D-Bus: items, nodes, root, signals, name (venus-dbus.md §3-§8).
 #include "moat/service.hpp"
 
+#include <set>
+
 #include <algorithm>
 #include <tuple>
 
@@ -701,8 +703,20 @@ Task<void> Service::start(Duration timeout) {
 
 Task<void> Service::stop(Duration timeout) {
     if (!started_) co_return;
+    if (invalidate_on_stop_) {
+        // Measurements go invalid and /Connected goes 0; the identity stays
+        // valid: an invalid /DeviceInstance can stall systemcalc's scan and
+        // blank names flash in the GUI (venus-dbus.md §8.2, §8.4).
+        static const std::set<std::string, std::less<>> identity = {
+            "/DeviceInstance", "/ProductId",          "/ProductName",      "/FirmwareVersion", "/HardwareVersion",
+            "/Mgmt/ProcessName", "/Mgmt/ProcessVersion", "/Mgmt/Connection", "/CustomName",      "/Serial"};
+        auto batch = this->batch();
+        for (const auto& path : paths()) {
+            if (path == "/Connected") set(path, 0);
+            else if (!identity.count(path)) set(path, Value());
+        }
+    }
     started_ = false;
-    // No mass invalidation before leaving (§8.4): consumers see NameOwnerChanged.
     auto reply = co_await bus_->call("org.freedesktop.DBus", "/org/freedesktop/DBus", "org.freedesktop.DBus",
                                      "ReleaseName", timeout, name_);
     std::uint32_t code = 0;

@@ -59,6 +59,8 @@ SettingsService::SettingsService(Loop& loop, const std::string& bus_spec, std::s
     kept_aside_ = std::move(loaded.kept_aside);
     service_ = std::make_unique<Service>(loop_, std::move(name), bus_spec, log_);
     service_->set_device(false);
+    // Settings outlive us: leaving must not announce them as gone.
+    service_->set_invalidate_on_stop(false);
     register_methods();
     service_->pin_node("/Settings/Devices");  // and /Settings: the groups clients call first
     for (const auto& [path, s] : settings_) export_setting(path);

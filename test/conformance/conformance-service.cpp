@@ -161,6 +161,7 @@ int main(int argc, char** argv) {
     const std::string bus = std::getenv("DBUS_SESSION_BUS_ADDRESS") ? "session" : "system";
     try {
         moat::Service svc(loop, name, bus, log);
+        svc.set_invalidate_on_stop(false);  // velib-identical: nothing is sent on leaving
         if (const Json* mandatory = catalogue.get("mandatory"))
             for (const auto& [path, entry] : mandatory->object) svc.add(path, typed_value(entry.get("type"), *entry.get("value")));
         const Json* actions = catalogue.get("actions");

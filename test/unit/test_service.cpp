@@ -358,3 +358,60 @@ TEST_CASE("an item that reports equal writes tells the owner about a rewrite, th
     CHECK(seen[1].old_value == seen[1].value);
     CHECK(svc.at("/Keep").value().is_double());  // the stored type is kept
 }
+
+TEST_CASE("stopping invalidates every value in one ItemsChanged before the name goes", "[service]") {
+    PrivateDaemon daemon(MOAT_TEST_DIR "/fixtures/dbus-test.conf");
+    Loop loop;
+    auto client = Bus::open(loop, daemon.address(), quiet());
+    SignalLog log(*client);
+    std::vector<std::string> order;
+    auto owner_slot = client->connection().addMatch(
+        "type='signal',interface='org.freedesktop.DBus',member='NameOwnerChanged'", [&](sdbus::Message& m) {
+            std::string name, old_owner, new_owner;
+            m >> name >> old_owner >> new_owner;
+            if (name == svc_name && new_owner.empty()) order.push_back("name released");
+        });
+    auto items_slot = client->connection().addMatch(
+        "type='signal',interface='com.victronenergy.BusItem',member='ItemsChanged'",
+        [&](sdbus::Message&) { order.push_back("ItemsChanged"); });
+    auto t = [&]() -> Task<void> {
+        {
+            Service svc(loop, svc_name, daemon.address(), quiet());
+            svc.add("/A", 1);
+            svc.add("/B/C", "x");
+            svc.add("/DeviceInstance", 7);
+            svc.add("/ProductName", "unit");
+            svc.add("/Connected", 1);
+            co_await svc.start();
+            co_await settle(*client);
+            log.seen.clear();
+            co_await svc.stop();
+            CHECK(svc.at("/A").value().is_invalid());
+            CHECK(svc.at("/B/C").value().is_invalid());
+            CHECK(svc.at("/Connected").value() == Value(0));
+            CHECK(svc.at("/DeviceInstance").value() == Value(7));
+            CHECK(svc.at("/ProductName").value() == Value("unit"));
+        }
+        co_await sleep_for(100ms);
+        REQUIRE(log.seen.size() == 1);
+        CHECK(log.seen[0].member == "ItemsChanged");
+        CHECK(log.seen[0].entries == 3);
+        CHECK(order == std::vector<std::string>{"ItemsChanged", "name released"});
+
+        // velib's way (the conformance service, the settings service): nothing is sent.
+        log.seen.clear();
+        {
+            Service svc(loop, svc_name, daemon.address(), quiet());
+            svc.add("/A", 1);
+            svc.set_invalidate_on_stop(false);
+            co_await svc.start();
+            co_await settle(*client);
+            log.seen.clear();
+            co_await svc.stop();
+            CHECK(svc.at("/A").value() == Value(1));
+        }
+        co_await sleep_for(100ms);
+        CHECK(log.seen.empty());
+    };
+    run_until_complete(loop, t());
+}

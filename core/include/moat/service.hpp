@@ -372,9 +372,14 @@ public:
     /// items exist (§8.1). Throws NameTakenError when another connection owns
     /// it, sdbus::Error for other failures.
     Task<void> start(Duration timeout = std::chrono::seconds(10));
-    /// Release the name. Values are not invalidated first (§8.4). The
-    /// connection closes with the Service.
+    /// Invalidate the values in one ItemsChanged (/Connected becomes 0; the
+    /// identity paths — /DeviceInstance, /ProductName, /Mgmt/*, /CustomName
+    /// ... — stay valid), then release the name. The connection closes with
+    /// the Service. (Our issue asks for the invalidation, so that consumers
+    /// see the values go; velib skips it, spec §8.4:
+    /// set_invalidate_on_stop(false) behaves like velib.)
     Task<void> stop(Duration timeout = std::chrono::seconds(5));
+    void set_invalidate_on_stop(bool on) { invalidate_on_stop_ = on; }
 
 private:
     friend class Item;
@@ -429,6 +434,7 @@ private:
     std::vector<std::weak_ptr<WriteStream::State>> streams_;
     bool started_ = false;
     bool device_ = true;
+    bool invalidate_on_stop_ = true;
     // Objects and items removed while a handler runs go when dispatch() returns.
     int dispatch_depth_ = 0;
     std::string dispatching_;
