@@ -1,93 +1,84 @@
-// The seam to the settings service (com.victronenergy.settings, §5 of
-// meters.md, venus-dbus.md §11.4): role, device instance, custom name and
-// position of a meter, keyed by its ident.
+// A meter's settings in com.victronenergy.settings (meters.md §5, §6,
+// venus-dbus.md §11.4), kept as dbus-modbus-client keeps them so that
+// settings made by the Python drivers carry over:
 //
-// PENDING: the real implementation talks to localsettings through the
-// settings client (moat::Settings) that is being written on another branch.
-// Until it lands, MemorySettingsStore keeps the values in memory for the
-// plugin instance's lifetime: nothing survives a restart, and existing
-// dbus-modbus-client settings are not read.
+//   /Settings/Devices/<ident>/ClassAndVrmInstance  "<role>:<instance>" (default "<role>:40")
+//   /Settings/Devices/<ident>/CustomName           ""
+//   /Settings/Devices/<ident>/Position             0 (0..2), position-capable roles only
+//
+// The role is the class part of ClassAndVrmInstance. Everything goes
+// through the process's settings client (Context::settings).
 #pragma once
 
+#include <moat/bus.hpp>
+#include <moat/log.hpp>
+#include <moat/settings.hpp>
 #include <moat/task.hpp>
 
 #include <cstdint>
-#include <map>
+#include <functional>
 #include <optional>
 #include <string>
+#include <vector>
 
 namespace moat::meters {
 
+/// The preferred device instance of energy meters (§11.4).
+inline constexpr std::int64_t preferred_meter_instance = 40;
+
+/// Roles with a /Position (and a Position setting).
+inline bool has_position(const std::string& role) { return role == "pvinverter" || role == "acload"; }
+
+/// `/Settings/Devices/<ident>/<key>`.
+inline std::string device_setting_path(const std::string& ident, const std::string& key)
+{
+    return "/Settings/Devices/" + ident + "/" + key;
+}
+
 struct DeviceSettings {
     std::string role = "grid";       ///< class part of ClassAndVrmInstance
-    std::int64_t instance = 40;      ///< instance part
-    std::string custom_name;         ///< /Settings/Devices/<ident>/CustomName
-    std::int64_t position = 0;       ///< /Settings/Devices/<ident>/Position (0..2)
+    std::int64_t instance = preferred_meter_instance;  ///< instance part
+    std::string custom_name;         ///< CustomName
+    std::int64_t position = 0;       ///< Position (0..2)
+};
+
+/// Keeps the observers of one device's settings registered.
+struct DeviceSettingsWatch {
+    std::vector<SettingsSubscription> subscriptions;
 };
 
 class DeviceSettingsStore {
 public:
-    virtual ~DeviceSettingsStore() = default;
-    /// The settings of `ident`, created with `default_role:40` (the
-    /// instance allocated as localsettings does: the lowest free one of
-    /// that class from 40 up) when it has none. When `legacy_ident` has
-    /// settings and `ident` has none, they are copied over (§6 migration).
-    virtual Task<DeviceSettings> open(const std::string& ident, const std::optional<std::string>& legacy_ident,
-                                      const std::string& default_role) = 0;
-    /// Change the class; returns the settings with the instance allocated in the new class.
-    virtual Task<DeviceSettings> set_role(const std::string& ident, const std::string& role) = 0;
-    virtual Task<void> set_custom_name(const std::string& ident, const std::string& name) = 0;
-    virtual Task<void> set_position(const std::string& ident, std::int64_t position) = 0;
-};
+    DeviceSettingsStore(Settings& settings, Bus& bus, Logger log)
+        : settings_(settings), bus_(bus), log_(std::move(log)) {}
 
-/// In-memory stand-in (see the file comment).
-class MemorySettingsStore final : public DeviceSettingsStore {
-public:
-    Task<DeviceSettings> open(const std::string& ident, const std::optional<std::string>& legacy_ident,
-                              const std::string& default_role) override
-    {
-        if (auto it = devices_.find(ident); it != devices_.end()) co_return it->second;
-        DeviceSettings s;
-        if (legacy_ident) {
-            if (auto it = devices_.find(*legacy_ident); it != devices_.end()) s = it->second;
-            else s.role = default_role;
-        } else {
-            s.role = default_role;
-        }
-        s.instance = free_instance(s.role, s.instance, ident);
-        devices_[ident] = s;
-        co_return s;
-    }
-    Task<DeviceSettings> set_role(const std::string& ident, const std::string& role) override
-    {
-        auto& s = devices_[ident];
-        s.role = role;
-        s.instance = free_instance(role, s.instance, ident);
-        co_return s;
-    }
-    Task<void> set_custom_name(const std::string& ident, const std::string& name) override
-    {
-        devices_[ident].custom_name = name;
-        co_return;
-    }
-    Task<void> set_position(const std::string& ident, std::int64_t position) override
-    {
-        devices_[ident].position = position;
-        co_return;
-    }
+    /// Wait for the settings service (however long it takes, logged once),
+    /// then add the settings of `ident` (an existing entry keeps its values;
+    /// a new one gets `default_role:<lowest free instance from 40>`). When
+    /// `ident` has no settings and `legacy_ident` has, they are moved over
+    /// first (§6): the legacy entries are removed so that the device keeps
+    /// its instance. Throws SettingsError when the service refuses.
+    Task<DeviceSettings> open(std::string ident, std::optional<std::string> legacy_ident, std::string default_role);
+    /// Write the class part of ClassAndVrmInstance (the settings service may
+    /// move the instance when it is taken in the new class) and add Position
+    /// when the role has one. Returns the stored settings.
+    Task<DeviceSettings> set_role(std::string ident, std::string role);
+    /// 0 when stored, -1 when refused.
+    Task<int> set_custom_name(std::string ident, std::string name);
+    Task<int> set_position(std::string ident, std::int64_t position);
+
+    /// What the settings service holds now (from the client's cache).
+    DeviceSettings current(const std::string& ident) const;
+    /// `fn()` after any change of the device's settings, by us or by others (the GUI).
+    [[nodiscard]] DeviceSettingsWatch watch(const std::string& ident, std::function<void()> fn);
 
 private:
-    // localsettings' rule: the lowest instance >= the preferred one not used by another device of the class.
-    std::int64_t free_instance(const std::string& role, std::int64_t preferred, const std::string& ident) const
-    {
-        for (std::int64_t n = preferred;; ++n) {
-            bool used = false;
-            for (const auto& [other, s] : devices_)
-                if (other != ident && s.role == role && s.instance == n) used = true;
-            if (!used) return n;
-        }
-    }
-    std::map<std::string, DeviceSettings> devices_;
+    Task<void> wait_for_service();
+    Task<bool> migrate(const std::string& ident, const std::string& legacy, DeviceSettings& s);
+
+    Settings& settings_;
+    Bus& bus_;
+    Logger log_;
 };
 
 } // namespace moat::meters

@@ -23,7 +23,10 @@ using namespace moat::meters;
 constexpr const char* version = "1.0";
 // §5: the roles the original drivers allowed, and those with a /Position.
 const std::vector<std::string> allowed_roles = {"grid", "pvinverter", "genset", "acload"};
-bool has_position(const std::string& role) { return role == "pvinverter" || role == "acload"; }
+bool allowed_role(const std::string& role)
+{
+    return std::find(allowed_roles.begin(), allowed_roles.end(), role) != allowed_roles.end();
+}
 
 Duration seconds_of(double s) { return duration_cast<Duration>(duration<double>(s)); }
 
@@ -58,7 +61,7 @@ TextFormatter label_text(const Register& reg)
 
 class Meters final : public Plugin {
 public:
-    explicit Meters(Context& ctx) : ctx_(ctx), log_(ctx.log)
+    explicit Meters(Context& ctx) : ctx_(ctx), log_(ctx.log), settings_(ctx.settings, ctx.bus, ctx.log)
     {
         const auto& c = ctx_.config;
         tcp_ = c.get_string("bus") == "tcp";
@@ -206,9 +209,7 @@ private:
         for (const auto& r : allowed_roles) roles.emplace_back(r);
         svc.add("/AllowedRoles", Value(std::move(roles)));
         // (validate::one_of compares numbers only)
-        auto is_role = [](const Value& v) {
-            return v.is_string() && std::find(allowed_roles.begin(), allowed_roles.end(), v.as_string()) != allowed_roles.end();
-        };
+        auto is_role = [](const Value& v) { return v.is_string() && allowed_role(v.as_string()); };
         svc.add("/Role", s.role, ItemOptions().writeable().type(ValueType::string).validator(is_role));
         if (has_position(s.role))
             svc.add("/Position", s.position,
@@ -229,7 +230,16 @@ private:
     Task<void> publish(MeterReader& reader, MeterSetup& setup, DeviceSpec spec, Logger& log)
     {
         const std::string& ident = setup.identity.ident;
-        DeviceSettings s = co_await settings_.open(ident, setup.identity.legacy_ident, default_role_);
+        auto opening = settings_.open(ident, setup.identity.legacy_ident, default_role_);
+        DeviceSettings s = co_await opening;
+        if (!allowed_role(s.role)) {
+            log.warning("{} holds the class '{}', not a meter role: publishing as {}", class_instance_path(ident),
+                        s.role, default_role_);
+            s.role = default_role_;
+        }
+        // Changes made by others (the GUI) or by us: compared with `s` after each poll.
+        bool settings_changed = false;
+        auto watch = settings_.watch(ident, [&settings_changed] { settings_changed = true; });
         auto last_ok = ctx_.loop.clock().now();
         for (;;) {  // one round per service name (a role change starts another)
             Published p = make_service(setup, s, spec.unit, log);
@@ -252,6 +262,11 @@ private:
                     for (auto& [path, v] : u.values)
                         if (auto it = p.data.find(path); it != p.data.end()) it->second->set(v);
                 }
+                if (settings_changed) {
+                    settings_changed = false;
+                    auto followed = follow_settings(ident, s, p, log);
+                    recreate = co_await followed;
+                }
                 if (ctx_.loop.clock().now() - last_ok > fail_timeout_) {
                     co_await p.svc->stop();
                     throw std::runtime_error(fmt::format("{}: no successful read for {:.0f} s, removed from the bus",
@@ -260,15 +275,19 @@ private:
                 while (writes.pending()) {
                     Write w = co_await writes.next();
                     if (w.path == "/Role") {
-                        s = co_await settings_.set_role(ident, w.value.as_string());
+                        if (w.value.as_string() == s.role) continue;
+                        auto setting = settings_.set_role(ident, w.value.as_string());
+                        s = co_await setting;
                         log.info("role {} → {}: re-publishing", w.old_value, w.value);
                         recreate = true;
                     } else if (w.path == "/CustomName") {
-                        co_await settings_.set_custom_name(ident, w.value.as_string());
-                        s.custom_name = w.value.as_string();
+                        auto setting = settings_.set_custom_name(ident, w.value.as_string());
+                        if (co_await setting == 0) s.custom_name = w.value.as_string();
+                        else p.svc->set(w.path, w.old_value);
                     } else if (w.path == "/Position") {
-                        co_await settings_.set_position(ident, w.value.as_int());
-                        s.position = w.value.as_int();
+                        auto setting = settings_.set_position(ident, w.value.as_int());
+                        if (co_await setting == 0) s.position = w.value.as_int();
+                        else p.svc->set(w.path, w.old_value);
                     } else {
                         // An identification register (PhaseConfig, the EM24's model code): write it, re-initialise.
                         for (const Register& reg : info_registers(*setup.id.type)) {
@@ -293,6 +312,36 @@ private:
         }
     }
 
+    /// Apply what the settings service holds now to `s` and the service;
+    /// true when the class changed (the service must be re-created, §8.5).
+    Task<bool> follow_settings(const std::string& ident, DeviceSettings& s, Published& p, Logger& log)
+    {
+        DeviceSettings now = settings_.current(ident);
+        if (now.role != s.role) {
+            if (allowed_role(now.role)) {
+                log.info("{} changed the role {} → {}: re-publishing", class_instance_path(ident), s.role, now.role);
+                auto setting = settings_.set_role(ident, now.role);  // adds Position where needed
+                s = co_await setting;
+                co_return true;
+            }
+            log.warning("{} holds the class '{}', not a meter role: ignored", class_instance_path(ident), now.role);
+        }
+        if (now.instance != s.instance) {
+            log.info("device instance {} → {}", s.instance, now.instance);
+            s.instance = now.instance;
+            p.svc->set("/DeviceInstance", now.instance);
+        }
+        if (now.custom_name != s.custom_name) {
+            s.custom_name = now.custom_name;
+            p.svc->set("/CustomName", now.custom_name);
+        }
+        if (has_position(s.role) && now.position != s.position) {
+            s.position = now.position;
+            p.svc->set("/Position", now.position);
+        }
+        co_return false;
+    }
+
     Context& ctx_;
     Logger log_;
     bool tcp_ = false;
@@ -300,7 +349,7 @@ private:
     Duration poll_{}, fail_timeout_{}, reprobe_{};
     std::string default_role_;
     std::unique_ptr<Link> link_;
-    MemorySettingsStore settings_;  // PENDING: the settings client (README.md)
+    DeviceSettingsStore settings_;
 };
 
 const ConfigKey keys[] = {

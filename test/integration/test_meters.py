@@ -4,7 +4,9 @@ simulator over Modbus TCP, (b) the simulator over RTU on a pseudo-terminal,
 register images; the published trees are read with python3-dbus and
 compared with the register values. Fault injection: exceptions and garbled
 replies make the values invalid; silence removes the meter after 5 s and
-the re-probe (every 10 s) brings it back.
+the re-probe (every 10 s) brings it back. Settings: our settings service
+(build/test/settings-service) runs beside the host; instances, role, name
+and position are kept there under dbus-modbus-client's keys.
 """
 
 import math
@@ -20,6 +22,7 @@ from moattest import BUILD_DIR, HostTestCase, BusClient, _readline_with_timeout,
 METER_SIM = os.path.join(BUILD_DIR, "test", "meter-sim")
 PLUGINS = os.path.join(BUILD_DIR, "plugins")
 HERE = os.path.dirname(os.path.abspath(__file__))
+SETTINGS = "com.victronenergy.settings"
 
 
 class MeterSim:
@@ -74,6 +77,7 @@ def close_enough(a, b):
 
 
 class MetersTestCase(HostTestCase):
+    settings_at_start = True  # com.victronenergy.settings on the bus before the host
 
     def setUp(self):
         super().setUp()
@@ -84,6 +88,19 @@ class MetersTestCase(HostTestCase):
         self.start_bus()
         self.client = BusClient(self.bus.address)
         self.addCleanup(self.client.close)
+        self.settings_file = os.path.join(self.tmp, "settings.toml")
+        self.settings = None
+        if self.settings_at_start:
+            self.start_settings()
+
+    def start_settings(self):
+        from test_settings import SettingsProcess
+        self.settings = SettingsProcess(self.bus.address, self.settings_file, self.tmp)
+        self.addCleanup(self.settings.stop)
+        return self.settings
+
+    def setting(self, path):
+        return self.client.call(path, "GetValue", dest=SETTINGS)
 
     def start_meters(self, body):
         config = self.write_config(body, plugin_dir=PLUGINS)
@@ -305,6 +322,144 @@ class PymodbusPeerTest(MetersTestCase):
         self.assertEqual(em24["/PhaseConfig"], "3P.n")
         # The SDM630 has no L-per-phase reverse energy paths missing, the EM24 has none.
         self.assertNotIn("/Ac/L1/Energy/Reverse", self.items("com.victronenergy.grid.cg_BX99887"))
+
+
+class SettingsTest(MetersTestCase):
+    """Role, instance, name and position in com.victronenergy.settings, under
+    /Settings/Devices/cg_<serial>/ as dbus-modbus-client keeps them."""
+
+    def tcp_config(self, port, units="[1, 2]"):
+        return f"""
+            [m]
+            kind = "meters"
+            bus = "tcp"
+            host = "127.0.0.1"
+            port = {port}
+            units = {units}
+            poll_interval = 0.1
+            """
+
+    def wait_setting(self, path, expected, host, timeout=5.0):
+        self.wait_until(f"{path} = {expected!r}", lambda: self.setting(path) == expected, timeout, host)
+
+    def test_instances_name_role_and_position_survive_a_host_restart(self):
+        sim = MeterSim("--tcp", "0", "--meter", "sdm630v2:1:111", "--meter", "sdm120:2:222")
+        self.addCleanup(sim.stop)
+        config = self.write_config(self.tcp_config(sim.port), plugin_dir=PLUGINS)
+        host = self.start_host(config)
+        a, b = "com.victronenergy.grid.cg_111", "com.victronenergy.grid.cg_222"
+        self.wait_service(a, host)
+        self.wait_service(b, host)
+        # Allocated by the settings service: 40, then 41 (whichever came first).
+        instances = {int(self.items(n)["/DeviceInstance"]) for n in (a, b)}
+        self.assertEqual(instances, {40, 41})
+        for n, ident in ((a, "cg_111"), (b, "cg_222")):
+            self.assertEqual(str(self.setting(f"/Settings/Devices/{ident}/ClassAndVrmInstance")),
+                             f"grid:{int(self.items(n)['/DeviceInstance'])}")
+            self.assertEqual(str(self.setting(f"/Settings/Devices/{ident}/CustomName")), "")
+        instance_b = int(self.items(b)["/DeviceInstance"])
+
+        # A custom name written over D-Bus lands in the settings.
+        self.assertEqual(int(self.client.call("/CustomName", "SetValue", "Garage", dest=a)), 0)
+        self.wait_setting("/Settings/Devices/cg_111/CustomName", "Garage", host)
+        # A role change: the class part of ClassAndVrmInstance, then Position.
+        self.assertEqual(int(self.client.call("/Role", "SetValue", "pvinverter", dest=b)), 0)
+        pv = "com.victronenergy.pvinverter.cg_222"
+        self.wait_service(pv, host)
+        self.wait_gone(b, host, 5.0)
+        self.wait_setting("/Settings/Devices/cg_222/ClassAndVrmInstance", f"pvinverter:{instance_b}", host)
+        self.assertEqual(int(self.client.call("/Position", "SetValue", 2, dest=pv)), 0)
+        self.wait_setting("/Settings/Devices/cg_222/Position", 2, host)
+
+        # The host restarts (killed): everything comes back from the settings.
+        host.stop()
+        self.wait_gone(a, None, 5.0)
+        host = self.start_host(config)
+        self.wait_service(a, host)
+        self.wait_service(pv, host)
+        self.assertFalse(self.client.name_has_owner(b))
+        self.assertEqual(str(self.items(a)["/CustomName"]), "Garage")
+        items = self.items(pv)
+        self.assertEqual(str(items["/Role"]), "pvinverter")
+        self.assertEqual(int(items["/Position"]), 2)
+        self.assertEqual(int(items["/DeviceInstance"]), instance_b)
+
+    def test_changes_made_in_the_settings_service_are_followed(self):
+        sim = MeterSim("--tcp", "0", "--meter", "sdm630v2:1:111")
+        self.addCleanup(sim.stop)
+        host = self.start_meters(self.tcp_config(sim.port, "[1]"))
+        name = "com.victronenergy.grid.cg_111"
+        self.wait_service(name, host)
+        path = "/Settings/Devices/cg_111/ClassAndVrmInstance"
+        # Another instance (the GUI's device list): only /DeviceInstance moves, same service.
+        self.assertEqual(int(self.client.call(path, "SetValue", "grid:45", dest=SETTINGS)), 0)
+        self.wait_values(name, lambda i: int(i["/DeviceInstance"]) == 45, "/DeviceInstance 45", host, 5.0)
+        self.assertEqual(int(self.client.call("/Settings/Devices/cg_111/CustomName", "SetValue", "Shed",
+                                              dest=SETTINGS)), 0)
+        self.wait_values(name, lambda i: str(i["/CustomName"]) == "Shed", "/CustomName Shed", host, 5.0)
+        # Another class: a role change, re-published under the new name with a Position.
+        self.assertEqual(int(self.client.call(path, "SetValue", "acload:45", dest=SETTINGS)), 0)
+        acload = "com.victronenergy.acload.cg_111"
+        self.wait_service(acload, host, 5.0)
+        self.wait_gone(name, host, 5.0)
+        items = self.items(acload)
+        self.assertEqual(str(items["/Role"]), "acload")
+        self.assertEqual(int(items["/DeviceInstance"]), 45)
+        self.assertEqual(int(items["/Position"]), 0)
+        self.assertEqual(str(items["/CustomName"]), "Shed")
+        self.assertEqual(int(self.setting("/Settings/Devices/cg_111/Position")), 0)
+
+    def test_settings_of_the_legacy_ident_are_moved(self):
+        # The Python drivers keyed an SDM630 at address 1 as cg_1065353216 (§6).
+        old = "/Settings/Devices/cg_1065353216"
+        added = self.client.call("/", "AddSettings", [
+            {"path": f"{old}/ClassAndVrmInstance", "default": "pvinverter:43"},
+            {"path": f"{old}/CustomName", "default": "Roof"},
+            {"path": f"{old}/Position", "default": 1, "min": 0, "max": 2}],
+            signature="aa{sv}", iface="com.victronenergy.Settings", dest=SETTINGS)
+        self.assertEqual([int(r["error"]) for r in added], [0, 0, 0])
+        sim = MeterSim("--tcp", "0", "--meter", "sdm630v2:1:777")
+        self.addCleanup(sim.stop)
+        host = self.start_meters(self.tcp_config(sim.port, "[1]"))
+        name = "com.victronenergy.pvinverter.cg_777"
+        self.wait_service(name, host)
+        items = self.items(name)
+        self.assertEqual(int(items["/DeviceInstance"]), 43)
+        self.assertEqual(str(items["/CustomName"]), "Roof")
+        self.assertEqual(int(items["/Position"]), 1)
+        self.assertEqual(str(self.setting("/Settings/Devices/cg_777/ClassAndVrmInstance")), "pvinverter:43")
+        self.assertEqual(str(self.setting("/Settings/Devices/cg_777/CustomName")), "Roof")
+        self.assertEqual(int(self.setting("/Settings/Devices/cg_777/Position")), 1)
+        # The old entries are gone (the instance moved with the meter).
+        import dbus
+        with self.assertRaises(dbus.exceptions.DBusException) as e:
+            self.setting(f"{old}/ClassAndVrmInstance")
+        self.assertEqual(e.exception.get_dbus_name(), "org.freedesktop.DBus.Error.UnknownObject")
+
+
+class SettingsLateTest(MetersTestCase):
+    settings_at_start = False
+
+    def test_the_meter_waits_for_the_settings_service(self):
+        sim = MeterSim("--tcp", "0", "--meter", "sdm630v2:1:111")
+        self.addCleanup(sim.stop)
+        host = self.start_meters(f"""
+            [m]
+            kind = "meters"
+            bus = "tcp"
+            host = "127.0.0.1"
+            port = {sim.port}
+            poll_interval = 0.1
+            """)
+        name = "com.victronenergy.grid.cg_111"
+        host.wait_for(r"com\.victronenergy\.settings is not on the bus: waiting", 10.0)
+        time.sleep(1.0)
+        self.assertFalse(self.client.name_has_owner(name))
+        self.start_settings()
+        self.wait_service(name, host, 10.0)
+        self.assertEqual(int(self.items(name)["/DeviceInstance"]), 40)
+        self.assertEqual(str(self.setting("/Settings/Devices/cg_111/ClassAndVrmInstance")), "grid:40")
+        self.assertTrue(host.running())
 
 
 if __name__ == "__main__":
