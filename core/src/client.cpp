@@ -20,28 +20,18 @@ struct CommonOptions {
     std::vector<std::string> rest;
 };
 
-CommonOptions split_options(std::span<char* const> args) {
+CommonOptions split_options(std::span<char* const> argv) {
     CommonOptions o;
-    for (std::size_t i = 0; i < args.size(); ++i) {
-        std::string arg = args[i];
-        std::optional<std::string> inline_value;
-        if (arg.starts_with("--") && arg.find('=') != std::string::npos) {
-            inline_value = arg.substr(arg.find('=') + 1);
-            arg = arg.substr(0, arg.find('='));
-        }
-        auto value = [&]() -> std::string {
-            if (inline_value) return *inline_value;
-            if (i + 1 >= args.size()) throw UsageError(fmt::format("{} needs a value", arg));
-            return args[++i];
-        };
-        if (arg == "--bus") o.bus = value();
-        else if (arg == "--log-level") {
-            auto v = value();
+    ArgReader args({argv.begin(), argv.end()});
+    while (args.next()) {
+        if (args.is("--bus")) o.bus = args.value();
+        else if (args.is("--log-level")) {
+            auto v = args.value();
             auto level = parse_log_level(v);
             if (!level) throw UsageError(fmt::format("unknown log level '{}' (debug, info, warning, error)", v));
             o.log_level = *level;
-        } else if (arg == "--help" || arg == "-h") o.help = true;
-        else o.rest.emplace_back(args[i]);
+        } else if (args.is("--help") || args.is("-h")) o.help = true;
+        else o.rest.push_back(args.raw());
     }
     return o;
 }
@@ -58,6 +48,28 @@ Task<void> run_command(const CommandTask& task, CommandContext& ctx, int& rc, Ev
 }
 
 } // namespace
+
+bool ArgReader::next() {
+    if (started_) ++i_;
+    started_ = true;
+    if (i_ >= args_.size()) return false;
+    const std::string& a = args_[i_];
+    inline_.reset();
+    name_ = a;
+    if (a.starts_with("--") && a.find('=') != std::string::npos) {
+        name_ = a.substr(0, a.find('='));
+        inline_ = a.substr(a.find('=') + 1);
+    }
+    return true;
+}
+
+std::string ArgReader::value() {
+    if (inline_) return *inline_;
+    if (i_ + 1 >= args_.size()) throw UsageError(fmt::format("{} needs a value", name_));
+    return args_[++i_];
+}
+
+std::string ArgReader::unknown() const { return fmt::format("unknown option '{}'", args_[i_]); }
 
 std::string client_command_help(const ClientCommand& c) {
     return fmt::format("Usage: moat-victron {} [OPTIONS]: {}\n\n{}"

@@ -97,33 +97,27 @@ struct Args {
 
 Args parse_args(int argc, char** argv) {
     Args a;
-    auto value = [&](int& i, std::string_view opt) -> std::string {
-        if (i + 1 >= argc) usage_error(fmt::format("{} needs a value", opt));
-        return argv[++i];
-    };
-    for (int i = 1; i < argc; ++i) {
-        std::string_view arg = argv[i];
-        std::string inline_value;
-        if (arg.starts_with("--") && arg.find('=') != std::string_view::npos) {
-            inline_value = std::string(arg.substr(arg.find('=') + 1));
-            arg = arg.substr(0, arg.find('='));
+    ArgReader args({argv + 1, argv + argc});
+    try {
+        while (args.next()) {
+            if (args.is("--config")) a.config = args.value();
+            else if (args.is("--check-config")) a.check_config = args.value();
+            else if (args.is("--bus")) a.bus = args.value();
+            else if (args.is("--plugin-dir")) a.plugin_dir = args.value();
+            else if (args.is("--help-plugin")) a.help_plugin = args.value();
+            else if (args.is("--log-level")) {
+                auto v = args.value();
+                a.log_level = parse_log_level(v);
+                if (!a.log_level) throw UsageError(fmt::format("unknown log level '{}' (debug, info, warning, error)", v));
+            } else if (args.flag("--log-timestamps")) a.timestamps = true;
+            else if (args.flag("--demo")) a.demo = true;
+            else if (args.flag("--list-plugins")) a.list_plugins = true;
+            else if (args.flag("--version")) a.version = true;
+            else if (args.flag("--help") || args.flag("-h")) a.help = true;
+            else throw UsageError(args.unknown());
         }
-        auto get = [&](std::string_view opt) { return inline_value.empty() ? value(i, opt) : inline_value; };
-        if (arg == "--config") a.config = get(arg);
-        else if (arg == "--check-config") a.check_config = get(arg);
-        else if (arg == "--bus") a.bus = get(arg);
-        else if (arg == "--plugin-dir") a.plugin_dir = get(arg);
-        else if (arg == "--help-plugin") a.help_plugin = get(arg);
-        else if (arg == "--log-level") {
-            auto v = get(arg);
-            a.log_level = parse_log_level(v);
-            if (!a.log_level) usage_error(fmt::format("unknown log level '{}' (debug, info, warning, error)", v));
-        } else if (arg == "--log-timestamps") a.timestamps = true;
-        else if (arg == "--demo") a.demo = true;
-        else if (arg == "--list-plugins") a.list_plugins = true;
-        else if (arg == "--version") a.version = true;
-        else if (arg == "--help" || arg == "-h") a.help = true;
-        else usage_error(fmt::format("unknown option '{}'", arg));
+    } catch (const UsageError& e) {
+        usage_error(e.what());
     }
     return a;
 }

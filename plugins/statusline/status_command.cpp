@@ -71,31 +71,19 @@ Task<int> run(CommandContext& ctx, StatusOptions o)
 CommandTask parse(const std::vector<std::string>& args)
 {
     StatusOptions o;
-    for (std::size_t i = 0; i < args.size(); ++i) {
-        std::string arg = args[i];
-        std::optional<std::string> inline_value;
-        if (arg.starts_with("--") && arg.find('=') != std::string::npos) {
-            inline_value = arg.substr(arg.find('=') + 1);
-            arg = arg.substr(0, arg.find('='));
-        }
-        auto value = [&]() -> std::string {
-            if (inline_value)
-                return *inline_value;
-            if (i + 1 >= args.size())
-                throw UsageError(fmt::format("{} needs a value", arg));
-            return args[++i];
-        };
-        if (arg == "--once" && !inline_value)
+    ArgReader a(args);
+    while (a.next()) {
+        if (a.flag("--once"))
             o.once = true;
-        else if (arg == "--interval")
-            o.interval = parse_seconds(arg, value(), 0.05, 3600);
-        else if (arg == "--wait")
-            o.wait = parse_seconds(arg, value(), 0, 3600);
-        else if (arg == "--max-age") {
-            Duration d = parse_seconds(arg, value(), 0, 86400);
+        else if (a.is("--interval"))
+            o.interval = parse_seconds(a.arg(), a.value(), 0.05, 3600);
+        else if (a.is("--wait"))
+            o.wait = parse_seconds(a.arg(), a.value(), 0, 3600);
+        else if (a.is("--max-age")) {
+            Duration d = parse_seconds(a.arg(), a.value(), 0, 86400);
             o.max_age = d > Duration::zero() ? std::optional(d) : std::nullopt;
         } else
-            throw UsageError(fmt::format("unknown option '{}'", args[i]));
+            throw UsageError(a.unknown());
     }
     return [o](CommandContext& ctx) { return run(ctx, o); };
 }

@@ -16,6 +16,7 @@
 #pragma once
 
 #include <functional>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -33,6 +34,39 @@ namespace moat {
 class UsageError : public std::runtime_error {
 public:
     using std::runtime_error::runtime_error;
+};
+
+/// Walks a command line: `--opt value`, `--opt=value` and flags.
+///
+///     ArgReader args(argv);
+///     while (args.next()) {
+///         if (args.is("--bus")) bus = args.value();
+///         else if (args.flag("--once")) once = true;
+///         else throw UsageError(args.unknown());
+///     }
+class ArgReader {
+public:
+    explicit ArgReader(std::vector<std::string> args) : args_(std::move(args)) {}
+    /// Move to the next argument; false at the end.
+    bool next();
+    /// The current argument, without an inline "=value".
+    const std::string& arg() const { return name_; }
+    /// The current argument exactly as given.
+    const std::string& raw() const { return args_[i_]; }
+    bool is(std::string_view option) const { return name_ == option; }
+    /// `option` given without "=value".
+    bool flag(std::string_view option) const { return name_ == option && !inline_; }
+    /// The option's value: inline, or the next argument. Throws UsageError.
+    std::string value();
+    /// "unknown option 'x'", for a UsageError.
+    std::string unknown() const;
+
+private:
+    std::vector<std::string> args_;
+    std::size_t i_ = 0;
+    bool started_ = false;
+    std::string name_;
+    std::optional<std::string> inline_;
 };
 
 /// Exit codes of client commands (those of the host apply too: 2 usage, 4 bus).
