@@ -107,7 +107,10 @@ void Multi::write_setpoint(int phase, double watts, double now_s) {
 bool Multi::fallen_back(double now_s) const { return !last_write_ || now_s - *last_write_ > c_.timeout_s; }
 
 double Multi::target(int n, double now_s, const MultiLimits& lim) const {
-    double p = fallen_back(now_s) ? 0.0 : setpoint_[n];
+    // Only ESS mode 3 (external control) follows /Hub4/L<n>/AcPowerSetpoint; the
+    // optimised modes 1 and 2 (hub4control regulating the grid) are not
+    // simulated: the Multi holds 0 W at its AC input then.
+    double p = fallen_back(now_s) || hub4_mode != 3 ? 0.0 : setpoint_[n];
     p = std::clamp(p, -c_.rating_w, c_.rating_w);
     if (mode == 4 || mode == 2) return 0.0;    // off, or inverter only (AC input open)
     if (mode == 1) p = std::max(p, 0.0);       // charger only

@@ -8,6 +8,7 @@
 
 #include <moat/plugin.hpp>
 #include <moat/service.hpp>
+#include <moat/settings_service.hpp>
 
 #include "clocked.hpp"
 #include "devices.hpp"
@@ -35,6 +36,10 @@ public:
     explicit Sim(Context& ctx) : ctx_(ctx), cfg_(parse_config(ctx.config)), sys_(cfg_.system) {}
 
     Task<void> run() override {
+        if (cfg_.settings) {
+            auto up = start_settings();
+            co_await up;
+        }
         make_devices();
         for (auto& d : devices_) {
             if (d->fault == Fault::vanish) {  // configured to be away from the start
@@ -52,6 +57,33 @@ public:
     }
 
 private:
+    /// com.victronenergy.settings with the ESS and DVCC settings. Existing
+    /// values (from the file) are kept; an add only creates what is missing.
+    Task<void> start_settings() {
+        settings_ = std::make_unique<SettingsService>(ctx_.loop, ctx_.bus_spec, cfg_.settings_file,
+                                                      ctx_.log.child("settings"));
+        for (const auto& s : ess_settings()) {
+            const auto type = s.default_value.is_string()   ? SettingType::string
+                              : s.default_value.is_int() ? SettingType::integer
+                                                             : SettingType::floating;
+            if (int rc = settings_->add(s.path, s.default_value, type, s.min, s.max); rc != settings_code::ok)
+                ctx_.log.warning("settings: {} not added: {}", s.path, settings_code_name(rc));
+        }
+        co_await settings_->start();
+        follow_hub4_mode();
+    }
+
+    /// The Multi follows its setpoints only in Hub4Mode 3 (read at every update).
+    void follow_hub4_mode() {
+        if (!settings_) return;
+        auto n = settings_->value(hub4_mode_path).as_number();
+        int mode = n ? static_cast<int>(*n) : 3;
+        if (mode != sys_.multi.hub4_mode)
+            ctx_.log.info("Hub4Mode {} -> {}{}", sys_.multi.hub4_mode, mode,
+                          mode == 3 ? "" : ": the Multi ignores /Hub4/L<n>/AcPowerSetpoint");
+        sys_.multi.hub4_mode = mode;
+    }
+
     std::string names() const {
         std::string s;
         for (auto& d : devices_) s += (s.empty() ? "" : ", ") + d->name;
@@ -177,6 +209,7 @@ private:
     }
 
     Task<void> update() {
+        follow_hub4_mode();
         if (faults_pending_ && sys_.now() >= cfg_.fault_after) {
             faults_pending_ = false;
             for (auto& d : devices_)
@@ -206,6 +239,7 @@ private:
     Context& ctx_;
     SimConfig cfg_;
     System sys_;
+    std::unique_ptr<SettingsService> settings_;
     std::vector<std::unique_ptr<Device>> devices_;
     bool faults_pending_ = false;
 };

@@ -1,5 +1,7 @@
 #include "sim_config.hpp"
 
+#include <filesystem>
+
 #include <fmt/format.h>
 
 namespace moat::sim {
@@ -21,7 +23,7 @@ const ConfigKey top_keys[] = {
     {"grid", K::table, "{}", "the grid meter"},
     {"load", K::table, "{}", "the household load per phase"},
     {"faults", K::table, "{}", "faults injected at start (also settable through /Sim/Fault)"},
-    {"settings", K::table, "{}", "com.victronenergy.settings: not available yet (pending the settings service)"},
+    {"settings", K::table, "{}", "com.victronenergy.settings with the ESS and DVCC settings"},
 };
 
 const ConfigKey vebus_keys[] = {
@@ -55,6 +57,11 @@ const ConfigKey solar_keys[] = {
     {"sunset", K::number, "20.0", "hour of sunset", 0, 24},
     {"max_current", K::number, "60.0", "the charger's current limit /Settings/ChargeCurrentLimit (A)", 0, 1e4},
     {"instance", K::integer, "-1", "/DeviceInstance (-1: 278 + the charger's index)", -1, 1023},
+};
+
+const ConfigKey settings_keys[] = {
+    {"enabled", K::boolean, "true", "publish com.victronenergy.settings (false: another settings service runs)"},
+    {"file", K::string, "\"\"", "persistence file, relative to the config file's directory (\"\" = in memory only)"},
 };
 
 const ConfigKey grid_keys[] = {
@@ -115,14 +122,17 @@ std::span<const ConfigKey> sub_keys(std::string_view table) {
     if (table == "grid") return grid_keys;
     if (table == "load") return load_keys;
     if (table == "faults") return fault_keys;
+    if (table == "settings") return settings_keys;
     return {};
 }
 
 SimConfig parse_config(const Config& config) {
     SimConfig out;
-    if (!config.node("settings")->as_table()->empty())
-        config.fail("settings", "com.victronenergy.settings is not simulated yet: it waits for moat::SettingsService "
-                                "(leave this table out)");
+    const auto st = sub(config, "settings", *config.node("settings")->as_table(), settings_keys);
+    out.settings = st.get_bool("enabled");
+    out.settings_file = st.get_string("file");
+    if (!out.settings_file.empty() && std::filesystem::path(out.settings_file).is_relative())
+        out.settings_file = (std::filesystem::path(config.file()).parent_path() / out.settings_file).string();
     out.suffix = config.get_string("suffix");
     if (out.suffix.empty()) out.suffix = config.instance();
     out.update_interval = config.get_number("update_interval");
