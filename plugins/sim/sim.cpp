@@ -56,6 +56,25 @@ public:
         co_await run_clocked(ctx_.loop, sys_, interval, step);
     }
 
+    /// On stop every plugin goes to its safe state at the same time. A real
+    /// Multi stays on the bus while a controller writes its safe setpoints; so
+    /// do the simulated services (frozen: the physics ended with run()) for
+    /// `stop_linger` seconds, unless every phase got a setpoint write since
+    /// the stop began.
+    Task<void> safe_state() override {
+        if (cfg_.stop_linger <= 0 || devices_.empty() || !devices_.front()->svc) co_return;
+        ctx_.log.info("keeping the simulated services on the bus for up to {} s (safe-state writes)",
+                      cfg_.stop_linger);
+        const auto step = std::chrono::milliseconds(20);
+        const auto until = ctx_.loop.clock().now() +
+                           std::chrono::duration_cast<Duration>(std::chrono::duration<double>(cfg_.stop_linger));
+        stopping_ = true;
+        while (ctx_.loop.clock().now() < until && written_after_stop_ != (1u << sys_.phases()) - 1)
+            co_await sleep_for(step);
+        if (written_after_stop_ == (1u << sys_.phases()) - 1)
+            ctx_.log.info("every phase got a setpoint after the stop: leaving the bus");
+    }
+
 private:
     /// com.victronenergy.settings with the ESS and DVCC settings. Existing
     /// values (from the file) are kept; an add only creates what is missing.
@@ -190,6 +209,9 @@ private:
             if (auto n = w.value.as_number()) d.requested = static_cast<Fault>(static_cast<int>(*n));
             return;
         }
+        if (stopping_ && d.kind == DeviceKind::vebus && w.path.starts_with("/Hub4/L") &&
+            w.path.ends_with("/AcPowerSetpoint") && w.path.size() > 7 && w.path[7] >= '1' && w.path[7] <= '3')
+            written_after_stop_ |= 1u << (w.path[7] - '1');
         if (!apply_write(sys_, d.kind, d.index, w.path, w.value))
             ctx_.log.warning("{}: write to {} not taken by the model", d.name, w.path);
     }
@@ -242,6 +264,8 @@ private:
     std::unique_ptr<SettingsService> settings_;
     std::vector<std::unique_ptr<Device>> devices_;
     bool faults_pending_ = false;
+    bool stopping_ = false;              ///< safe_state() runs
+    unsigned written_after_stop_ = 0;    ///< phases (bits) whose setpoint was written since
 };
 
 const auto keys = moat::sim::config_keys();

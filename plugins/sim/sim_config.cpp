@@ -17,6 +17,8 @@ const ConfigKey top_keys[] = {
     {"start_hour", K::number, "12.0", "simulated time of day at start (hours)", 0, 24},
     {"speedup", K::number, "1.0", "the sun and the load profile run this many times faster than the clock", 0, 1e6},
     {"seed", K::integer, "1", "seed of the load noise (same seed, same numbers)", 0, 9.0e15},
+    {"stop_linger", K::number, "1.0",
+     "on stop, the services stay on the bus (frozen) up to this long for other plugins' safe-state writes (s)", 0, 10},
     {"vebus", K::table, "{}", "the Multi (see docs/simulation.md)"},
     {"battery", K::table, "{}", "the battery and its BMS"},
     {"solar", K::array, "[{}]", "solar chargers: an array of tables, one per charger ([] = none)"},
@@ -136,6 +138,7 @@ SimConfig parse_config(const Config& config) {
     out.suffix = config.get_string("suffix");
     if (out.suffix.empty()) out.suffix = config.instance();
     out.update_interval = config.get_number("update_interval");
+    out.stop_linger = config.get_number("stop_linger");
     auto& sys = out.system;
     sys.start_hour = config.get_number("start_hour");
     sys.speedup = config.get_number("speedup");

@@ -30,6 +30,7 @@ struct SimConfig {
     std::map<DeviceKind, Fault> faults;  ///< faults to inject …
     double fault_after = 0;              ///< … this many seconds after the start
     double vanish_seconds = 10;          ///< a vanished service returns after this (0 = never)
+    double stop_linger = 1.0;            ///< s the services stay on the bus after a stop (safe-state writes)
     bool settings = true;                ///< publish com.victronenergy.settings
     std::string settings_file;           ///< its persistence file ("" = in memory only), absolute or as given
 };

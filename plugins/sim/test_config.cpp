@@ -33,6 +33,7 @@ TEST_CASE("the sim's defaults make a complete one-phase system", "[sim][config]"
     CHECK(c.system.battery.ocv.size() == 11);
     CHECK(c.faults.empty());
     CHECK(c.settings);
+    CHECK(c.stop_linger == 1.0);
     CHECK(c.settings_file.empty());  // in memory only
 }
 

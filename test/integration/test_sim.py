@@ -312,7 +312,7 @@ class FaultTest(SimCase):
 
 class DemoTest(SimCase):
 
-    def test_demo_configuration_runs_the_simulation(self):
+    def test_demo_runs_the_controller_and_the_status_line_on_the_simulation(self):
         demo = os.path.join(SOURCE_DIR, "config", "demo.toml")
         h = HostProcess(["--demo", "--config", demo, "--plugin-dir", PLUGINS],
                         log_path=os.path.join(self.tmp, "demo.log"), env=env_without_bus())
@@ -325,12 +325,26 @@ class DemoTest(SimCase):
         try:
             soc = conn.call_blocking(SYSTEM, "/Dc/Battery/Soc", BUSITEM, "GetValue", "", (), timeout=5)
             self.assertIsInstance(soc, dbus.Double)
+            hub4 = conn.call_blocking(SETTINGS, "/Settings/CGwacs/Hub4Mode", BUSITEM, "GetValue", "", (), timeout=5)
+            self.assertEqual(hub4, 3)
         finally:
             conn.close()
+        h.wait_for(r"\[inverter\] SET inverter -\d+ ∑", 10)  # the controller writes for real
+        h.wait_for(r"INFO \[statusline\] \d+\.\d+[+-]", 5)  # the line in the log
+        mark = h.mark()
         h.signal(2)
         rc, _ = h.wait(6)
         self.assertEqual(rc, 0, h.describe())
-        self.assertFalse(pid_alive(pid))
+        self.assertTrue(h.find(r"\[inverter\] SET inverter 0 ∑ 0 0 0", since=mark), h.describe())
+        self.assertTrue(h.find(r"\[sim\] every phase got a setpoint after the stop", since=mark), h.describe())
+        for k in (1, 2, 3):  # the sim logs changed setpoints: the last value of each phase is 0
+            changes = h.find_all(rf"/Hub4/L{k}/AcPowerSetpoint written by \S+: \S+ -> (\S+)")
+            last = float(changes[-1].group(1)) if changes else 0.0
+            self.assertEqual(last, 0.0, f"L{k}: not left at 0 W on Ctrl-C\n{h.describe()}")
+        self.assertFalse(h.find(r"not writing SET inverter 0", since=mark), h.describe())
+        self.assertFalse(pid_alive(pid), "the private dbus-daemon is gone")
+        children = subprocess.run(["pgrep", "-P", str(h.pid)], capture_output=True, text=True).stdout.split()
+        self.assertEqual(children, [], "no stray child process")
 
 
 if __name__ == "__main__":
