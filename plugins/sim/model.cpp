@@ -54,7 +54,8 @@ const std::array<double, max_phases>& Load::step(double dt, double hour) {
     }
     for (int n = 0; n < phases_; ++n) {
         const double base = n < static_cast<int>(c_.base_w.size()) ? c_.base_w[n] : 0.0;
-        p_[n] = std::max(0.0, base * factor + noise_[n].step(dt));
+        // dt 0 (the start) draws no noise: the sequence stays that of the seed.
+        p_[n] = std::max(0.0, base * factor + (dt > 0 ? noise_[n].step(dt) : noise_[n].value()));
     }
     return p_;
 }
@@ -163,6 +164,7 @@ double Solar::max_current(double hour, double v) const {
 System::System(const SystemConfig& c)
     : multi(c.multi), battery(c.battery), load(c.load, c.multi.phases), c_(c), yield_(c.solar.size(), 0.0) {
     for (auto& s : c.solar) solar.emplace_back(s);
+    load.step(0, hour());  // the first published values already carry the load
 }
 
 double System::hour() const { return time_of_day(c_.start_hour, c_.speedup, t_); }

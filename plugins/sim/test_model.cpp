@@ -299,3 +299,11 @@ TEST_CASE("the Multi follows its setpoints only in Hub4Mode 3", "[sim][model]") 
     m.write_setpoint(0, -1500, t);
     CHECK(m.target(0, t, lim) == -1500.0);
 }
+
+TEST_CASE("the load is there from the start, before the first step", "[sim][model]") {
+    SystemConfig c;
+    c.load.base_w = {400, 300, 300};
+    c.load.noise_w = 30;
+    System s(c);
+    CHECK(s.grid(0) == Approx(400));  // no noise drawn yet, the Multi at 0 W
+}
