@@ -17,6 +17,7 @@ VEBUS = "com.victronenergy.vebus.sim"
 BATTERY = "com.victronenergy.battery.sim"
 GRID = "com.victronenergy.grid.sim"
 LINE = "com.victronenergy.moat.statusline"
+SETTINGS = "com.victronenergy.settings"
 
 # A night (no PV), 3 phases, small seeded noise, the sun at normal speed.
 SIM = """
@@ -52,9 +53,9 @@ max_age = 3.0
 
 class SystemCase(HostTestCase):
 
-    def start_system(self, body):
+    def start_system(self, body, *args):
         self.start_bus()
-        self.host = self.start_host(self.write_config(body, plugin_dir=PLUGINS))
+        self.host = self.start_host(self.write_config(body, plugin_dir=PLUGINS), *args)
         self.conn = dbus.bus.BusConnection(self.bus.address)
         self.addCleanup(self.conn.close)
         self.host.wait_for(r"\[sim\] simulating", 10)
@@ -135,6 +136,24 @@ class ControllerTest(SystemCase):
         self.assertGreater(self.get(BATTERY, "/Dc/0/Current"), -0.5, f"no discharge (setpoints were {sp})")
         self.set(BATTERY, "/Sim/AllowToDischarge", dbus.Int32(-1))
         self.until("inverting again", lambda: sum(self.multi()) < -850, 10)
+
+    def test_ess_guard_stops_writing_when_hub4_mode_leaves_3(self):
+        # debug: the sim logs every setpoint write, also a rewrite of the same value
+        self.start_system(SIM + INVERTER.format(mode="p_inv", extra="[inverter.modes.p_inv]\npower = 900\n"),
+                          "--log-level", "debug")
+        self.until("inverting", lambda: sum(self.multi()) < -850, 10)
+        self.assertTrue(self.host.find(r"AcPowerSetpoint rewritten by"), "rewrites are visible")
+        mark = self.host.mark()
+        self.assertEqual(self.set(SETTINGS, "/Settings/CGwacs/Hub4Mode", dbus.Int32(1)), 0)
+        self.host.wait_for(r"\[inverter\] not writing to the Multi: ESS mode \(Hub4Mode\) is 1, not 3", 2,
+                                  since=mark)
+        self.until("the Multi ignores the setpoints (sim)", lambda: sum(self.multi()) > -15, 4)
+        quiet = self.host.mark()
+        time.sleep(1.2)  # refresh_interval 0.5: the controller would have rewritten twice by now
+        self.assertEqual(self.host.find_all(r"AcPowerSetpoint (re)?written by", since=quiet), [], "no write while not 3")
+        self.assertEqual(self.set(SETTINGS, "/Settings/CGwacs/Hub4Mode", dbus.Int32(3)), 0)
+        self.host.wait_for(r"\[inverter\] writing to the Multi is allowed", 2, since=mark)
+        self.until("inverting again", lambda: sum(self.multi()) < -850, 5)
 
 
 class StatusLineTest(SystemCase):
