@@ -47,7 +47,7 @@ idle_sleep = 0.3
 STATUSLINE = """
 [statusline]
 interval = 0.25
-max_age = 3.0
+max_age = 1.0
 """
 
 
@@ -172,6 +172,17 @@ class StatusLineTest(SystemCase):
         # The vebus service vanishes (killed): the plain form with Inv I=None.
         self.assertEqual(self.set(VEBUS, "/Sim/Fault", dbus.Int32(3)), 0)
         self.until("the degraded line", lambda: self.line().startswith("U=") and "Inv I=None" in self.line(), 5)
+
+    def test_the_line_degrades_while_the_multi_is_frozen(self):
+        self.start_system(SIM + STATUSLINE)
+        self.set(VEBUS, "/Hub4/L1/AcPowerSetpoint", dbus.Double(-500.0))  # the Multi's values keep moving
+        self.until("a normal line", lambda: "-500:" in self.line(), 5)
+        self.assertEqual(self.set(VEBUS, "/Sim/Fault", dbus.Int32(1)), 0)
+        t0 = time.monotonic()
+        self.until("the degraded line (frozen Multi)", lambda: self.line().startswith("U="), 4)
+        self.assertGreater(time.monotonic() - t0, 0.7, "not before max_age")
+        self.set(VEBUS, "/Sim/Fault", dbus.Int32(0))
+        self.until("a normal line again", lambda: not self.line().startswith("U="), 4)
 
 
 if __name__ == "__main__":
