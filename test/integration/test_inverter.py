@@ -448,6 +448,15 @@ class TestSafety(InverterTestCase):
         time.sleep(1.0)
         self.assertEqual(self.writes(), [])
 
+    def test_a_write_skipped_before_the_settings_came_is_made_up(self):
+        # The settings service comes after the vebus: "off" wants 0 W while Hub4Mode is still unknown.
+        self.settings.stop()
+        self.start("off", refresh_interval=0.3)
+        self.host.wait_for(r"not writing SET inverter 0 ∑ 0 0 0: ESS mode \(Hub4Mode\) is unknown", timeout=5)
+        self.assertEqual(self.writes(), [])
+        self.settings.start()
+        self.wait_for_setpoints([0.0] * 3, timeout=3)
+
     def test_setpoints_are_refreshed(self):
         self.start("off", refresh_interval=0.3)
         self.wait_for_setpoints([0.0] * 3)
