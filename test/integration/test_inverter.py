@@ -265,6 +265,7 @@ class TestWrites(InverterTestCase):
 class TestControlInterface(InverterTestCase):
     def test_methods_and_errors(self):
         self.start("off", mode_lockout=2.0)
+        self.host.wait_for(r"MODE START off")  # the lock-out counts from the mode's start
         c = self.client
         self.assertEqual([str(m) for m in c.inv("GetModes")],
                          ["off", "idle", "p_grid", "p_inv", "i_batt", "soc", "remote", "analyze"])
