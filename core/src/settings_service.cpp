@@ -51,7 +51,7 @@ Value limit_or_zero(const std::optional<Value>& v) { return v ? *v : Value(0); }
 
 SettingsService::SettingsService(Loop& loop, const std::string& bus_spec, std::string file, Logger log, std::string name)
     : loop_(loop), file_(std::move(file)), log_(std::move(log)) {
-    LoadedSettings loaded = load_settings_file(file_);
+    LoadedSettings loaded = file_.empty() ? LoadedSettings{} : load_settings_file(file_);
     if (!loaded.kept_aside.empty())
         log_.error("the settings file {} is corrupt ({}); kept it as {} and starting without settings", file_,
                    loaded.problem, loaded.kept_aside);
@@ -65,7 +65,10 @@ SettingsService::SettingsService(Loop& loop, const std::string& bus_spec, std::s
     service_->pin_node("/Settings/Devices");  // and /Settings: the groups clients call first
     for (const auto& [path, s] : settings_) export_setting(path);
     service_->on_write([this](const Write& w) { on_write(w); });
-    log_.info("{} settings from {}", settings_.size(), file_);
+    if (file_.empty())
+        log_.info("settings kept in memory only (no file): changes are lost when the service stops");
+    else
+        log_.info("{} settings from {}", settings_.size(), file_);
 }
 
 SettingsService::~SettingsService() {
@@ -82,6 +85,7 @@ Task<void> SettingsService::stop(Duration timeout) {
 // ---- persistence ---------------------------------------------------------
 
 void SettingsService::changed() {
+    if (file_.empty()) return;  // in memory only: nothing is ever unsaved
     unsaved_ = true;
     if (!save_timer_armed_) {
         save_timer_armed_ = true;
@@ -95,6 +99,7 @@ void SettingsService::changed() {
 bool SettingsService::flush() {
     save_timer_.reset();
     save_timer_armed_ = false;
+    if (file_.empty()) return true;  // in memory only
     try {
         save_settings_file(file_, settings_);
         unsaved_ = false;

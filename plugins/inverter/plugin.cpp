@@ -210,6 +210,9 @@ private:
     std::string mode_report_key_;
     std::vector<double> last_written_;
     std::optional<TimePoint> last_write_;
+    /// Setpoints the guard kept from the Multi (e.g. Hub4Mode not yet known):
+    /// written by the refresh task as soon as writing is allowed.
+    std::optional<std::vector<double>> skipped_;
     std::string last_write_skip_;
     double solar_p_ = 0;
     double i_batt_avg_ = 0;
@@ -367,9 +370,11 @@ Task<void> InverterPlugin::write(std::vector<double> setpoints, Duration timeout
     if (!d.may_write) {
         if (last_write_skip_ != d.write_problem) ctx_.log.warning("not writing {}: {}", set_line(setpoints, false), d.write_problem);
         last_write_skip_ = d.write_problem;
+        skipped_ = std::move(setpoints);
         co_return;
     }
     last_write_skip_.clear();
+    skipped_.reset();
     const std::string vb = vebus();
     ctx_.log.info("{}", set_line(setpoints, false));
     last_written_ = setpoints;
@@ -645,7 +650,14 @@ Task<void> InverterPlugin::refresh() {
     // §18.7: the last setpoints again when nothing was written for refresh_interval.
     for (;;) {
         co_await sleep_for(refresh_ / 4);
-        if (!inputs_ok_ || last_written_.empty() || !last_write_) continue;
+        if (!inputs_ok_) continue;
+        // A write the guard skipped (off writes only once) is made up for once writing is allowed.
+        if (skipped_ && may_write_) {
+            auto sp = *skipped_;
+            co_await write(std::move(sp), Monitor::call_timeout);
+            continue;
+        }
+        if (last_written_.empty() || !last_write_) continue;
         if (ctx_.loop.clock().now() - *last_write_ >= refresh_) co_await write(last_written_, Monitor::call_timeout);
     }
 }

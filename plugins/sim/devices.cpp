@@ -319,4 +319,43 @@ std::string text_format(std::string_view path) {
     return "";
 }
 
+std::vector<SimSetting> ess_settings() {
+    const std::string g = "/Settings/CGwacs/";
+    const std::string d = "/Settings/SystemSetup/";
+    auto i = [](std::int64_t v) { return Value(v); };
+    return {
+        {g + "Hub4Mode", i(3), i(1), i(3)},  // 3: external control, what our controller needs
+        {g + "AcPowerSetPoint", 50.0, {}, {}},
+        {g + "MaxFeedInPower", -1.0, -1.0, 300000.0},
+        {g + "OvervoltageFeedIn", i(0), i(0), i(1)},
+        {g + "PreventFeedback", i(0), i(0), i(1)},
+        {g + "MaxChargePower", -1.0, -1.0, 300000.0},
+        {g + "MaxDischargePower", -1.0, -1.0, 300000.0},
+        {g + "MaxChargePercentage", i(100), i(0), i(100)},
+        {g + "MaxDischargePercentage", i(100), i(0), i(100)},
+        {g + "BatteryLife/State", i(2), i(0), i(12)},
+        {g + "BatteryLife/MinimumSocLimit", 10.0, 0.0, 100.0},
+        {g + "BatteryLife/SocLimit", 10.0, 0.0, 100.0},
+        {g + "BatteryLife/Flags", i(0), {}, {}},
+        {g + "BatteryLife/DischargedTime", i(0), {}, {}},
+        {g + "BatteryLife/DischargedSoc", i(-1), i(-1), i(100)},
+        {g + "RunWithoutGridMeter", i(0), i(0), i(1)},
+        {d + "MaxChargeCurrent", i(-1), i(-1), i(10000)},
+        {d + "MaxChargeVoltage", 0.0, 0.0, 80.0},
+        {"/Settings/Services/Bol", i(1), i(0), i(3)},
+        {d + "DvccControlAllMultis", i(0), i(0), i(1)},
+        {d + "SharedVoltageSense", i(1), i(0), i(1)},
+        {d + "SharedTemperatureSense", i(1), i(0), i(1)},
+        {d + "BatteryCurrentSense", i(0), i(0), i(1)},
+        {d + "BatteryService", "default", {}, {}},
+        {d + "BmsInstance", i(-1), i(-1), i(1023)},
+        {d + "AcInput1", i(1), i(0), i(3)},
+        {d + "AcInput2", i(0), i(0), i(3)},
+        {d + "HasDcSystem", i(0), i(0), i(1)},
+        {d + "HasAcOutSystem", i(1), i(0), i(1)},
+        {d + "HasAcInLoads", i(1), i(0), i(1)},
+        {d + "TemperatureService", "default", {}, {}},
+    };
+}
+
 } // namespace moat::sim

@@ -61,6 +61,17 @@ std::optional<Writeable> writeable(DeviceKind kind, std::string_view path);
 /// `now` the model time. Returns false for a path the model does not take.
 bool apply_write(System& s, DeviceKind kind, std::size_t index, std::string_view path, const Value& v);
 
+/// One setting the simulated settings service starts with.
+struct SimSetting {
+    std::string path;
+    Value default_value;  ///< its type is the setting's: Int → "i", Double → "f", String → "s"
+    Value min, max;       ///< invalid: no limits
+};
+/// The ESS settings (/Settings/CGwacs/*, Hub4Mode 3) and the DVCC settings
+/// with Venus's defaults (venus-dbus.md §12.6).
+std::vector<SimSetting> ess_settings();
+inline constexpr const char* hub4_mode_path = "/Settings/CGwacs/Hub4Mode";
+
 /// A printf text for a path by its unit (V, A, W, %, kWh), or "" for the default text.
 std::string text_format(std::string_view path);
 

@@ -54,7 +54,8 @@ const std::array<double, max_phases>& Load::step(double dt, double hour) {
     }
     for (int n = 0; n < phases_; ++n) {
         const double base = n < static_cast<int>(c_.base_w.size()) ? c_.base_w[n] : 0.0;
-        p_[n] = std::max(0.0, base * factor + noise_[n].step(dt));
+        // dt 0 (the start) draws no noise: the sequence stays that of the seed.
+        p_[n] = std::max(0.0, base * factor + (dt > 0 ? noise_[n].step(dt) : noise_[n].value()));
     }
     return p_;
 }
@@ -107,7 +108,10 @@ void Multi::write_setpoint(int phase, double watts, double now_s) {
 bool Multi::fallen_back(double now_s) const { return !last_write_ || now_s - *last_write_ > c_.timeout_s; }
 
 double Multi::target(int n, double now_s, const MultiLimits& lim) const {
-    double p = fallen_back(now_s) ? 0.0 : setpoint_[n];
+    // Only ESS mode 3 (external control) follows /Hub4/L<n>/AcPowerSetpoint; the
+    // optimised modes 1 and 2 (hub4control regulating the grid) are not
+    // simulated: the Multi holds 0 W at its AC input then.
+    double p = fallen_back(now_s) || hub4_mode != 3 ? 0.0 : setpoint_[n];
     p = std::clamp(p, -c_.rating_w, c_.rating_w);
     if (mode == 4 || mode == 2) return 0.0;    // off, or inverter only (AC input open)
     if (mode == 1) p = std::max(p, 0.0);       // charger only
@@ -160,6 +164,7 @@ double Solar::max_current(double hour, double v) const {
 System::System(const SystemConfig& c)
     : multi(c.multi), battery(c.battery), load(c.load, c.multi.phases), c_(c), yield_(c.solar.size(), 0.0) {
     for (auto& s : c.solar) solar.emplace_back(s);
+    load.step(0, hour());  // the first published values already carry the load
 }
 
 double System::hour() const { return time_of_day(c_.start_hour, c_.speedup, t_); }

@@ -166,6 +166,8 @@ public:
     bool fallen_back(double now_s) const;
 
     int mode = 3;                ///< 1 charger only, 2 inverter only, 3 on, 4 off
+    /// /Settings/CGwacs/Hub4Mode: only 3 (external control) follows the setpoints; otherwise 0 W.
+    int hub4_mode = 3;
     bool disable_charge = false;
     bool disable_feed_in = false;
 

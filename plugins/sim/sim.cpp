@@ -8,6 +8,7 @@
 
 #include <moat/plugin.hpp>
 #include <moat/service.hpp>
+#include <moat/settings_service.hpp>
 
 #include "clocked.hpp"
 #include "devices.hpp"
@@ -35,6 +36,10 @@ public:
     explicit Sim(Context& ctx) : ctx_(ctx), cfg_(parse_config(ctx.config)), sys_(cfg_.system) {}
 
     Task<void> run() override {
+        if (cfg_.settings) {
+            auto up = start_settings();
+            co_await up;
+        }
         make_devices();
         for (auto& d : devices_) {
             if (d->fault == Fault::vanish) {  // configured to be away from the start
@@ -51,7 +56,53 @@ public:
         co_await run_clocked(ctx_.loop, sys_, interval, step);
     }
 
+    /// On stop every plugin goes to its safe state at the same time. A real
+    /// Multi stays on the bus while a controller writes its safe setpoints; so
+    /// do the simulated services (frozen: the physics ended with run()) for
+    /// `stop_linger` seconds, unless every phase got a setpoint write since
+    /// the stop began.
+    Task<void> safe_state() override {
+        if (cfg_.stop_linger <= 0 || devices_.empty() || !devices_.front()->svc) co_return;
+        ctx_.log.info("keeping the simulated services on the bus for up to {} s (safe-state writes)",
+                      cfg_.stop_linger);
+        const auto step = std::chrono::milliseconds(20);
+        const auto until = ctx_.loop.clock().now() +
+                           std::chrono::duration_cast<Duration>(std::chrono::duration<double>(cfg_.stop_linger));
+        stopping_ = true;
+        while (ctx_.loop.clock().now() < until && written_after_stop_ != (1u << sys_.phases()) - 1)
+            co_await sleep_for(step);
+        if (written_after_stop_ == (1u << sys_.phases()) - 1)
+            ctx_.log.info("every phase got a setpoint after the stop: leaving the bus");
+    }
+
 private:
+    /// com.victronenergy.settings with the ESS and DVCC settings. Existing
+    /// values (from the file) are kept; an add only creates what is missing.
+    Task<void> start_settings() {
+        settings_ = std::make_unique<SettingsService>(ctx_.loop, ctx_.bus_spec, cfg_.settings_file,
+                                                      ctx_.log.child("settings"));
+        for (const auto& s : ess_settings()) {
+            const auto type = s.default_value.is_string()   ? SettingType::string
+                              : s.default_value.is_int() ? SettingType::integer
+                                                             : SettingType::floating;
+            if (int rc = settings_->add(s.path, s.default_value, type, s.min, s.max); rc != settings_code::ok)
+                ctx_.log.warning("settings: {} not added: {}", s.path, settings_code_name(rc));
+        }
+        co_await settings_->start();
+        follow_hub4_mode();
+    }
+
+    /// The Multi follows its setpoints only in Hub4Mode 3 (read at every update).
+    void follow_hub4_mode() {
+        if (!settings_) return;
+        auto n = settings_->value(hub4_mode_path).as_number();
+        int mode = n ? static_cast<int>(*n) : 3;
+        if (mode != sys_.multi.hub4_mode)
+            ctx_.log.info("Hub4Mode {} -> {}{}", sys_.multi.hub4_mode, mode,
+                          mode == 3 ? "" : ": the Multi ignores /Hub4/L<n>/AcPowerSetpoint");
+        sys_.multi.hub4_mode = mode;
+    }
+
     std::string names() const {
         std::string s;
         for (auto& d : devices_) s += (s.empty() ? "" : ", ") + d->name;
@@ -158,6 +209,9 @@ private:
             if (auto n = w.value.as_number()) d.requested = static_cast<Fault>(static_cast<int>(*n));
             return;
         }
+        if (stopping_ && d.kind == DeviceKind::vebus && w.path.starts_with("/Hub4/L") &&
+            w.path.ends_with("/AcPowerSetpoint") && w.path.size() > 7 && w.path[7] >= '1' && w.path[7] <= '3')
+            written_after_stop_ |= 1u << (w.path[7] - '1');
         if (!apply_write(sys_, d.kind, d.index, w.path, w.value))
             ctx_.log.warning("{}: write to {} not taken by the model", d.name, w.path);
     }
@@ -177,6 +231,7 @@ private:
     }
 
     Task<void> update() {
+        follow_hub4_mode();
         if (faults_pending_ && sys_.now() >= cfg_.fault_after) {
             faults_pending_ = false;
             for (auto& d : devices_)
@@ -206,8 +261,11 @@ private:
     Context& ctx_;
     SimConfig cfg_;
     System sys_;
+    std::unique_ptr<SettingsService> settings_;
     std::vector<std::unique_ptr<Device>> devices_;
     bool faults_pending_ = false;
+    bool stopping_ = false;              ///< safe_state() runs
+    unsigned written_after_stop_ = 0;    ///< phases (bits) whose setpoint was written since
 };
 
 const auto keys = moat::sim::config_keys();

@@ -1,5 +1,7 @@
 #include "sim_config.hpp"
 
+#include <filesystem>
+
 #include <fmt/format.h>
 
 namespace moat::sim {
@@ -15,13 +17,15 @@ const ConfigKey top_keys[] = {
     {"start_hour", K::number, "12.0", "simulated time of day at start (hours)", 0, 24},
     {"speedup", K::number, "1.0", "the sun and the load profile run this many times faster than the clock", 0, 1e6},
     {"seed", K::integer, "1", "seed of the load noise (same seed, same numbers)", 0, 9.0e15},
+    {"stop_linger", K::number, "1.0",
+     "on stop, the services stay on the bus (frozen) up to this long for other plugins' safe-state writes (s)", 0, 10},
     {"vebus", K::table, "{}", "the Multi (see docs/simulation.md)"},
     {"battery", K::table, "{}", "the battery and its BMS"},
     {"solar", K::array, "[{}]", "solar chargers: an array of tables, one per charger ([] = none)"},
     {"grid", K::table, "{}", "the grid meter"},
     {"load", K::table, "{}", "the household load per phase"},
     {"faults", K::table, "{}", "faults injected at start (also settable through /Sim/Fault)"},
-    {"settings", K::table, "{}", "com.victronenergy.settings: not available yet (pending the settings service)"},
+    {"settings", K::table, "{}", "com.victronenergy.settings with the ESS and DVCC settings"},
 };
 
 const ConfigKey vebus_keys[] = {
@@ -55,6 +59,11 @@ const ConfigKey solar_keys[] = {
     {"sunset", K::number, "20.0", "hour of sunset", 0, 24},
     {"max_current", K::number, "60.0", "the charger's current limit /Settings/ChargeCurrentLimit (A)", 0, 1e4},
     {"instance", K::integer, "-1", "/DeviceInstance (-1: 278 + the charger's index)", -1, 1023},
+};
+
+const ConfigKey settings_keys[] = {
+    {"enabled", K::boolean, "true", "publish com.victronenergy.settings (false: another settings service runs)"},
+    {"file", K::string, "\"\"", "persistence file, relative to the config file's directory (\"\" = in memory only)"},
 };
 
 const ConfigKey grid_keys[] = {
@@ -115,17 +124,21 @@ std::span<const ConfigKey> sub_keys(std::string_view table) {
     if (table == "grid") return grid_keys;
     if (table == "load") return load_keys;
     if (table == "faults") return fault_keys;
+    if (table == "settings") return settings_keys;
     return {};
 }
 
 SimConfig parse_config(const Config& config) {
     SimConfig out;
-    if (!config.node("settings")->as_table()->empty())
-        config.fail("settings", "com.victronenergy.settings is not simulated yet: it waits for moat::SettingsService "
-                                "(leave this table out)");
+    const auto st = sub(config, "settings", *config.node("settings")->as_table(), settings_keys);
+    out.settings = st.get_bool("enabled");
+    out.settings_file = st.get_string("file");
+    if (!out.settings_file.empty() && std::filesystem::path(out.settings_file).is_relative())
+        out.settings_file = (std::filesystem::path(config.file()).parent_path() / out.settings_file).string();
     out.suffix = config.get_string("suffix");
     if (out.suffix.empty()) out.suffix = config.instance();
     out.update_interval = config.get_number("update_interval");
+    out.stop_linger = config.get_number("stop_linger");
     auto& sys = out.system;
     sys.start_hour = config.get_number("start_hour");
     sys.speedup = config.get_number("speedup");

@@ -18,7 +18,7 @@ namespace moat::sim {
 
 /// The top-level keys (the host validates these; sub-tables are checked by parse_config).
 std::span<const ConfigKey> config_keys();
-/// The keys of each sub-table, for docs and --help: "vebus", "battery", "solar", "grid", "load", "faults".
+/// The keys of each sub-table, for docs and --help: "vebus", "battery", "solar", "grid", "load", "faults", "settings".
 std::span<const ConfigKey> sub_keys(std::string_view table);
 
 struct SimConfig {
@@ -30,6 +30,9 @@ struct SimConfig {
     std::map<DeviceKind, Fault> faults;  ///< faults to inject …
     double fault_after = 0;              ///< … this many seconds after the start
     double vanish_seconds = 10;          ///< a vanished service returns after this (0 = never)
+    double stop_linger = 1.0;            ///< s the services stay on the bus after a stop (safe-state writes)
+    bool settings = true;                ///< publish com.victronenergy.settings
+    std::string settings_file;           ///< its persistence file ("" = in memory only), absolute or as given
 };
 
 /// Reads and checks every key, sub-tables included; throws ConfigError naming

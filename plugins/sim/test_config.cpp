@@ -32,6 +32,17 @@ TEST_CASE("the sim's defaults make a complete one-phase system", "[sim][config]"
     CHECK(c.solar_instances == std::vector<std::int64_t>{278});
     CHECK(c.system.battery.ocv.size() == 11);
     CHECK(c.faults.empty());
+    CHECK(c.settings);
+    CHECK(c.stop_linger == 1.0);
+    CHECK(c.settings_file.empty());  // in memory only
+}
+
+TEST_CASE("the settings file is relative to the config file", "[sim][config]") {
+    auto c = parse_config(load("[sim]\nsettings = { file = \"sim-settings.toml\" }\n"));
+    CHECK(c.settings_file == "sim-settings.toml");  // the config file "sim.toml" has no directory
+    auto abs = parse_config(load("[sim]\nsettings = { file = \"/data/s.toml\", enabled = false }\n"));
+    CHECK(abs.settings_file == "/data/s.toml");
+    CHECK_FALSE(abs.settings);
 }
 
 TEST_CASE("sub-tables are read and checked", "[sim][config]") {
@@ -64,6 +75,6 @@ TEST_CASE("config errors name the line, the table and the key", "[sim][config]")
     CHECK_THAT(error_of("[sim]\nvebus = { ratin = 1 }\n"), Contains("'ratin'") && Contains("unknown key"));
     CHECK_THAT(error_of("[sim]\nphases = 3\nload = { base = [1] }\n"), Contains("each of the 3 phases"));
     CHECK_THAT(error_of("[sim]\nfaults = { grid = \"broken\" }\n"), Contains("none|freeze|invalid|vanish"));
-    CHECK_THAT(error_of("[sim]\nsettings = { file = \"x\" }\n"), Contains("not simulated yet"));
+    CHECK_THAT(error_of("[sim]\nsettings = { fil = \"x\" }\n"), Contains("'settings'") && Contains("'fil'"));
     CHECK_THAT(error_of("[sim]\nbattery = { ocv = [\"a\"] }\n"), Contains("array of numbers"));
 }

@@ -137,3 +137,21 @@ TEST_CASE("client writes reach the model", "[sim][devices]") {
     CHECK(text_format("/Dc/0/Voltage") == "%.2F V");
     CHECK(text_format("/Hub4/L1/AcPowerSetpoint") == "%.0F W");
 }
+
+TEST_CASE("the simulated settings hold ESS mode 3 and Venus's DVCC defaults", "[sim][devices]") {
+    std::map<std::string, Value> by_path;
+    for (const auto& s : ess_settings()) by_path[s.path] = s.default_value;
+    CHECK(by_path.at(hub4_mode_path) == Value(3));
+    CHECK(by_path.at("/Settings/CGwacs/OvervoltageFeedIn") == Value(0));
+    CHECK(by_path.at("/Settings/CGwacs/MaxFeedInPower").is_double());
+    CHECK(by_path.at("/Settings/CGwacs/BatteryLife/MinimumSocLimit") == Value(10.0));
+    CHECK(by_path.at("/Settings/SystemSetup/MaxChargeCurrent") == Value(-1));
+    CHECK(by_path.at("/Settings/SystemSetup/MaxChargeVoltage") == Value(0.0));
+    CHECK(by_path.at("/Settings/SystemSetup/BatteryService") == Value("default"));
+    for (const auto& s : ess_settings()) {
+        INFO(s.path);
+        CHECK(s.path.rfind("/Settings/", 0) == 0);
+        if (s.min.is_valid()) CHECK(*s.min.as_number() <= *s.default_value.as_number());
+        if (s.max.is_valid()) CHECK(*s.max.as_number() >= *s.default_value.as_number());
+    }
+}

@@ -280,3 +280,30 @@ TEST_CASE("an hour of simulated time on a virtual clock keeps both balances", "[
     // The SoC moved by exactly the integrated battery current (within a step).
     CHECK(s.battery.soc() - soc0 == Approx(ah / c.battery.capacity_ah * 100).margin(0.05));
 }
+
+TEST_CASE("the Multi follows its setpoints only in Hub4Mode 3", "[sim][model]") {
+    MultiConfig c;
+    c.tau_s = 0.1;
+    Multi m(c);
+    MultiLimits lim;
+    double t = 0;
+    m.write_setpoint(0, -1000, t);
+    for (int i = 0; i < 100; ++i) m.step(0.01, t += 0.01, 50, lim);
+    CHECK(m.ac_in(0) == Approx(-1000).epsilon(0.01));
+    m.hub4_mode = 1;  // optimised: setpoints are ignored
+    m.write_setpoint(0, -1500, t);
+    CHECK(m.target(0, t, lim) == 0.0);
+    for (int i = 0; i < 200; ++i) m.step(0.01, t += 0.01, 50, lim);
+    CHECK(std::abs(m.ac_in(0)) < 1.0);
+    m.hub4_mode = 3;
+    m.write_setpoint(0, -1500, t);
+    CHECK(m.target(0, t, lim) == -1500.0);
+}
+
+TEST_CASE("the load is there from the start, before the first step", "[sim][model]") {
+    SystemConfig c;
+    c.load.base_w = {400, 300, 300};
+    c.load.noise_w = 30;
+    System s(c);
+    CHECK(s.grid(0) == Approx(400));  // no noise drawn yet, the Multi at 0 W
+}

@@ -17,6 +17,7 @@ BATTERY = "com.victronenergy.battery.sim"
 SOLAR = "com.victronenergy.solarcharger.sim_0"
 GRID = "com.victronenergy.grid.sim"
 SYSTEM = "com.victronenergy.system"
+SETTINGS = "com.victronenergy.settings"
 MANDATORY = ["/Mgmt/ProcessName", "/Mgmt/ProcessVersion", "/Mgmt/Connection", "/DeviceInstance", "/ProductId",
              "/ProductName", "/FirmwareVersion", "/HardwareVersion", "/Connected"]
 
@@ -192,6 +193,64 @@ class SetpointTest(SimCase):
         self.assertEqual(self.get(VEBUS, "/Hub4/L1/AcPowerSetpoint"), -1000.0, "the written value stays readable")
 
 
+class SettingsTest(SimCase):
+
+    def test_ess_and_dvcc_settings_exist_with_their_types(self):
+        self.start_sim(NIGHT)
+        self.until("the settings service", lambda: self.has_owner(SETTINGS))
+        expect = {
+            "/Settings/CGwacs/Hub4Mode": (dbus.Int32, 3), "/Settings/CGwacs/OvervoltageFeedIn": (dbus.Int32, 0),
+            "/Settings/CGwacs/PreventFeedback": (dbus.Int32, 0), "/Settings/CGwacs/MaxFeedInPower": (dbus.Double, -1),
+            "/Settings/CGwacs/AcPowerSetPoint": (dbus.Double, 50),
+            "/Settings/CGwacs/BatteryLife/MinimumSocLimit": (dbus.Double, 10),
+            "/Settings/CGwacs/BatteryLife/State": (dbus.Int32, 2),
+            "/Settings/SystemSetup/MaxChargeCurrent": (dbus.Int32, -1),
+            "/Settings/SystemSetup/MaxChargeVoltage": (dbus.Double, 0), "/Settings/Services/Bol": (dbus.Int32, 1),
+            "/Settings/SystemSetup/BatteryService": (dbus.String, "default"),
+        }
+        for path, (cls, value) in expect.items():
+            with self.subTest(path=path):
+                v = self.get(SETTINGS, path)
+                self.assertIs(type(v), cls)
+                self.assertEqual(v, value)
+        self.assertEqual(self.set(SETTINGS, "/Settings/CGwacs/Hub4Mode", dbus.Int32(7)), -1, "out of range")
+        self.assertEqual(self.set(SETTINGS, "/Settings/CGwacs/MaxFeedInPower", dbus.Int32(500)), 0)
+        self.assertEqual(type(self.get(SETTINGS, "/Settings/CGwacs/MaxFeedInPower")), dbus.Double, "kept its type")
+
+    def test_the_multi_follows_setpoints_only_in_hub4_mode_3(self):
+        self.start_sim(NIGHT)
+        self.set(VEBUS, "/Hub4/L1/AcPowerSetpoint", dbus.Double(-1000.0))
+        self.until("inverting", lambda: self.get(VEBUS, "/Ac/ActiveIn/L1/P") < -950)
+        self.assertEqual(self.set(SETTINGS, "/Settings/CGwacs/Hub4Mode", dbus.Int32(1)), 0)
+        self.until("the Multi ignores the setpoint", lambda: abs(self.get(VEBUS, "/Ac/ActiveIn/L1/P")) < 5, 4)
+        self.set(VEBUS, "/Hub4/L1/AcPowerSetpoint", dbus.Double(-800.0))
+        time.sleep(1.0)
+        self.assertLess(abs(self.get(VEBUS, "/Ac/ActiveIn/L1/P")), 5, "a new setpoint is ignored too")
+        self.host.wait_for(r"Hub4Mode 3 -> 1: the Multi ignores")
+        self.set(SETTINGS, "/Settings/CGwacs/Hub4Mode", dbus.Int32(3))
+        self.set(VEBUS, "/Hub4/L1/AcPowerSetpoint", dbus.Double(-800.0))
+        self.until("back in mode 3", lambda: abs(self.get(VEBUS, "/Ac/ActiveIn/L1/P") + 800) < 10, 4)
+
+    def test_settings_persist_in_the_configured_file(self):
+        file = os.path.join(self.tmp, "sim-settings.toml")
+        self.start_sim(NIGHT + 'settings = { file = "sim-settings.toml" }\n')
+        self.until("the settings service", lambda: self.has_owner(SETTINGS))
+        self.assertEqual(self.set(SETTINGS, "/Settings/CGwacs/AcPowerSetPoint", dbus.Double(-120.0)), 0)
+        self.host.signal(15)
+        rc, _ = self.host.wait(6)
+        self.assertEqual(rc, 0, self.host.describe())
+        with open(file) as f:
+            self.assertIn("-120.0", f.read())
+        self.host = self.start_host(os.path.join(self.tmp, "moat.toml"))
+        self.wait_until("the settings service again", lambda: self.has_owner(SETTINGS), 10, self.host)
+        self.assertEqual(self.get(SETTINGS, "/Settings/CGwacs/AcPowerSetPoint"), -120.0, "read back")
+
+    def test_settings_can_be_left_to_another_service(self):
+        self.start_sim(NIGHT + "settings = { enabled = false }\n")
+        time.sleep(0.3)
+        self.assertFalse(self.has_owner(SETTINGS))
+
+
 class FaultTest(SimCase):
     BODY = '[sim]\nupdate_interval = 0.25\nfaults = { vanish_seconds = 2.0 }\n'
 
@@ -253,7 +312,7 @@ class FaultTest(SimCase):
 
 class DemoTest(SimCase):
 
-    def test_demo_configuration_runs_the_simulation(self):
+    def test_demo_runs_the_controller_and_the_status_line_on_the_simulation(self):
         demo = os.path.join(SOURCE_DIR, "config", "demo.toml")
         h = HostProcess(["--demo", "--config", demo, "--plugin-dir", PLUGINS],
                         log_path=os.path.join(self.tmp, "demo.log"), env=env_without_bus())
@@ -266,12 +325,26 @@ class DemoTest(SimCase):
         try:
             soc = conn.call_blocking(SYSTEM, "/Dc/Battery/Soc", BUSITEM, "GetValue", "", (), timeout=5)
             self.assertIsInstance(soc, dbus.Double)
+            hub4 = conn.call_blocking(SETTINGS, "/Settings/CGwacs/Hub4Mode", BUSITEM, "GetValue", "", (), timeout=5)
+            self.assertEqual(hub4, 3)
         finally:
             conn.close()
+        h.wait_for(r"\[inverter\] SET inverter -\d+ ∑", 10)  # the controller writes for real
+        h.wait_for(r"INFO \[statusline\] \d+\.\d+[+-]", 5)  # the line in the log
+        mark = h.mark()
         h.signal(2)
         rc, _ = h.wait(6)
         self.assertEqual(rc, 0, h.describe())
-        self.assertFalse(pid_alive(pid))
+        self.assertTrue(h.find(r"\[inverter\] SET inverter 0 ∑ 0 0 0", since=mark), h.describe())
+        self.assertTrue(h.find(r"\[sim\] every phase got a setpoint after the stop", since=mark), h.describe())
+        for k in (1, 2, 3):  # the sim logs changed setpoints: the last value of each phase is 0
+            changes = h.find_all(rf"/Hub4/L{k}/AcPowerSetpoint written by \S+: \S+ -> (\S+)")
+            last = float(changes[-1].group(1)) if changes else 0.0
+            self.assertEqual(last, 0.0, f"L{k}: not left at 0 W on Ctrl-C\n{h.describe()}")
+        self.assertFalse(h.find(r"not writing SET inverter 0", since=mark), h.describe())
+        self.assertFalse(pid_alive(pid), "the private dbus-daemon is gone")
+        children = subprocess.run(["pgrep", "-P", str(h.pid)], capture_output=True, text=True).stdout.split()
+        self.assertEqual(children, [], "no stray child process")
 
 
 if __name__ == "__main__":

@@ -295,3 +295,25 @@ TEST_CASE("settings: the service writes 2 s after a change, once, and at the end
                                        Catch::Contains(svc.kept_aside()));
     }
 }
+
+TEST_CASE("settings: an empty file name keeps the settings in memory only", "[settings]") {
+    TempDir dir;
+    PrivateDaemon daemon(MOAT_TEST_DIR "/fixtures/dbus-test.conf");
+    Loop loop;
+    VirtualClock clock(loop);
+    loop.set_clock(clock);
+    auto sink = std::make_shared<Capture>();
+    {
+        SettingsService svc(loop, daemon.address(), "", Logger("settings", sink));
+        CHECK(svc.settings().empty());
+        CHECK(svc.add("/Settings/A/X", Value(1), SettingType::integer) == 0);
+        CHECK(svc.set("/Settings/A/X", Value(2)) == 0);
+        CHECK(svc.value("/Settings/A/X") == Value(2));
+        CHECK_FALSE(svc.unsaved());
+        clock.advance(3s);
+        CHECK(svc.saves() == 0);
+    }
+    REQUIRE_FALSE(sink->lines.empty());
+    CHECK_THAT(sink->lines[0], Catch::Contains("in memory only"));
+    for (const auto& l : sink->lines) CHECK_THAT(l, !Catch::Contains("cannot save"));
+}

@@ -157,7 +157,9 @@ public:
 
     /// Reads `file` (a corrupt one is logged and kept aside, see
     /// load_settings_file) and exports every setting on a connection of its
-    /// own on `bus_spec`. The name is requested by start().
+    /// own on `bus_spec`. The name is requested by start(). An empty `file`
+    /// keeps the settings in memory only: nothing is read or written, and
+    /// every change is lost when the service ends (the simulation's default).
     SettingsService(Loop& loop, const std::string& bus_spec, std::string file, Logger log,
                     std::string name = settings_service_name);
     /// Writes unsaved changes (errors are logged).
