@@ -1,8 +1,13 @@
 // sim: a simulated Venus system on D-Bus (issue 5). The physics lives in
 // model.hpp, what each service shows in devices.hpp; this file publishes it:
 // one moat::Service (one connection) per device, one batch per service and
-// update, client writes into the model, and fault injection.
+// update, client writes into the model, and fault injection. With
+// grid.modbus the grid meter is not published but served as a simulated
+// Modbus TCP meter (plugins/meters' simulator) for a meters plugin to read;
+// the system service then takes the grid from the bus like systemcalc.
 #include <chrono>
+#include <climits>
+#include <cmath>
 #include <memory>
 #include <vector>
 
@@ -13,11 +18,21 @@
 #include "clocked.hpp"
 #include "devices.hpp"
 #include "sim_config.hpp"
+#include "simulator.hpp"  // plugins/meters: the simulated Modbus meter
 
 namespace {
 
 using namespace moat;
 using namespace moat::sim;
+namespace msim = moat::meters::sim;
+
+/// The grid meter served over Modbus TCP: the model's grid values in a
+/// simulated meter's registers.
+struct ModbusGrid {
+    msim::SimBus bus;
+    msim::SimMeter* meter = nullptr;
+    std::unique_ptr<msim::TcpServer> server;
+};
 
 struct Device {
     DeviceKind kind;
@@ -36,6 +51,7 @@ public:
     explicit Sim(Context& ctx) : ctx_(ctx), cfg_(parse_config(ctx.config)), sys_(cfg_.system) {}
 
     Task<void> run() override {
+        if (cfg_.grid_modbus) serve_grid();
         if (cfg_.settings) {
             auto up = start_settings();
             co_await up;
@@ -135,8 +151,9 @@ private:
         for (std::size_t i = 0; i < sys_.solar.size(); ++i)
             add(DeviceKind::solarcharger, i, fmt::format("com.victronenergy.solarcharger.{}_{}", sfx, i),
                 cfg_.solar_instances[i], "MoaT simulated solar charger", 0x165);
-        add(DeviceKind::grid, 0, "com.victronenergy.grid." + sfx, cfg_.grid_instance, "MoaT simulated grid meter",
-            0x100);
+        if (!modbus_grid_)
+            add(DeviceKind::grid, 0, "com.victronenergy.grid." + sfx, cfg_.grid_instance, "MoaT simulated grid meter",
+                0x100);
         add(DeviceKind::system, 0, "com.victronenergy.system", 0, "MoaT simulated system", 0x100);
         faults_pending_ = !cfg_.faults.empty() && cfg_.fault_after > 0;
     }
@@ -163,6 +180,7 @@ private:
             case DeviceKind::system: break;
             }
         }
+        if (modbus_grid_) p.grid = grid_from_bus();
         auto v = systemcalc(p, sys_.phases());
         v["/Sim/Hour"] = sys_.hour();
         return v;
@@ -230,8 +248,61 @@ private:
         }
     }
 
+    /// Start the simulated Modbus grid meter (before anything waits: a meters
+    /// plugin started next finds it at its first probe).
+    void serve_grid() {
+        const auto& g = *cfg_.grid_modbus;
+        auto kind = msim::kind_from_name(g.type);  // the config allows only known names
+        modbus_grid_ = std::make_unique<ModbusGrid>();
+        modbus_grid_->meter = &modbus_grid_->bus.add(*kind, g.unit, g.serial);
+        modbus_grid_->meter->set_profile(msim::Profile::external);
+        feed_grid_meter();
+        modbus_grid_->server = std::make_unique<msim::TcpServer>(ctx_.loop, modbus_grid_->bus, g.host, g.port);
+        ctx_.log.info("grid meter: simulated {} (unit {}, serial {}) on Modbus TCP {}:{}", g.type, g.unit, g.serial,
+                      g.host, modbus_grid_->server->port());
+        // The system service reads the grid meter that is on the bus (the meters plugin's).
+        ctx_.monitor.watch("com.victronenergy.grid");
+    }
+
+    /// The model's grid values into the meter's registers. A meter shows
+    /// current as a magnitude; the sign is in the power.
+    void feed_grid_meter() {
+        auto& m = *modbus_grid_->meter;
+        double amps = 0;
+        for (const auto& [path, value] : grid_values(sys_)) {
+            auto n = value.as_number();
+            if (!n || path == "/NrOfPhases" || path == "/ErrorCode") continue;
+            double v = *n;
+            if (path.ends_with("/Current")) {
+                v = std::abs(v);
+                amps += v;
+            }
+            m.set(path, v);
+        }
+        m.set("/Ac/Current", amps);
+        m.update(sys_.now());
+    }
+
+    /// The grid as systemcalc sees it with the meter on Modbus: the phase
+    /// powers of the grid service on the bus with the lowest device instance
+    /// (none: no grid, the system's grid values go invalid).
+    std::optional<Values> grid_from_bus() const {
+        auto grids = ctx_.monitor.services("com.victronenergy.grid");
+        const ServiceInfo* best = nullptr;
+        for (const auto& s : grids)
+            if (!best || s.device_instance.value_or(INT64_MAX) < best->device_instance.value_or(INT64_MAX)) best = &s;
+        if (!best) return std::nullopt;
+        Values v;
+        for (int n = 1; n <= sys_.phases(); ++n) {
+            const auto path = fmt::format("/Ac/L{}/Power", n);
+            v[path] = ctx_.monitor.value(best->name, path);
+        }
+        return v;
+    }
+
     Task<void> update() {
         follow_hub4_mode();
+        if (modbus_grid_) feed_grid_meter();
         if (faults_pending_ && sys_.now() >= cfg_.fault_after) {
             faults_pending_ = false;
             for (auto& d : devices_)
@@ -262,6 +333,7 @@ private:
     SimConfig cfg_;
     System sys_;
     std::unique_ptr<SettingsService> settings_;
+    std::unique_ptr<ModbusGrid> modbus_grid_;  ///< grid.modbus: the grid meter served over Modbus
     std::vector<std::unique_ptr<Device>> devices_;
     bool faults_pending_ = false;
     bool stopping_ = false;              ///< safe_state() runs

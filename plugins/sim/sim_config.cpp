@@ -68,6 +68,17 @@ const ConfigKey settings_keys[] = {
 
 const ConfigKey grid_keys[] = {
     {"instance", K::integer, "30", "/DeviceInstance", 0, 1023},
+    {"modbus", K::table, "{}",
+     "serve the grid meter as a simulated Modbus TCP meter instead of publishing it on D-Bus (a meters plugin reads it)"},
+};
+
+const ConfigKey grid_modbus_keys[] = {
+    {"port", K::integer, "0", "TCP port of the simulated meter (0 = no Modbus: the grid meter is on D-Bus)", 0, 65535},
+    {"host", K::string, "\"127.0.0.1\"", "numeric address it listens on"},
+    {"type", K::string, "\"sdm630v2\"", "meter type, as the meters plugin names it", -no_limit, no_limit,
+     "abb_b2x|em24rtu|sdm120|sdm630v1|sdm630v2|sdm72dv2"},
+    {"unit", K::integer, "1", "Modbus unit id", 1, 247},
+    {"serial", K::string, "\"12345678\"", "serial number (the service becomes com.victronenergy.grid.cg_<serial>)"},
 };
 
 const ConfigKey load_keys[] = {
@@ -122,6 +133,7 @@ std::span<const ConfigKey> sub_keys(std::string_view table) {
     if (table == "battery") return battery_keys;
     if (table == "solar") return solar_keys;
     if (table == "grid") return grid_keys;
+    if (table == "grid.modbus") return grid_modbus_keys;
     if (table == "load") return load_keys;
     if (table == "faults") return fault_keys;
     if (table == "settings") return settings_keys;
@@ -187,7 +199,18 @@ SimConfig parse_config(const Config& config) {
         out.solar_instances.push_back(inst >= 0 ? inst : 278 + static_cast<std::int64_t>(i));
     }
 
-    out.grid_instance = sub(config, "grid", *config.node("grid")->as_table(), grid_keys).get_int("instance");
+    const auto g = sub(config, "grid", *config.node("grid")->as_table(), grid_keys);
+    out.grid_instance = g.get_int("instance");
+    const auto gm = sub(config, "grid", *g.node("modbus")->as_table(), grid_modbus_keys);
+    if (gm.get_int("port") > 0) {
+        out.grid_modbus = GridModbus{.port = static_cast<std::uint16_t>(gm.get_int("port")),
+                                     .host = gm.get_string("host"),
+                                     .type = gm.get_string("type"),
+                                     .unit = static_cast<std::uint8_t>(gm.get_int("unit")),
+                                     .serial = gm.get_string("serial")};
+        if (sys.multi.phases > 1 && out.grid_modbus->type == "sdm120")
+            config.fail("grid", fmt::format("key 'modbus': an sdm120 has one phase, the system {}", sys.multi.phases));
+    }
 
     const auto l = sub(config, "load", *config.node("load")->as_table(), load_keys);
     sys.load.base_w = numbers(config, "load", l, "base");
@@ -205,6 +228,8 @@ SimConfig parse_config(const Config& config) {
         if (auto x = fault(f, key); x != Fault::none) out.faults[kind] = x;
     out.fault_after = f.get_number("after");
     out.vanish_seconds = f.get_number("vanish_seconds");
+    if (out.grid_modbus && out.faults.contains(DeviceKind::grid))
+        config.fail("faults", "key 'grid': the grid meter is served over Modbus (grid.modbus), not on D-Bus");
     return out;
 }
 

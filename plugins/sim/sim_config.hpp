@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <span>
 #include <string>
 #include <vector>
@@ -18,8 +19,17 @@ namespace moat::sim {
 
 /// The top-level keys (the host validates these; sub-tables are checked by parse_config).
 std::span<const ConfigKey> config_keys();
-/// The keys of each sub-table, for docs and --help: "vebus", "battery", "solar", "grid", "load", "faults", "settings".
+/// The keys of each sub-table, for docs and --help: "vebus", "battery", "solar", "grid", "grid.modbus", "load", "faults", "settings".
 std::span<const ConfigKey> sub_keys(std::string_view table);
+
+/// grid.modbus: the grid meter as a simulated Modbus TCP meter (plugins/meters' simulator).
+struct GridModbus {
+    std::uint16_t port = 0;
+    std::string host = "127.0.0.1";
+    std::string type = "sdm630v2";  ///< meter type by its config name
+    std::uint8_t unit = 1;
+    std::string serial = "12345678";
+};
 
 struct SimConfig {
     SystemConfig system;
@@ -27,6 +37,7 @@ struct SimConfig {
     double update_interval = 1.0;  ///< seconds between published updates
     std::int64_t vebus_instance = 276, battery_instance = 512, grid_instance = 30;
     std::vector<std::int64_t> solar_instances;
+    std::optional<GridModbus> grid_modbus;  ///< set: the grid meter is served over Modbus, not published
     std::map<DeviceKind, Fault> faults;  ///< faults to inject …
     double fault_after = 0;              ///< … this many seconds after the start
     double vanish_seconds = 10;          ///< a vanished service returns after this (0 = never)

@@ -78,3 +78,22 @@ TEST_CASE("config errors name the line, the table and the key", "[sim][config]")
     CHECK_THAT(error_of("[sim]\nsettings = { fil = \"x\" }\n"), Contains("'settings'") && Contains("'fil'"));
     CHECK_THAT(error_of("[sim]\nbattery = { ocv = [\"a\"] }\n"), Contains("array of numbers"));
 }
+
+TEST_CASE("grid.modbus serves the grid meter over Modbus instead of D-Bus", "[sim][config]") {
+    CHECK_FALSE(parse_config(load("[sim]\n")).grid_modbus);
+    CHECK_FALSE(parse_config(load("[sim]\ngrid = { modbus = {} }\n")).grid_modbus);  // port 0: on D-Bus
+    auto c = parse_config(load("[sim]\nphases = 3\ngrid = { modbus = { port = 5020, type = \"em24rtu\", unit = 2, "
+                               "serial = \"AB12345678901\" } }\n"));
+    REQUIRE(c.grid_modbus);
+    CHECK(c.grid_modbus->port == 5020);
+    CHECK(c.grid_modbus->host == "127.0.0.1");
+    CHECK(c.grid_modbus->type == "em24rtu");
+    CHECK(c.grid_modbus->unit == 2);
+    CHECK(c.grid_modbus->serial == "AB12345678901");
+    CHECK_THAT(error_of("[sim]\ngrid = { modbus = { port = 5020, type = \"sdm999\" } }\n"),
+               Catch::Contains("grid"));
+    CHECK_THAT(error_of("[sim]\nphases = 3\ngrid = { modbus = { port = 5020, type = \"sdm120\" } }\n"),
+               Catch::Contains("one phase"));
+    CHECK_THAT(error_of("[sim]\ngrid = { modbus = { port = 5020 } }\nfaults = { grid = \"freeze\" }\n"),
+               Catch::Contains("served over Modbus"));
+}
