@@ -19,9 +19,9 @@
 #include "controller.hpp"
 #include "guard.hpp"
 #include "inputs.hpp"
+#include "mode_loop.hpp"
 #include "modes.hpp"
 #include "params.hpp"
-#include "settle.hpp"
 
 namespace moat::inverter {
 namespace {
@@ -115,7 +115,7 @@ Value cycle_report(const CycleReport& r) {
 
 // ---------------------------------------------------------------- the plugin
 
-class InverterPlugin final : public Plugin {
+class InverterPlugin final : public Plugin, private LoopIo {
 public:
     explicit InverterPlugin(Context& ctx);
     Task<void> run() override;
@@ -136,20 +136,24 @@ private:
     GuardDecision guard_now();
     /// The current inputs; waits while they are invalid (the guard stops the
     /// mode when that lasts too long).
-    Task<Inputs> inputs();
+    Task<Inputs> inputs() override;
     std::optional<Duration> age_of(const std::string& service);
 
     // ---- output
     Task<void> write(std::vector<double> setpoints, Duration timeout);
+    Task<void> write(std::vector<double> setpoints) override { return write(std::move(setpoints), Monitor::call_timeout); }
     Task<void> write_safe(const char* why);
 
     // ---- modes
     Task<void> supervisor();
     Task<void> mode_task(Mode mode, std::uint64_t generation);
-    Task<void> apply(const Target& target);
-    Task<void> trigger(Duration sleep);
+    Task<void> trigger(Duration sleep) override;
     /// Keep a cycle's report for GetState and log every rule that fired (§17).
-    void record(const Cycle& c);
+    void record(const Cycle& c) override;
+    void reading(double p_inv) override { ctx_.log.debug("now {:.0f}", p_inv); }
+    void soc_report(const SocReport& r) override;
+    void remote_report(const RemoteReport& r) override;
+    double solar_p() override { return solar_p_; }
     void mode_ended(std::uint64_t generation, const std::string& error);
     /// Checks a mode change (lock-out, name, arguments); throws sdbus::Error.
     /// Returns the mode and whether it differs from the current (or pending) one.
@@ -221,7 +225,6 @@ private:
 
     std::unique_ptr<Service> svc_;
     std::unique_ptr<sdbus::IObject> control_;
-    Event forever_;
 };
 
 InverterPlugin::InverterPlugin(Context& ctx)
@@ -417,21 +420,17 @@ void InverterPlugin::record(const Cycle& c) {
     report_ = c.report;
 }
 
-Task<void> InverterPlugin::apply(const Target& target) {
-    Inputs in = co_await inputs();
-    Cycle c = ctl_.cycle(in, target);
-    record(c);
-    co_await write(c.setpoints, Monitor::call_timeout);
-    // Settle: a reading right after the write, one trigger, then up to 10 more.
-    Settle settle(in.p_inv(), sp_.p_step);
-    co_await trigger(trigger_sleep_);
-    for (;;) {
-        co_await trigger(trigger_sleep_);
-        Inputs now = co_await inputs();
-        ctx_.log.debug("now {:.0f}", now.p_inv());
-        if (settle.add(now.p_inv())) break;
-    }
-    ctl_.running = true;
+void InverterPlugin::soc_report(const SocReport& r) {
+    Value::Dict d{{"now", r.now}, {"dest", r.dest}, {"delta", r.delta}, {"power", param_to_value(r.power)}};
+    mode_report_key_ = "to_soc";
+    mode_report_ = Value(std::move(d));
+}
+
+void InverterPlugin::remote_report(const RemoteReport& rr) {
+    Value::Dict d{{"mode", rr.mode}, {"p_want", rr.p_want}, {"ip", param_to_value(rr.ip)}, {"exc", param_to_value(rr.exc)}};
+    mode_report_key_ = "remote";
+    mode_report_ = Value(std::move(d));
+    sync_items();
 }
 
 // ---------------------------------------------------------------- modes (§14, §15)
@@ -443,61 +442,10 @@ Task<void> InverterPlugin::mode_task(Mode mode, std::uint64_t generation) {
             throw std::runtime_error(*why);
         if (mode == Mode::analyze)
             throw std::runtime_error("mode analyze needs the MoaT BMS bridge, which is not available yet");
-        Inputs in = co_await inputs();
-        ctl_.start_mode(in.p_inv());
         report_.reset();
         mode_report_.reset();
-        if (closed_loop(mode)) {
-            // §18.8: no output of a new mode before a fresh reading of the system.
-            co_await trigger(trigger_sleep_);
-        }
-        switch (mode) {
-        case Mode::off: {
-            Inputs now = co_await inputs();
-            Cycle c = ctl_.cycle(now, simple_target(mode, op_));
-            record(c);
-            co_await write(c.setpoints, Monitor::call_timeout);
-            co_await forever_.wait();  // the refresh task keeps re-writing
-            break;
-        }
-        case Mode::idle:
-            for (;;) {
-                Inputs now = co_await inputs();
-                Cycle c = ctl_.cycle(now, simple_target(mode, op_));
-                record(c);
-                co_await write(c.setpoints, Monitor::call_timeout);
-                co_await trigger(idle_sleep_);
-            }
-        case Mode::p_grid:
-        case Mode::p_inv:
-        case Mode::i_batt:
-            for (;;) co_await apply(simple_target(mode, op_));
-        case Mode::soc:
-            for (;;) {
-                co_await apply(soc_first_target(op_));
-                Inputs now = co_await inputs();
-                SocReport r;
-                Target t = soc_target(op_, now.soc(), &r);
-                Value::Dict d{{"now", r.now}, {"dest", r.dest}, {"delta", r.delta}, {"power", param_to_value(r.power)}};
-                mode_report_key_ = "to_soc";
-                mode_report_ = Value(std::move(d));
-                co_await apply(t);
-                co_await trigger(trigger_sleep_);
-            }
-        case Mode::remote:
-            for (;;) {
-                Inputs now = co_await inputs();
-                RemoteReport rr;
-                Target t = remote_step(op_, now, solar_p_, &rr);
-                Value::Dict d{{"mode", rr.mode}, {"p_want", rr.p_want}, {"ip", param_to_value(rr.ip)},
-                              {"exc", param_to_value(rr.exc)}};
-                mode_report_key_ = "remote";
-                mode_report_ = Value(std::move(d));
-                sync_items();
-                co_await apply(t);
-            }
-        case Mode::analyze: break;
-        }
+        const LoopTiming timing{trigger_sleep_, idle_sleep_};
+        co_await run_mode(ctl_, *this, timing, mode, op_);
         error = fmt::format("mode {} ended", to_string(mode));
     } catch (const Cancelled&) {
         ctx_.log.debug("MODE STOP {}", to_string(mode));

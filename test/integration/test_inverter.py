@@ -468,6 +468,27 @@ class TestSafety(InverterTestCase):
         gaps = [b - a for a, b in zip([t0] + times, times)]
         self.assertLess(max(gaps), 0.3 + 0.2)
 
+    def test_a_new_closed_loop_mode_writes_only_after_a_fresh_reading(self):
+        # §18.8: a new closed-loop mode's first output waits for the settle loop's first
+        # trigger, a change of the vebus /Ac/ActiveIn/P. The vebus is frozen (no changes;
+        # shorter than input_timeout) while p_inv starts, and trigger_wait is long.
+        self.start("off", mode_lockout=0.0, input_timeout=5.0, trigger_sleep=0.05, trigger_wait=3.0)
+        self.wait_for_setpoints([0.0] * 3)
+        self.client.freeze(VEBUS, True)
+        time.sleep(0.2)  # a tick already on its way has arrived
+        t0 = time.monotonic()
+        mark = self.host.mark()
+        self.assertTrue(self.set_mode("p_inv", power=600.0))
+        self.host.wait_for(r"MODE START p_inv", timeout=3, since=mark)
+        time.sleep(1.0)
+        self.assertEqual([w for w in self.writes(t0) if w[2] != 0.0], [], "no output before the first reading")
+        t1 = time.monotonic()
+        self.client.freeze(VEBUS, False)
+        self.wait_for_setpoints([-200.0] * 3, since=t1, timeout=3)
+        first = min(t for t, k, v in self.writes(t1) if v != 0.0)
+        # the reading released it (ticks every 0.1 s), not the end of trigger_wait (t0 + 3 s)
+        self.assertLess(first - t1, 0.8)
+
     def test_low_battery_clamps_discharge_in_every_mode(self):
         self.client.set(SYSTEM, "/Dc/Battery/Soc", 4.0)  # below soc_cutoff 0.05
         self.start("idle", extra="[inverter.modes.idle]\npower = 900\n")
