@@ -8,7 +8,6 @@
 #include <vector>
 
 #include <fmt/format.h>
-#include <sdbus-c++/sdbus-c++.h>
 
 #include "moat/value.hpp"
 
@@ -16,10 +15,10 @@ namespace moat {
 
 namespace {
 
-const char* usage = R"(Usage: moat-victron inverter [--bus BUS] [--name NAME] [--json] COMMAND
+constexpr std::string_view usage = R"(Talks to the inverter plugin's control interface org.m_o_a_t.inv.<NAME> on /Control.
 
-Talks to the inverter plugin's control interface org.m_o_a_t.inv.<NAME>
-(default main) on /Control, on BUS ("system" (default), "session" or an address).
+  --name NAME                    the plugin's control name (default main)
+  --json                         print JSON instead of text
 
 Commands:
   state                          the controller's state (GetState)
@@ -28,11 +27,6 @@ Commands:
   set-mode MODE [KEY=VALUE ...]  change the mode (SetMode); VALUE: a number, true, false or none
   set-param KEY VALUE            change a parameter of the running mode (SetModeParam)
 )";
-
-struct Fail {
-    std::string message;
-    int code;
-};
 
 std::string json_string(const std::string& s) {
     std::string out = "\"";
@@ -105,118 +99,118 @@ sdbus::Variant arg_value(const std::string& key, const std::string& s) {
         if (used == s.size()) return sdbus::Variant(d);
     } catch (const std::exception&) {
     }
-    throw Fail{fmt::format("{}: '{}' is not a number, true, false or none", key, s), 2};
+    throw UsageError(fmt::format("{}: '{}' is not a number, true, false or none", key, s));
 }
 
-std::unique_ptr<sdbus::IConnection> connect(const std::string& bus) {
-    try {
-        if (bus == "system") return sdbus::createSystemBusConnection();
-        if (bus == "session") return sdbus::createSessionBusConnection();
-        return sdbus::createSessionBusConnectionWithAddress(bus);
-    } catch (const sdbus::Error& e) {
-        throw Fail{fmt::format("cannot reach the {} bus: {}", bus, e.getMessage()), 4};
+struct Request {
+    std::string name = "main";
+    bool as_json = false;
+    std::vector<std::string> words;  ///< the command and its arguments
+};
+
+Task<int> run(CommandContext& ctx, const Request& r) {
+    const std::string dest = "org.m_o_a_t.inv." + r.name;
+    const auto& words = r.words;
+    const std::string& cmd = words[0];
+    auto call = [&](const char* method) { return ctx.bus.new_call(dest, "/Control", "org.m_o_a_t.inv", method); };
+    const auto timeout = std::chrono::seconds(10);
+    if (cmd == "state") {
+        auto reply = co_await ctx.bus.call(call("GetState"), timeout);
+        std::map<std::string, sdbus::Variant> st;
+        reply >> st;
+        Value::Dict d;
+        for (auto& [k, v] : st) d[k] = from_variant(v);
+        if (r.as_json) fmt::print("{}\n", json(Value(d)));
+        else print_text(d, 0);
+        co_return command_ok;
     }
+    if (cmd == "modes") {
+        auto reply = co_await ctx.bus.call(call("GetModes"), timeout);
+        std::vector<std::string> modes;
+        reply >> modes;
+        Value::List l;
+        for (auto& m : modes) l.emplace_back(m);
+        if (r.as_json) fmt::print("{}\n", json(Value(l)));
+        else
+            for (auto& m : modes) fmt::print("{}\n", m);
+        co_return command_ok;
+    }
+    if (cmd == "mode-info") {
+        auto c = call("GetModeInfo");
+        c.msg << words[1];
+        auto reply = co_await ctx.bus.call(std::move(c), timeout);
+        std::map<std::string, std::string> info;
+        reply >> info;
+        if (r.as_json) {
+            Value::Dict d;
+            for (auto& [k, v] : info) d[k] = v;
+            fmt::print("{}\n", json(Value(d)));
+        } else {
+            if (auto it = info.find("_l"); it != info.end()) fmt::print("{}: {}\n", words[1], it->second);
+            for (auto& [k, v] : info)
+                if (k != "_l") fmt::print("  {:<14} {}\n", k, v);
+        }
+        co_return command_ok;
+    }
+    BusCall c = call(cmd == "set-mode" ? "SetMode" : "SetModeParam");
+    if (cmd == "set-mode") {
+        std::map<std::string, sdbus::Variant> args;
+        for (std::size_t i = 2; i < words.size(); ++i) {
+            auto eq = words[i].find('=');
+            std::string key = words[i].substr(0, eq);
+            args[key] = arg_value(key, words[i].substr(eq + 1));
+        }
+        c.msg << words[1] << args;
+    } else {
+        c.msg << words[1] << arg_value(words[1], words[2]);
+    }
+    auto reply = co_await ctx.bus.call(std::move(c), timeout);
+    bool ok = false;
+    reply >> ok;
+    if (r.as_json) fmt::print("{}\n", ok ? "true" : "false");
+    else fmt::print("{}\n", ok ? "OK" : "refused");
+    co_return ok ? command_ok : command_failed;
+}
+
+CommandTask parse(const std::vector<std::string>& args) {
+    Request r;
+    ArgReader a(args);
+    while (a.next()) {
+        if (a.is("--name")) r.name = a.value();
+        else if (a.flag("--json")) r.as_json = true;
+        else if (a.arg().starts_with("--")) throw UsageError(a.unknown());
+        else r.words.push_back(a.raw());
+    }
+    if (r.words.empty()) throw UsageError("which command?");
+    const std::string& cmd = r.words[0];
+    auto need = [&](std::size_t lo, std::size_t hi) {
+        if (r.words.size() - 1 < lo || r.words.size() - 1 > hi)
+            throw UsageError(fmt::format("wrong number of arguments for {}", cmd));
+    };
+    if (cmd == "state" || cmd == "modes") need(0, 0);
+    else if (cmd == "mode-info") need(1, 1);
+    else if (cmd == "set-mode") need(1, 1000);
+    else if (cmd == "set-param") need(2, 2);
+    else throw UsageError(fmt::format("unknown command '{}'", cmd));
+    // Check every value before the bus is touched.
+    if (cmd == "set-mode")
+        for (std::size_t i = 2; i < r.words.size(); ++i) {
+            auto eq = r.words[i].find('=');
+            if (eq == std::string::npos || eq == 0)
+                throw UsageError(fmt::format("'{}': expected KEY=VALUE", r.words[i]));
+            arg_value(r.words[i].substr(0, eq), r.words[i].substr(eq + 1));
+        }
+    if (cmd == "set-param") arg_value(r.words[1], r.words[2]);
+    return [r](CommandContext& ctx) { return run(ctx, r); };
 }
 
 } // namespace
 
-int inverter_client(int argc, char** argv) {
-    std::string bus = "system", name = "main";
-    bool as_json = false;
-    std::vector<std::string> words;
-    try {
-        for (int i = 1; i < argc; ++i) {
-            std::string a = argv[i];
-            auto value = [&]() -> std::string {
-                if (i + 1 >= argc) throw Fail{a + " needs a value", 2};
-                return argv[++i];
-            };
-            if (a == "--bus") bus = value();
-            else if (a == "--name") name = value();
-            else if (a == "--json") as_json = true;
-            else if (a == "--help" || a == "-h") {
-                fmt::print("{}", usage);
-                return 0;
-            } else if (a.starts_with("--")) throw Fail{fmt::format("unknown option '{}'", a), 2};
-            else words.push_back(a);
-        }
-        if (words.empty()) throw Fail{"which command?", 2};
-        const std::string& cmd = words[0];
-        auto need = [&](std::size_t lo, std::size_t hi) {
-            if (words.size() - 1 < lo || words.size() - 1 > hi) throw Fail{fmt::format("wrong number of arguments for {}", cmd), 2};
-        };
-        if (cmd == "state" || cmd == "modes") need(0, 0);
-        else if (cmd == "mode-info") need(1, 1);
-        else if (cmd == "set-mode") need(1, 1000);
-        else if (cmd == "set-param") need(2, 2);
-        else throw Fail{fmt::format("unknown command '{}'", cmd), 2};
-
-        auto conn = connect(bus);
-        auto proxy = sdbus::createProxy(*conn, "org.m_o_a_t.inv." + name, "/Control");
-        const char* iface = "org.m_o_a_t.inv";
-        const auto timeout = std::chrono::seconds(10);
-        Value result;
-        if (cmd == "state") {
-            std::map<std::string, sdbus::Variant> st;
-            proxy->callMethod("GetState").onInterface(iface).withTimeout(timeout).storeResultsTo(st);
-            Value::Dict d;
-            for (auto& [k, v] : st) d[k] = from_variant(v);
-            if (as_json) fmt::print("{}\n", json(Value(d)));
-            else print_text(d, 0);
-            return 0;
-        }
-        if (cmd == "modes") {
-            std::vector<std::string> modes;
-            proxy->callMethod("GetModes").onInterface(iface).withTimeout(timeout).storeResultsTo(modes);
-            Value::List l;
-            for (auto& m : modes) l.emplace_back(m);
-            if (as_json) fmt::print("{}\n", json(Value(l)));
-            else
-                for (auto& m : modes) fmt::print("{}\n", m);
-            return 0;
-        }
-        if (cmd == "mode-info") {
-            std::map<std::string, std::string> info;
-            proxy->callMethod("GetModeInfo").onInterface(iface).withTimeout(timeout).withArguments(words[1]).storeResultsTo(info);
-            if (as_json) {
-                Value::Dict d;
-                for (auto& [k, v] : info) d[k] = v;
-                fmt::print("{}\n", json(Value(d)));
-            } else {
-                if (auto it = info.find("_l"); it != info.end()) fmt::print("{}: {}\n", words[1], it->second);
-                for (auto& [k, v] : info)
-                    if (k != "_l") fmt::print("  {:<14} {}\n", k, v);
-            }
-            return 0;
-        }
-        bool ok = false;
-        if (cmd == "set-mode") {
-            std::map<std::string, sdbus::Variant> args;
-            for (std::size_t i = 2; i < words.size(); ++i) {
-                auto eq = words[i].find('=');
-                if (eq == std::string::npos || eq == 0) throw Fail{fmt::format("'{}': expected KEY=VALUE", words[i]), 2};
-                std::string key = words[i].substr(0, eq);
-                args[key] = arg_value(key, words[i].substr(eq + 1));
-            }
-            proxy->callMethod("SetMode").onInterface(iface).withTimeout(timeout).withArguments(words[1], args).storeResultsTo(ok);
-        } else {
-            sdbus::Variant v = arg_value(words[1], words[2]);
-            proxy->callMethod("SetModeParam").onInterface(iface).withTimeout(timeout).withArguments(words[1], v).storeResultsTo(ok);
-        }
-        if (as_json) fmt::print("{}\n", ok ? "true" : "false");
-        else fmt::print("{}\n", ok ? "OK" : "refused");
-        return ok ? 0 : 1;
-    } catch (const Fail& f) {
-        fmt::print(stderr, "moat-victron inverter: {}\n", f.message);
-        if (f.code == 2) fmt::print(stderr, "Try 'moat-victron inverter --help'.\n");
-        return f.code;
-    } catch (const sdbus::Error& e) {
-        fmt::print(stderr, "moat-victron inverter: {}: {}\n", e.getName(), e.getMessage());
-        return 1;
-    } catch (const std::exception& e) {
-        fmt::print(stderr, "moat-victron inverter: {}\n", e.what());
-        return 1;
-    }
-}
+const ClientCommand inverter_command{
+    "inverter",
+    "control the inverter plugin: state, modes, mode-info, set-mode, set-param",
+    usage,
+    parse,
+};
 
 } // namespace moat

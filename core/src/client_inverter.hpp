@@ -1,10 +1,11 @@
-// `moat-victron inverter ...`: a command-line client of the inverter plugin's
-// control interface (org.m_o_a_t.inv on /Control).
+// `moat-victron inverter ...`: a client command (moat/command.hpp) for the
+// inverter plugin's control interface (org.m_o_a_t.inv on /Control).
 #pragma once
+
+#include "moat/command.hpp"
 
 namespace moat {
 
-/// argv[0] is "inverter". Returns the process exit code.
-int inverter_client(int argc, char** argv);
+extern const ClientCommand inverter_command;
 
 } // namespace moat

@@ -33,6 +33,7 @@ constexpr const char* default_config = "/data/moat-victron/moat-victron.toml";
 /// A command lives with the plugin whose code it shares; add it here.
 const ClientCommand* const client_commands[] = {
     &statusline::status_command,
+    &inverter_command,
 };
 
 const ClientCommand* find_command(std::string_view name) {
@@ -62,9 +63,7 @@ Options:
   --help                 print this help
 
 Commands (each has --help; they take --bus, default "system"):
-{}  inverter   control the inverter plugin: state|modes|mode-info M|set-mode M [KEY=VALUE ...]|
-             set-param KEY VALUE  [--name NAME] [--json]
-
+{}
 Signals: SIGTERM/SIGINT stop every plugin through its safe state, then exit 0
 (a second one exits at once); SIGHUP re-reads the configuration.
 
@@ -229,7 +228,6 @@ void stop_demo_daemon() {
 } // namespace
 
 int main(int argc, char** argv) {
-    if (argc > 1 && std::string_view(argv[1]) == "inverter") return inverter_client(argc - 1, argv + 1);
     std::signal(SIGPIPE, SIG_IGN);
     if (argc > 1 && argv[1][0] != '-') {
         const ClientCommand* command = find_command(argv[1]);

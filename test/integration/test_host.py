@@ -364,7 +364,7 @@ class CommandLineTest(HostTestCase):
     def test_bad_command_lines_exit_2(self):
         cases = [
             (["--bogus"], "unknown option '--bogus'"),
-            (["config.toml"], "unknown command 'config.toml' (commands: status)"),
+            (["config.toml"], "unknown command 'config.toml' (commands: status, inverter)"),
             (["status", "--bogus"], "moat-victron status: unknown option '--bogus'"),
             (["status", "--interval", "0"], "--interval takes seconds from 0.05 to 3600, not '0'"),
             (["--config"], "--config needs a value"),
