@@ -15,15 +15,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
-Logger quiet() {
-    static auto sink = [] {
-        struct Null : LogSink {
-            void write(LogLevel, std::string_view) override {}
-        };
-        return std::make_shared<Null>();
-    }();
-    return Logger("test", sink);
-}
+Logger quiet() { return Logger("test", null_sink()); }
 
 struct Fixture {
     fs::path dir;
