@@ -73,6 +73,8 @@ int Host::run() {
     log_.info("moat-victron {} on the {} bus as {}, config {}, {} plugin instance(s)", MOAT_VERSION, spec,
               bus_->unique_name(), config_.file.path,
               std::count_if(config_.instances.begin(), config_.instances.end(), [](auto& p) { return p.library; }));
+    if (!options_.faults.empty())
+        log_.warning("fault injection is on (MOAT_FAULT): {} — for tests only", options_.faults.describe());
     bus_->on_lost([this](const std::string& why) { begin_stop(exit_bus, fmt::format("D-Bus connection lost: {}", why)); });
 
     // Once stopping, a second signal is handled outside the loop (last_resort.cpp).
@@ -141,7 +143,8 @@ Task<void> Host::main() {
 
 void Host::start(TaskGroup& g, std::unique_ptr<Instance> inst) {
     inst->ctx = std::make_unique<Context>(Context{loop_, *bus_, inst->prepared.config, inst->log, inst->name(),
-                                                  bus_->spec(), *monitor_, *settings_});
+                                                  bus_->spec(), *monitor_, *settings_,
+                                                  options_.faults.empty() ? nullptr : &options_.faults});
     inst->task = g.spawn(supervise(*inst), inst->name());
     instances_.push_back(std::move(inst));
 }

@@ -33,6 +33,7 @@ struct HostOptions {
     std::optional<std::string> bus;        ///< --bus overrides [host] bus
     std::optional<LogLevel> log_level;     ///< --log-level overrides [host] log_level
     bool log_timestamps = false;
+    FaultPoints faults;                    ///< MOAT_FAULT: where tests make plugins fail
 };
 
 /// A configuration with every enabled plugin loaded and its keys validated.

@@ -5,6 +5,7 @@
 #include <cmath>
 #include <csignal>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <iostream>
 #include <optional>
@@ -66,6 +67,9 @@ Commands (each has --help; they take --bus, default "system"):
 {}
 Signals: SIGTERM/SIGINT stop every plugin through its safe state, then exit 0
 (a second one exits at once); SIGHUP re-reads the configuration.
+
+Environment: MOAT_FAULT=INSTANCE:POINT[@N],... makes a plugin fail at a named
+fault point (tests only; see docs/plugin-sdk.md).
 
 Exit codes:
   0  stopped by a signal            4  D-Bus unreachable or lost
@@ -239,6 +243,14 @@ int main(int argc, char** argv) {
         return run_client_command(*command, std::span<char* const>(argv + 2, argv + argc));
     }
     Args args = parse_args(argc, argv);
+    FaultPoints faults;
+    if (const char* spec = std::getenv("MOAT_FAULT")) {
+        try {
+            faults = FaultPoints(spec);
+        } catch (const std::invalid_argument& e) {
+            usage_error(fmt::format("MOAT_FAULT: {}", e.what()));
+        }
+    }
     if (args.help) {
         fmt::print("{}", usage());
         return exit_ok;
@@ -287,6 +299,7 @@ int main(int argc, char** argv) {
     options.bus = args.bus;
     options.log_level = args.log_level;
     options.log_timestamps = args.timestamps;
+    options.faults = std::move(faults);
     int rc;
     {
         Loop loop;

@@ -3,6 +3,7 @@
 // through the shared monitor, runs one mode at a time under a supervisor,
 // writes /Hub4/L<n>/AcPowerSetpoint, exports the control interface
 // org.m_o_a_t.inv on /Control and a Venus service with writeable items.
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <map>
@@ -133,7 +134,12 @@ private:
     Readings readings();
     /// Re-evaluate the guard (§18.3/§18.4); reacts to a change of state.
     void check_guard();
-    GuardDecision guard_now();
+    GuardDecision guard_now(std::optional<Inputs>* inputs = nullptr);
+    /// §18.5 between two cycles: a battery that becomes low while the last
+    /// cycle inverted has the mode restarted at once (safe setpoints first),
+    /// instead of the old setpoints being held or refreshed until the next
+    /// cycle; off and idle (which compute rarely) restart when it recovers.
+    void watch_low_battery(const std::optional<Inputs>& in);
     /// The current inputs; waits while they are invalid (the guard stops the
     /// mode when that lasts too long).
     Task<Inputs> inputs() override;
@@ -202,6 +208,9 @@ private:
     bool inputs_ok_ = false;
     bool guard_checked_ = false;
     bool may_write_ = false;
+    std::optional<std::string> low_battery_;  ///< why the battery is low, while it is
+    std::string restart_;                     ///< restart the running mode, for this reason
+    bool restart_safe_ = false;               ///< ... after writing the safe setpoints
     std::string input_problem_, write_problem_;
     std::optional<TimePoint> invalid_since_;
     std::map<std::string, TimePoint, std::less<>> last_update_;
@@ -297,13 +306,14 @@ std::optional<Duration> InverterPlugin::age_of(const std::string& service) {
     return ctx_.loop.clock().now() - last;
 }
 
-GuardDecision InverterPlugin::guard_now() {
+GuardDecision InverterPlugin::guard_now(std::optional<Inputs>* inputs) {
     GuardInput g;
     const std::string vb = vebus(), bat = battery();
     g.vebus_present = present(vb);
     g.battery_present = present(bat);
     auto check = check_readings(readings(), sp_.r_int);
     g.problems = check.problems;
+    if (inputs) *inputs = check.inputs;
     auto now = ctx_.loop.clock().now();
     if (g.problems.empty()) invalid_since_.reset();
     else if (!invalid_since_) invalid_since_ = now;
@@ -316,8 +326,35 @@ GuardDecision InverterPlugin::guard_now() {
     return evaluate_guard(g, input_timeout_);
 }
 
+void InverterPlugin::watch_low_battery(const std::optional<Inputs>& in) {
+    if (!in) return;
+    auto why = low_battery(*in, sp_);
+    if (why && !low_battery_) {
+        auto inverts = [](double p) { return p > 0; };
+        // Before the first cycle of a mode there is no report: its predecessor's setpoints may still stand.
+        bool inverting = ever_started_ &&
+                         (!report_ || std::any_of(report_->inv_phases.begin(), report_->inv_phases.end(), inverts));
+        ctx_.log.warning("battery low ({}): the inverter may not discharge it{}", *why,
+                         inverting ? "; restarting the mode with the clamp, safe setpoints first" : "");
+        if (inverting) {
+            restart_ = "battery low";
+            restart_safe_ = true;
+            wake_.set();
+        }
+    } else if (!why && low_battery_) {
+        ctx_.log.info("the battery is no longer low");
+        if (!closed_loop(mode_)) {
+            restart_ = "battery no longer low";
+            wake_.set();
+        }
+    }
+    low_battery_ = why;
+}
+
 void InverterPlugin::check_guard() {
-    GuardDecision d = guard_now();
+    std::optional<Inputs> in;
+    GuardDecision d = guard_now(&in);
+    watch_low_battery(in);
     if (!guard_checked_ || d.may_write != may_write_ || d.write_problem != write_problem_) {
         if (d.may_write) ctx_.log.info("writing to the Multi is allowed (ESS mode 3, ESS assistant present)");
         else ctx_.log.warning("not writing to the Multi: {}", d.write_problem);
@@ -383,6 +420,7 @@ Task<void> InverterPlugin::write(std::vector<double> setpoints, Duration timeout
     last_written_ = setpoints;
     last_write_ = ctx_.loop.clock().now();
     for (std::size_t k = 0; k < setpoints.size(); ++k) {
+        if (k == 1) ctx_.fault_point("write");  // a failure between two phases' writes
         int rc = co_await ctx_.monitor.set_value(vb, fmt::format("/Hub4/L{}/AcPowerSetpoint", k + 1), setpoints[k], timeout);
         if (rc != 0) ctx_.log.warning("writing /Hub4/L{}/AcPowerSetpoint on {} failed ({})", k + 1, vb, rc);
     }
@@ -472,6 +510,7 @@ Task<void> InverterPlugin::supervisor() {
         TaskRef current;
         bool running = false;
         for (;;) {
+            ctx_.fault_point("supervisor");
             if (pending_mode_ && running) {
                 current.cancel();
                 co_await current.join();
@@ -483,11 +522,17 @@ Task<void> InverterPlugin::supervisor() {
                 pending_mode_.reset();
                 pending_op_.clear();
             }
-            if (!inputs_ok_ && running) {
+            // Lost inputs stop the mode (§18.3); a change of the battery's low state restarts it (§18.5).
+            std::string stop_why = !inputs_ok_ ? "input lost" : restart_;
+            bool safe_first = !inputs_ok_ || restart_safe_;
+            restart_.clear();
+            restart_safe_ = false;
+            if (!stop_why.empty() && running) {
                 current.cancel();
                 co_await current.join();
                 running = false;
-                co_await write_safe("input lost");
+                if (safe_first) co_await write_safe(stop_why.c_str());
+                else ctx_.log.info("restarting mode {}: {}", to_string(mode_), stop_why);
             }
             if (running && current.done()) running = false;
             if (inputs_ok_ && !running) {
@@ -561,6 +606,7 @@ void InverterPlugin::change_mode_param(const std::string& name, const ParamValue
 Task<void> InverterPlugin::battery_average() {
     // §13.1: a 4-slot window of i_batt every 1.1 s; None does not kill the task.
     for (;;) {
+        ctx_.fault_point("i_batt_average");
         auto i = num(system_service, "/Dc/Battery/Current");
         i_batt_window_.push_back(i ? std::optional<double>(-*i) : std::nullopt);
         if (i_batt_window_.size() > 4) i_batt_window_.erase(i_batt_window_.begin());
@@ -598,6 +644,7 @@ Task<void> InverterPlugin::refresh() {
     // §18.7: the last setpoints again when nothing was written for refresh_interval.
     for (;;) {
         co_await sleep_for(refresh_ / 4);
+        ctx_.fault_point("refresh");
         if (!inputs_ok_) continue;
         // A write the guard skipped (off writes only once) is made up for once writing is allowed.
         if (skipped_ && may_write_) {
@@ -612,6 +659,7 @@ Task<void> InverterPlugin::refresh() {
 
 Task<void> InverterPlugin::guard_watch() {
     for (;;) {
+        ctx_.fault_point("guard");
         check_guard();
         co_await sleep_for(std::min<Duration>(100ms, input_timeout_ / 4));
     }
@@ -627,6 +675,7 @@ Value InverterPlugin::state() {
     if (mode_report_) d[mode_report_key_] = *mode_report_;
     d["error"] = error_.empty() ? Value() : Value(error_);
     d["running"] = inputs_ok_;
+    d["low_battery"] = low_battery_ ? Value(*low_battery_) : Value();
     d["input_problem"] = input_problem_.empty() ? Value() : Value(input_problem_);
     d["may_write"] = may_write_;
     d["write_problem"] = write_problem_.empty() ? Value() : Value(write_problem_);

@@ -299,6 +299,15 @@ class HostProcess:
                     return m
         return None
 
+    def position(self, pattern, since=0):
+        """The index of the first log line from `since` matching `pattern`, or None."""
+        rx = re.compile(pattern)
+        with self._cond:
+            for i in range(since, len(self.lines)):
+                if rx.search(self.lines[i][1]):
+                    return i
+        return None
+
     def find_all(self, pattern, since=0):
         rx = re.compile(pattern)
         with self._cond:
@@ -434,8 +443,8 @@ class HostTestCase(unittest.TestCase):
         os.replace(path + ".new", path)  # a reload never sees a half-written file
         return path
 
-    def start_host(self, config, *extra):
-        h = HostProcess(["--config", config] + list(extra), log_path=os.path.join(self.tmp, "host.log"))
+    def start_host(self, config, *extra, env=None):
+        h = HostProcess(["--config", config] + list(extra), log_path=os.path.join(self.tmp, "host.log"), env=env)
         self.addCleanup(h.stop)
         return h
 

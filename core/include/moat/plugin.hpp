@@ -27,6 +27,7 @@
 
 #include "moat/bus.hpp"
 #include "moat/config.hpp"
+#include "moat/fault.hpp"
 #include "moat/log.hpp"
 #include "moat/loop.hpp"
 #include "moat/monitor.hpp"
@@ -57,6 +58,14 @@ struct Context {
     /// The process's one client of com.victronenergy.settings (shared by all
     /// plugins, through `monitor`; it starts when first used). Since ABI 1.1.
     Settings& settings;
+    /// The fault points tests asked to fail (MOAT_FAULT); null when none.
+    FaultPoints* faults = nullptr;
+
+    /// A named place where a test may make this instance fail (fault.hpp):
+    /// throws InjectedFault on the pass MOAT_FAULT asked for, else nothing.
+    void fault_point(std::string_view point) const {
+        if (faults) faults->pass(instance, point);
+    }
 };
 
 /// A plugin instance. run() is its main task; the host cancels it to stop the
