@@ -4,8 +4,12 @@
 
 #include <catch2/catch.hpp>
 
+#include <chrono>
 #include <string>
 #include <vector>
+
+#include <moat/loop.hpp>
+#include <moat/task.hpp>
 
 #include "controller.hpp"
 #include "inputs.hpp"
@@ -75,5 +79,32 @@ inline const LimitEntry* find_rule(const CycleReport& r, Rule rule) {
 inline auto approx(std::vector<double> v, double margin = 0.006) { return Catch::Matchers::Approx(v).margin(margin); }
 inline Approx near(double v, double margin = 0.006) { return Approx(v).margin(margin); }
 inline std::vector<double> all3(double v) { return {v, v, v}; }
+
+/// Run `make()` for `total` of virtual time (then cancel it), advancing the clock in 100 ms steps.
+template <class Make>
+void run_for(Loop& loop, VirtualClock& clock, Duration total, Make make) {
+    using namespace std::chrono_literals;
+    bool done = false;
+    auto driver = [&]() -> Task<void> {
+        try {
+            auto bounded = with_timeout(total, make());
+            co_await bounded;
+        } catch (const TimeoutError&) {
+        }
+        done = true;
+    };
+    auto advance = [&]() -> Task<void> {
+        while (!done) {
+            clock.advance(100ms);
+            co_await checkpoint();
+        }
+    };
+    auto both = [&](TaskGroup& g) -> Task<void> {
+        g.spawn(driver(), "under test");
+        g.spawn(advance(), "clock");
+        co_return;
+    };
+    run_until_complete(loop, with_group(both));
+}
 
 } // namespace moat::inverter::test

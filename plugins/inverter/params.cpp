@@ -224,4 +224,12 @@ Op params_for(Mode next, std::optional<Mode> current, const Op& op, const Op& ar
     return out;
 }
 
+Value param_to_value(const ParamValue& v) { return v ? Value(*v) : Value(); }
+
+Value op_dict(const Op& op) {
+    Value::Dict d;
+    for (auto& [k, v] : op) d[k] = param_to_value(v);
+    return d;
+}
+
 } // namespace moat::inverter

@@ -11,6 +11,7 @@
 #include <string_view>
 
 #include <moat/config.hpp>
+#include <moat/value.hpp>
 
 namespace moat::inverter {
 
@@ -118,5 +119,10 @@ ModeDefaults mode_defaults(const moat::Config& config);
 ///    (the original's step 3 is dropped).
 /// Arguments must have been checked with check_param.
 Op params_for(Mode next, std::optional<Mode> current, const Op& op, const Op& args, const ModeDefaults& defaults);
+
+/// A parameter as a Venus value (None: invalid), and a whole `op` as a dict
+/// (GetState, and the log: `{'excess': None, 'power': 0.0}`).
+Value param_to_value(const ParamValue& v);
+Value op_dict(const Op& op);
 
 } // namespace moat::inverter

@@ -23,6 +23,7 @@
 #include "mode_loop.hpp"
 #include "modes.hpp"
 #include "params.hpp"
+#include "supervisor.hpp"
 
 namespace moat::inverter {
 namespace {
@@ -76,14 +77,6 @@ ParamValue param_value(const Value& v, std::string_view name) {
     throw sdbus::Error(err_unknown, fmt::format("{}: expected a number, a boolean or None, not {}", name, kind_name(v)));
 }
 
-Value param_to_value(const ParamValue& v) { return v ? Value(*v) : Value(); }
-
-Value op_dict(const Op& op) {
-    Value::Dict d;
-    for (auto& [k, v] : op) d[k] = param_to_value(v);
-    return d;
-}
-
 Value double_list(const std::vector<double>& v) {
     Value::List l;
     for (double x : v) l.emplace_back(x);
@@ -114,9 +107,20 @@ Value cycle_report(const CycleReport& r) {
     return d;
 }
 
+Mode start_mode(const Config& config) {
+    auto start = parse_mode(config.get_string("mode"));
+    if (!start) config.fail("mode", "unknown mode");  // (the key's choices make this unreachable)
+    return *start;
+}
+
+/// A refused mode change as the D-Bus error of §16.2.
+sdbus::Error dbus_error(const ModeChangeError& e) {
+    return sdbus::Error(e.kind == ModeChangeError::Kind::too_early ? err_too_early : err_unknown, e.what());
+}
+
 // ---------------------------------------------------------------- the plugin
 
-class InverterPlugin final : public Plugin, private LoopIo {
+class InverterPlugin final : public Plugin, private LoopIo, private SupervisorIo {
 public:
     explicit InverterPlugin(Context& ctx);
     Task<void> run() override;
@@ -148,11 +152,13 @@ private:
     // ---- output
     Task<void> write(std::vector<double> setpoints, Duration timeout);
     Task<void> write(std::vector<double> setpoints) override { return write(std::move(setpoints), Monitor::call_timeout); }
-    Task<void> write_safe(const char* why);
+    Task<void> write_safe(const char* why) override;
 
-    // ---- modes
-    Task<void> supervisor();
-    Task<void> mode_task(Mode mode, std::uint64_t generation);
+    // ---- modes (the supervisor's and the mode loop's I/O)
+    Task<void> run_mode(Mode mode, Op& op) override;
+    int n_phase() override;
+    void changed() override { sync_items(); }
+    void turn() override { ctx_.fault_point("supervisor"); }
     Task<void> trigger(Duration sleep) override;
     /// Keep a cycle's report for GetState and log every rule that fired (§17).
     void record(const Cycle& c) override;
@@ -160,16 +166,6 @@ private:
     void soc_report(const SocReport& r) override;
     void remote_report(const RemoteReport& r) override;
     double solar_p() override { return solar_p_; }
-    void mode_ended(std::uint64_t generation, const std::string& error);
-    /// Checks a mode change (lock-out, name, arguments); throws sdbus::Error.
-    /// Returns the mode and whether it differs from the current (or pending) one.
-    std::pair<Mode, bool> check_mode_change(const std::string& name, const Op& args);
-    /// Validates and queues a mode change; throws sdbus::Error.
-    void change_mode(const std::string& name, const Op& args);
-    std::string state_text();
-    void change_mode_param(const std::string& name, const ParamValue& value);
-    std::optional<std::string> mode_change_refusal(std::optional<Mode> m);
-    int n_phase_hint();
 
     // ---- background (§13)
     Task<void> battery_average();
@@ -187,30 +183,16 @@ private:
 
     Context& ctx_;
     SystemParams sp_;
-    ModeDefaults defaults_;
     Controller ctl_;
     bool fake_;
     std::string name_;
-    Duration input_timeout_, lockout_, refresh_, trigger_sleep_, trigger_wait_, idle_sleep_, stop_write_timeout_;
-
-    // supervisor state
-    Mode mode_;
-    Op op_;
-    std::optional<Mode> pending_mode_;
-    Op pending_op_;
-    std::uint64_t generation_ = 0;
-    TimePoint mode_started_{};
-    bool ever_started_ = false;
-    std::string error_;
-    Event wake_;
+    Duration input_timeout_, refresh_, trigger_sleep_, trigger_wait_, idle_sleep_, stop_write_timeout_;
+    ModeSupervisor sup_;
 
     // guard state
-    bool inputs_ok_ = false;
     bool guard_checked_ = false;
     bool may_write_ = false;
     std::optional<std::string> low_battery_;  ///< why the battery is low, while it is
-    std::string restart_;                     ///< restart the running mode, for this reason
-    bool restart_safe_ = false;               ///< ... after writing the safe setpoints
     std::string input_problem_, write_problem_;
     std::optional<TimePoint> invalid_since_;
     std::map<std::string, TimePoint, std::less<>> last_update_;
@@ -237,20 +219,17 @@ private:
 };
 
 InverterPlugin::InverterPlugin(Context& ctx)
-    : ctx_(ctx), sp_(system_params(ctx.config)), defaults_(mode_defaults(ctx.config)), ctl_(sp_),
+    : ctx_(ctx), sp_(system_params(ctx.config)), ctl_(sp_),
       fake_(ctx.config.get_bool("fake")), input_timeout_(seconds(ctx.config.get_number("input_timeout"))),
-      lockout_(seconds(ctx.config.get_number("mode_lockout"))),
       refresh_(seconds(ctx.config.get_number("refresh_interval"))),
       trigger_sleep_(seconds(ctx.config.get_number("trigger_sleep"))),
       trigger_wait_(seconds(ctx.config.get_number("trigger_wait"))),
       idle_sleep_(seconds(ctx.config.get_number("idle_sleep"))),
-      stop_write_timeout_(seconds(ctx.config.get_number("stop_write_timeout"))) {
+      stop_write_timeout_(seconds(ctx.config.get_number("stop_write_timeout"))),
+      sup_(*this, ctx.loop.clock(), ctx.log, seconds(ctx.config.get_number("mode_lockout")), start_mode(ctx.config),
+           mode_defaults(ctx.config)) {
     name_ = ctx.config.get_string("name");
     if (name_.empty()) name_ = fake_ ? "fake" : "main";
-    auto start = parse_mode(ctx.config.get_string("mode"));
-    if (!start) ctx.config.fail("mode", "unknown mode");  // (the key's choices make this unreachable)
-    mode_ = *start;
-    op_ = params_for(mode_, std::nullopt, {}, {}, defaults_);
 }
 
 std::string InverterPlugin::string_at(const std::string& service, const std::string& path) {
@@ -332,21 +311,14 @@ void InverterPlugin::watch_low_battery(const std::optional<Inputs>& in) {
     if (why && !low_battery_) {
         auto inverts = [](double p) { return p > 0; };
         // Before the first cycle of a mode there is no report: its predecessor's setpoints may still stand.
-        bool inverting = ever_started_ &&
+        bool inverting = sup_.ever_started() &&
                          (!report_ || std::any_of(report_->inv_phases.begin(), report_->inv_phases.end(), inverts));
         ctx_.log.warning("battery low ({}): the inverter may not discharge it{}", *why,
                          inverting ? "; restarting the mode with the clamp, safe setpoints first" : "");
-        if (inverting) {
-            restart_ = "battery low";
-            restart_safe_ = true;
-            wake_.set();
-        }
+        if (inverting) sup_.restart("battery low", true);
     } else if (!why && low_battery_) {
         ctx_.log.info("the battery is no longer low");
-        if (!closed_loop(mode_)) {
-            restart_ = "battery no longer low";
-            wake_.set();
-        }
+        if (!closed_loop(sup_.mode())) sup_.restart("battery no longer low", false);
     }
     low_battery_ = why;
 }
@@ -361,20 +333,19 @@ void InverterPlugin::check_guard() {
         may_write_ = d.may_write;
         write_problem_ = d.write_problem;
     }
-    bool was_ok = inputs_ok_;
+    bool was_ok = sup_.inputs_ok();
     bool ok = d.inputs_ok || d.holding;
     guard_checked_ = true;
     if (ok != was_ok) {
-        inputs_ok_ = ok;
         input_problem_ = d.input_problem;
         if (!ok) {
             ctx_.log.warning("input lost, stopping the control loop: {}", d.input_problem);
         } else {
-            if (ever_started_) ctx_.log.info("inputs are back; resuming mode {}", to_string(mode_));
-            else ctx_.log.info("inputs complete; starting mode {}", to_string(mode_));
+            if (sup_.ever_started()) ctx_.log.info("inputs are back; resuming mode {}", to_string(sup_.mode()));
+            else ctx_.log.info("inputs complete; starting mode {}", to_string(sup_.mode()));
             input_problem_.clear();
         }
-        wake_.set();
+        sup_.set_inputs_ok(ok);
     } else if (!ok) input_problem_ = d.input_problem;
     else input_problem_ = d.holding ? d.input_problem : std::string();
     sync_items();
@@ -391,7 +362,7 @@ Task<Inputs> InverterPlugin::inputs() {
     }
 }
 
-int InverterPlugin::n_phase_hint() {
+int InverterPlugin::n_phase() {
     auto n = num(system_service, "/Ac/ActiveIn/NumberOfPhases");
     if (n && *n >= 1 && *n <= 3) return static_cast<int>(*n);
     if (last_n_phase_ >= 1) return last_n_phase_;
@@ -428,7 +399,7 @@ Task<void> InverterPlugin::write(std::vector<double> setpoints, Duration timeout
 }
 
 Task<void> InverterPlugin::write_safe(const char* why) {
-    auto sp = safe_setpoints(n_phase_hint(), sp_);
+    auto sp = safe_setpoints(n_phase(), sp_);
     ctx_.log.info("safe setpoints ({})", why);
     co_await write(std::move(sp), stop_write_timeout_);
 }
@@ -473,132 +444,13 @@ void InverterPlugin::remote_report(const RemoteReport& rr) {
 
 // ---------------------------------------------------------------- modes (§14, §15)
 
-Task<void> InverterPlugin::mode_task(Mode mode, std::uint64_t generation) {
-    std::string error;
-    try {
-        if (auto why = refuse_closed_loop(mode, num(settings_service, "/Settings/CGwacs/OvervoltageFeedIn")))
-            throw std::runtime_error(*why);
-        if (mode == Mode::analyze)
-            throw std::runtime_error("mode analyze needs the MoaT BMS bridge, which is not available yet");
-        report_.reset();
-        mode_report_.reset();
-        const LoopTiming timing{trigger_sleep_, idle_sleep_};
-        co_await run_mode(ctl_, *this, timing, mode, op_);
-        error = fmt::format("mode {} ended", to_string(mode));
-    } catch (const Cancelled&) {
-        ctx_.log.debug("MODE STOP {}", to_string(mode));
-        throw;
-    } catch (const std::exception& e) {
-        error = fmt::format("mode {} failed: {}", to_string(mode), e.what());
-    }
-    mode_ended(generation, error);
-}
-
-void InverterPlugin::mode_ended(std::uint64_t generation, const std::string& error) {
-    if (generation != generation_) return;
-    // §18.2: off at 0 W, the interface stays, the error is kept in the state.
-    ctx_.log.error("{}; falling back to off at 0 W", error);
-    error_ = error;
-    pending_mode_ = Mode::off;
-    pending_op_ = params_for(Mode::off, std::nullopt, {}, {{"power", 0.0}}, {});
-    wake_.set();
-}
-
-Task<void> InverterPlugin::supervisor() {
-    // One mode task at a time; every change goes through here (serialised).
-    auto body = [this](TaskGroup& g) -> Task<void> {
-        TaskRef current;
-        bool running = false;
-        for (;;) {
-            ctx_.fault_point("supervisor");
-            if (pending_mode_ && running) {
-                current.cancel();
-                co_await current.join();
-                running = false;
-            }
-            if (pending_mode_) {
-                mode_ = *pending_mode_;
-                op_ = std::move(pending_op_);
-                pending_mode_.reset();
-                pending_op_.clear();
-            }
-            // Lost inputs stop the mode (§18.3); a change of the battery's low state restarts it (§18.5).
-            std::string stop_why = !inputs_ok_ ? "input lost" : restart_;
-            bool safe_first = !inputs_ok_ || restart_safe_;
-            restart_.clear();
-            restart_safe_ = false;
-            if (!stop_why.empty() && running) {
-                current.cancel();
-                co_await current.join();
-                running = false;
-                if (safe_first) co_await write_safe(stop_why.c_str());
-                else ctx_.log.info("restarting mode {}: {}", to_string(mode_), stop_why);
-            }
-            if (running && current.done()) running = false;
-            if (inputs_ok_ && !running) {
-                ++generation_;
-                mode_started_ = ctx_.loop.clock().now();
-                ever_started_ = true;
-                ctx_.log.info("MODE START {} {}", to_string(mode_), state_text());
-                current = g.spawn(mode_task(mode_, generation_), fmt::format("mode {}", to_string(mode_)));
-                running = true;
-            }
-            sync_items();
-            co_await wake_.wait();
-            wake_.clear();
-        }
-    };
-    co_await with_group(body);
-}
-
-std::optional<std::string> InverterPlugin::mode_change_refusal(std::optional<Mode> m) {
-    if (!m) return std::nullopt;
-    if (*m == Mode::analyze) return "mode analyze needs the MoaT BMS bridge, which is not available yet";
-    return std::nullopt;
-}
-
-std::pair<Mode, bool> InverterPlugin::check_mode_change(const std::string& name, const Op& args) {
-    auto m = parse_mode(name);
-    Mode target_now = pending_mode_.value_or(mode_);
-    bool different = !m || *m != target_now;
-    if (different) {
-        // The original checks the window before the name (§15): too_early wins.
-        auto now = ctx_.loop.clock().now();
-        if (pending_mode_ || (ever_started_ && now - mode_started_ < lockout_))
-            throw sdbus::Error(err_too_early, "try again later");
-        if (!m) throw sdbus::Error(err_unknown, fmt::format("unknown mode '{}'", name));
-        if (auto why = mode_change_refusal(m)) throw sdbus::Error(err_unknown, *why);
-    }
-    int n = n_phase_hint();
-    for (auto& [k, v] : args)
-        if (auto err = check_param(*m, k, v, n, true)) throw sdbus::Error(err_unknown, *err);
-    return {*m, different};
-}
-
-void InverterPlugin::change_mode(const std::string& name, const Op& args) {
-    auto [m, different] = check_mode_change(name, args);
-    if (different) {
-        ctx_.log.info("SetMode {} {}", to_string(m), op_dict(args));
-        pending_op_ = params_for(m, std::nullopt, {}, args, defaults_);
-        pending_mode_ = m;
-        error_.clear();
-        wake_.set();
-    } else if (pending_mode_) {
-        for (auto& [k, v] : args) pending_op_[k] = v;
-    } else {
-        ctx_.log.info("SetMode {} (same mode) {}", to_string(m), op_dict(args));
-        op_ = params_for(m, mode_, op_, args, defaults_);
-        sync_items();
-    }
-}
-
-void InverterPlugin::change_mode_param(const std::string& name, const ParamValue& value) {
-    Mode m = pending_mode_.value_or(mode_);
-    if (auto err = check_param(m, name, value, n_phase_hint(), false)) throw sdbus::Error(err_unknown, *err);
-    ctx_.log.info("SetModeParam {} {} -> {}", name, param_to_value((pending_mode_ ? pending_op_ : op_)[name]),
-                  param_to_value(value));
-    (pending_mode_ ? pending_op_ : op_)[name] = value;
-    sync_items();
+Task<void> InverterPlugin::run_mode(Mode mode, Op& op) {
+    if (auto why = refuse_closed_loop(mode, num(settings_service, "/Settings/CGwacs/OvervoltageFeedIn")))
+        throw std::runtime_error(*why);
+    report_.reset();
+    mode_report_.reset();
+    const LoopTiming timing{trigger_sleep_, idle_sleep_};
+    co_await inverter::run_mode(ctl_, *this, timing, mode, op);
 }
 
 // ---------------------------------------------------------------- background (§13)
@@ -645,7 +497,7 @@ Task<void> InverterPlugin::refresh() {
     for (;;) {
         co_await sleep_for(refresh_ / 4);
         ctx_.fault_point("refresh");
-        if (!inputs_ok_) continue;
+        if (!sup_.inputs_ok()) continue;
         // A write the guard skipped (off writes only once) is made up for once writing is allowed.
         if (skipped_ && may_write_) {
             auto sp = *skipped_;
@@ -669,12 +521,12 @@ Task<void> InverterPlugin::guard_watch() {
 
 Value InverterPlugin::state() {
     Value::Dict d;
-    d["mode"] = Value::make_list({std::string(to_string(mode_)), op_dict(op_)});
-    if (pending_mode_) d["pending_mode"] = std::string(to_string(*pending_mode_));
+    d["mode"] = Value::make_list({std::string(to_string(sup_.mode())), op_dict(sup_.op())});
+    if (auto p = sup_.pending()) d["pending_mode"] = std::string(to_string(*p));
     if (report_) d["inverter"] = cycle_report(*report_);
     if (mode_report_) d[mode_report_key_] = *mode_report_;
-    d["error"] = error_.empty() ? Value() : Value(error_);
-    d["running"] = inputs_ok_;
+    d["error"] = sup_.error().empty() ? Value() : Value(sup_.error());
+    d["running"] = sup_.inputs_ok();
     d["low_battery"] = low_battery_ ? Value(*low_battery_) : Value();
     d["input_problem"] = input_problem_.empty() ? Value() : Value(input_problem_);
     d["may_write"] = may_write_;
@@ -688,14 +540,9 @@ Value InverterPlugin::state() {
     std::string vb = vebus(), bat = battery();
     d["vebus"] = vb.empty() ? Value() : Value(vb);
     d["battery"] = bat.empty() ? Value() : Value(bat);
-    if (ever_started_) {
-        double left = secs(lockout_ - (ctx_.loop.clock().now() - mode_started_));
-        d["lockout"] = std::max(0.0, left);
-    }
+    if (auto left = sup_.lockout_left()) d["lockout"] = secs(*left);
     return d;
 }
-
-std::string InverterPlugin::state_text() { return fmt::format("{}", op_dict(op_)); }
 
 struct MainParam {
     const char* path;
@@ -727,24 +574,23 @@ void InverterPlugin::build_service() {
     auto mode_ok = [this](const Value& v) {
         if (!v.is_string()) return false;
         try {
-            check_mode_change(v.as_string(), {});
+            sup_.check_change(v.as_string(), {});
             return true;
-        } catch (const sdbus::Error&) {
+        } catch (const ModeChangeError&) {
             return false;
         }
     };
-    svc_->add("/Mode", std::string(to_string(mode_)),
+    svc_->add("/Mode", std::string(to_string(sup_.target())),
               ItemOptions().writeable().type(ValueType::string).validator(mode_ok).description(
                   "the running mode: off idle p_grid p_inv i_batt soc remote"));
     for (auto& mp : main_params) {
         std::string param = mp.param;
         auto ok = [this, param](const Value& v) {
-            Mode m = pending_mode_.value_or(mode_);
             ParamValue pv;
             if (v.is_invalid()) pv = std::nullopt;
             else if (auto n = v.as_number()) pv = *n;
             else return false;
-            return !check_param(m, param, pv, n_phase_hint(), false).has_value();
+            return !sup_.check_param(param, pv).has_value();
         };
         svc_->add(mp.path, Value(), ItemOptions().writeable().type(ValueType::floating).validator(ok).text(mp.text));
     }
@@ -757,11 +603,11 @@ void InverterPlugin::build_service() {
 void InverterPlugin::on_remote_write(const Write& w) {
     ctx_.log.info("remote write {} by {}: {:r} -> {:r}", w.path, w.sender, w.old_value, w.value);
     try {
-        if (w.path == "/Mode") change_mode(w.value.as_string(), {});
+        if (w.path == "/Mode") sup_.change_mode(w.value.as_string(), {});
         for (auto& mp : main_params)
-            if (w.path == mp.path) change_mode_param(mp.param, number(w.value));
-    } catch (const sdbus::Error& e) {
-        ctx_.log.warning("remote write {} refused: {}", w.path, e.getMessage());
+            if (w.path == mp.path) sup_.change_param(mp.param, number(w.value));
+    } catch (const ModeChangeError& e) {
+        ctx_.log.warning("remote write {} refused: {}", w.path, e.what());
     }
     sync_items();
 }
@@ -769,15 +615,14 @@ void InverterPlugin::on_remote_write(const Write& w) {
 void InverterPlugin::sync_items() {
     if (!svc_) return;
     auto batch = svc_->batch();
-    Mode m = pending_mode_.value_or(mode_);
-    const Op& op = pending_mode_ ? pending_op_ : op_;
-    svc_->set("/Mode", std::string(to_string(m)));
+    const Op& op = sup_.target_op();
+    svc_->set("/Mode", std::string(to_string(sup_.target())));
     for (auto& mp : main_params) {
         auto it = op.find(mp.param);
         svc_->set(mp.path, it != op.end() ? param_to_value(it->second) : Value());
     }
-    svc_->set("/Error", error_);
-    std::string status = !inputs_ok_ ? "input lost: " + input_problem_
+    svc_->set("/Error", sup_.error());
+    std::string status = !sup_.inputs_ok() ? "input lost: " + input_problem_
                          : !may_write_ && !fake_ ? "not writing: " + write_problem_
                          : fake_ ? "fake" : "running";
     svc_->set("/Status", status);
@@ -797,6 +642,8 @@ void InverterPlugin::build_control() {
             return fn();
         } catch (const sdbus::Error&) {
             throw;
+        } catch (const ModeChangeError& e) {
+            throw dbus_error(e);
         } catch (const std::exception& e) {
             ctx_.log.error("control interface: {}", e.what());
             throw sdbus::Error("org.freedesktop.DBus.Error.Failed", e.what());
@@ -833,7 +680,7 @@ void InverterPlugin::build_control() {
                     }
                     op[k] = param_value(val, k);
                 }
-                change_mode(mode, op);
+                sup_.change_mode(mode, op);
                 return true;
             });
         });
@@ -846,7 +693,7 @@ void InverterPlugin::build_control() {
                 } catch (const std::exception& e) {
                     throw sdbus::Error(err_unknown, fmt::format("{}: {}", param, e.what()));
                 }
-                change_mode_param(param, param_value(val, param));
+                sup_.change_param(param, param_value(val, param));
                 return true;
             });
         });
@@ -892,7 +739,7 @@ Task<void> InverterPlugin::run() {
         g.spawn(pv_tracking(), "PV tracking");
         if (!fake_) g.spawn(solar_power(), "solar power");
         g.spawn(refresh(), "refresh");
-        co_await supervisor();
+        co_await sup_.run();
     };
     co_await with_group(body);
 }

@@ -83,32 +83,6 @@ struct FakeIo final : LoopIo {
 
 const LoopTiming timing{3s, 20s};  // the spec's trigger sleep (§12) and idle sleep (§14.2)
 
-/// Run `make()` for `total` of virtual time (then cancel it), advancing the clock in 100 ms steps.
-template <class Make>
-void run_for(Loop& loop, VirtualClock& clock, Duration total, Make make) {
-    bool done = false;
-    auto driver = [&]() -> Task<void> {
-        try {
-            auto bounded = with_timeout(total, make());
-            co_await bounded;
-        } catch (const TimeoutError&) {
-        }
-        done = true;
-    };
-    auto advance = [&]() -> Task<void> {
-        while (!done) {
-            clock.advance(100ms);
-            co_await checkpoint();
-        }
-    };
-    auto both = [&](TaskGroup& g) -> Task<void> {
-        g.spawn(driver(), "mode");
-        g.spawn(advance(), "clock");
-        co_return;
-    };
-    run_until_complete(loop, with_group(both));
-}
-
 struct LoopRig {
     LoopRig() { loop.set_clock(clock); }
     Loop loop;

@@ -1,0 +1,154 @@
+#include "supervisor.hpp"
+
+#include <fmt/format.h>
+
+namespace moat::inverter {
+
+namespace {
+
+std::optional<std::string> refusal(Mode m) {
+    if (m == Mode::analyze) return "mode analyze needs the MoaT BMS bridge, which is not available yet";
+    return std::nullopt;
+}
+
+} // namespace
+
+ModeSupervisor::ModeSupervisor(SupervisorIo& io, Clock& clock, Logger log, Duration lockout, Mode start,
+                               ModeDefaults defaults)
+    : io_(io), clock_(clock), log_(std::move(log)), lockout_(lockout), defaults_(std::move(defaults)), mode_(start),
+      op_(params_for(start, std::nullopt, {}, {}, defaults_)) {}
+
+std::pair<Mode, bool> ModeSupervisor::check_change(const std::string& name, const Op& args) const {
+    using Kind = ModeChangeError::Kind;
+    auto m = parse_mode(name);
+    bool different = !m || *m != target();
+    if (different) {
+        // The original checks the window before the name (§15): too_early wins.
+        if (pending_mode_ || (ever_started_ && clock_.now() - mode_started_ < lockout_))
+            throw ModeChangeError(Kind::too_early, "try again later");
+        if (!m) throw ModeChangeError(Kind::unknown, fmt::format("unknown mode '{}'", name));
+        if (auto why = refusal(*m)) throw ModeChangeError(Kind::unknown, *why);
+    }
+    int n = io_.n_phase();
+    for (auto& [k, v] : args)
+        if (auto err = inverter::check_param(*m, k, v, n, true)) throw ModeChangeError(Kind::unknown, *err);
+    return {*m, different};
+}
+
+void ModeSupervisor::change_mode(const std::string& name, const Op& args) {
+    auto [m, different] = check_change(name, args);
+    if (different) {
+        log_.info("SetMode {} {}", to_string(m), op_dict(args));
+        pending_op_ = params_for(m, std::nullopt, {}, args, defaults_);
+        pending_mode_ = m;
+        error_.clear();
+        wake_.set();
+    } else if (pending_mode_) {
+        for (auto& [k, v] : args) pending_op_[k] = v;
+    } else {
+        log_.info("SetMode {} (same mode) {}", to_string(m), op_dict(args));
+        op_ = params_for(m, mode_, op_, args, defaults_);
+    }
+    io_.changed();
+}
+
+std::optional<std::string> ModeSupervisor::check_param(const std::string& name, const ParamValue& value) const {
+    return inverter::check_param(target(), name, value, io_.n_phase(), false);
+}
+
+void ModeSupervisor::change_param(const std::string& name, const ParamValue& value) {
+    if (auto err = check_param(name, value)) throw ModeChangeError(ModeChangeError::Kind::unknown, *err);
+    Op& op = pending_mode_ ? pending_op_ : op_;
+    log_.info("SetModeParam {} {} -> {}", name, param_to_value(op[name]), param_to_value(value));
+    op[name] = value;
+    io_.changed();
+}
+
+void ModeSupervisor::set_inputs_ok(bool ok) {
+    if (ok == inputs_ok_) return;
+    inputs_ok_ = ok;
+    wake_.set();
+}
+
+void ModeSupervisor::restart(std::string why, bool safe_first) {
+    restart_ = std::move(why);
+    restart_safe_ = safe_first;
+    wake_.set();
+}
+
+std::optional<Duration> ModeSupervisor::lockout_left() const {
+    if (!ever_started_) return std::nullopt;
+    return std::max(Duration(0), lockout_ - (clock_.now() - mode_started_));
+}
+
+Task<void> ModeSupervisor::mode_task(Mode mode, std::uint64_t generation) {
+    std::string error;
+    try {
+        co_await io_.run_mode(mode, op_);
+        error = fmt::format("mode {} ended", to_string(mode));
+    } catch (const Cancelled&) {
+        log_.debug("MODE STOP {}", to_string(mode));
+        throw;
+    } catch (const std::exception& e) {
+        error = fmt::format("mode {} failed: {}", to_string(mode), e.what());
+    }
+    mode_ended(generation, error);
+}
+
+void ModeSupervisor::mode_ended(std::uint64_t generation, const std::string& error) {
+    if (generation != generation_) return;
+    // §18.2: off at 0 W, the interface stays, the error is kept in the state.
+    log_.error("{}; falling back to off at 0 W", error);
+    error_ = error;
+    pending_mode_ = Mode::off;
+    pending_op_ = params_for(Mode::off, std::nullopt, {}, {{"power", 0.0}}, {});
+    wake_.set();
+}
+
+Task<void> ModeSupervisor::run() {
+    auto body = [this](TaskGroup& g) -> Task<void> {
+        TaskRef current;
+        bool running = false;
+        for (;;) {
+            io_.turn();
+            if (pending_mode_ && running) {
+                current.cancel();
+                co_await current.join();
+                running = false;
+            }
+            if (pending_mode_) {
+                mode_ = *pending_mode_;
+                op_ = std::move(pending_op_);
+                pending_mode_.reset();
+                pending_op_.clear();
+            }
+            // Lost inputs stop the mode (§18.3); a restart request restarts it (§18.5).
+            std::string stop_why = !inputs_ok_ ? "input lost" : restart_;
+            bool safe_first = !inputs_ok_ || restart_safe_;
+            restart_.clear();
+            restart_safe_ = false;
+            if (!stop_why.empty() && running) {
+                current.cancel();
+                co_await current.join();
+                running = false;
+                if (safe_first) co_await io_.write_safe(stop_why.c_str());
+                else log_.info("restarting mode {}: {}", to_string(mode_), stop_why);
+            }
+            if (running && current.done()) running = false;
+            if (inputs_ok_ && !running) {
+                ++generation_;
+                mode_started_ = clock_.now();
+                ever_started_ = true;
+                log_.info("MODE START {} {}", to_string(mode_), op_dict(op_));
+                current = g.spawn(mode_task(mode_, generation_), fmt::format("mode {}", to_string(mode_)));
+                running = true;
+            }
+            io_.changed();
+            co_await wake_.wait();
+            wake_.clear();
+        }
+    };
+    co_await with_group(body);
+}
+
+} // namespace moat::inverter
