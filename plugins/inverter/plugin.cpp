@@ -144,6 +144,9 @@ private:
     /// instead of the old setpoints being held or refreshed until the next
     /// cycle; off and idle (which compute rarely) restart when it recovers.
     void watch_low_battery(const std::optional<Inputs>& in);
+    /// §18.6 while a mode runs: OvervoltageFeedIn turning 1 ends a closed-loop
+    /// mode (it restarts, is refused, and the supervisor falls back to off at 0 W).
+    void watch_feed_in();
     /// The current inputs; waits while they are invalid (the guard stops the
     /// mode when that lasts too long).
     Task<Inputs> inputs() override;
@@ -323,10 +326,17 @@ void InverterPlugin::watch_low_battery(const std::optional<Inputs>& in) {
     low_battery_ = why;
 }
 
+void InverterPlugin::watch_feed_in() {
+    if (!sup_.ever_started() || sup_.pending() || !closed_loop(sup_.mode())) return;
+    auto why = refuse_closed_loop(sup_.mode(), num(settings_service, "/Settings/CGwacs/OvervoltageFeedIn"));
+    if (why) sup_.restart(*why, false);
+}
+
 void InverterPlugin::check_guard() {
     std::optional<Inputs> in;
     GuardDecision d = guard_now(&in);
     watch_low_battery(in);
+    watch_feed_in();
     if (!guard_checked_ || d.may_write != may_write_ || d.write_problem != write_problem_) {
         if (d.may_write) ctx_.log.info("writing to the Multi is allowed (ESS mode 3, ESS assistant present)");
         else ctx_.log.warning("not writing to the Multi: {}", d.write_problem);
@@ -714,8 +724,9 @@ Task<void> InverterPlugin::run() {
         subs_.push_back(mon.on_change(p, "", [this](const std::string& service, const std::string& path, const Value& v) {
             if (v.is_valid() && !path.starts_with("/Hub4/")) last_update_[service] = ctx_.loop.clock().now();
         }));
-    subs_.push_back(mon.on_change(settings_service, "/Settings/CGwacs/Hub4Mode",
-                                  [this](const std::string&, const std::string&, const Value&) { check_guard(); }));
+    for (const char* path : {"/Settings/CGwacs/Hub4Mode", "/Settings/CGwacs/OvervoltageFeedIn"})
+        subs_.push_back(mon.on_change(settings_service, path,
+                                      [this](const std::string&, const std::string&, const Value&) { check_guard(); }));
 
     build_service();
     build_control();

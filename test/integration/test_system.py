@@ -53,9 +53,9 @@ max_age = 1.0
 
 class SystemCase(HostTestCase):
 
-    def start_system(self, body, *args):
+    def start_system(self, body, *args, env=None, **host_keys):
         self.start_bus()
-        self.host = self.start_host(self.write_config(body, plugin_dir=PLUGINS), *args)
+        self.host = self.start_host(self.write_config(body, plugin_dir=PLUGINS, **host_keys), *args, env=env)
         self.conn = dbus.bus.BusConnection(self.bus.address)
         self.addCleanup(self.conn.close)
         self.host.wait_for(r"\[sim\] simulating", 10)
