@@ -308,7 +308,8 @@ class TestControlInterface(InverterTestCase):
         self.start("off")
         c = self.client
         self.assertEqual(c.item("/Mode"), "off")
-        time.sleep(0.6)
+        # the lock-out (0.5 s) counts from the mode's start, which waits for complete inputs
+        self.wait_until("the lock-out is over", lambda: self.client.state().get("lockout") == 0.0, 5, self.host)
         self.assertEqual(c.set_item("/Mode", "nonsense"), 2)
         t0 = time.monotonic()
         self.assertEqual(c.set_item("/Mode", "p_inv"), 0)
