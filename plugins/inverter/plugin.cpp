@@ -537,6 +537,11 @@ Value InverterPlugin::state() {
     if (mode_report_) d[mode_report_key_] = *mode_report_;
     d["error"] = sup_.error().empty() ? Value() : Value(sup_.error());
     d["running"] = sup_.inputs_ok();
+    // patches.md §5: the critical settings that are wrong (empty when none is).
+    Value::Dict critical;
+    if (auto v = num(settings_service, "/Settings/CGwacs/OvervoltageFeedIn"); v && *v == 1)
+        critical["/Settings/CGwacs/OvervoltageFeedIn"] = *v;
+    d["critical_settings"] = Value(std::move(critical));
     d["low_battery"] = low_battery_ ? Value(*low_battery_) : Value();
     d["input_problem"] = input_problem_.empty() ? Value() : Value(input_problem_);
     d["may_write"] = may_write_;

@@ -71,6 +71,9 @@ class SafetyOnTheSimulation(SystemCase):
         st = self.state()
         self.assertEqual(str(st["mode"][0]), "off")
         self.assertIn("OvervoltageFeedIn", str(st["error"]))
+        self.assertEqual(dict(st["critical_settings"]), {"/Settings/CGwacs/OvervoltageFeedIn": 1})
+        self.assertEqual(self.set(SETTINGS, "/Settings/CGwacs/OvervoltageFeedIn", dbus.Int32(0)), 0)
+        self.until("no critical setting left", lambda: len(self.state()["critical_settings"]) == 0, 2)
         self.until("the Multi stops inverting", lambda: sum(self.multi()) > -30, 4)
 
     def test_the_refresh_keeps_a_single_setpoint_alive_past_the_multis_timeout(self):
