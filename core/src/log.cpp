@@ -89,7 +89,8 @@ struct Logger::State {
     }
     void summarise() {
         if (repeats == 0) return;
-        emit(last_level, fmt::format("... repeated {} time{}", repeats, repeats == 1 ? "" : "s"));
+        // One repeat is shorter said by the message itself than by a summary.
+        emit(last_level, repeats == 1 ? last : fmt::format("... repeated {} times", repeats));
         repeats = 0;
     }
 };

@@ -37,6 +37,16 @@ TEST_CASE("a repeated message is logged once and then summarised", "[log]") {
                                                   "ERROR [meter] ... repeated 57 times", "INFO [meter] recovered"});
 }
 
+TEST_CASE("a message that came twice is logged twice, not summarised", "[log]") {
+    auto sink = std::make_shared<Capture>();
+    Logger log("inverter", sink);
+    log.info("now {}", 0);
+    log.info("now {}", 0);
+    log.info("SET inverter 0");
+    CHECK(sink->lines == std::vector<std::string>{"INFO [inverter] now 0", "INFO [inverter] now 0",
+                                                  "INFO [inverter] SET inverter 0"});
+}
+
 TEST_CASE("a message that never stops is summarised once per interval", "[log]") {
     auto sink = std::make_shared<Capture>();
     Logger log("meter", sink);
