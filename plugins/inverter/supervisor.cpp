@@ -109,6 +109,7 @@ Task<void> ModeSupervisor::run() {
     auto body = [this](TaskGroup& g) -> Task<void> {
         TaskRef current;
         bool running = false;
+        bool new_mode = true;  // the next start is a mode change (not a restart of the same mode)
         for (;;) {
             io_.turn();
             if (pending_mode_ && running) {
@@ -121,6 +122,7 @@ Task<void> ModeSupervisor::run() {
                 op_ = std::move(pending_op_);
                 pending_mode_.reset();
                 pending_op_.clear();
+                new_mode = true;
             }
             // Lost inputs stop the mode (§18.3); a restart request restarts it (§18.5).
             std::string stop_why = !inputs_ok_ ? "input lost" : restart_;
@@ -137,7 +139,10 @@ Task<void> ModeSupervisor::run() {
             if (running && current.done()) running = false;
             if (inputs_ok_ && !running) {
                 ++generation_;
-                mode_started_ = clock_.now();
+                // The lock-out is about mode changes: restarts of the same mode (inputs back,
+                // battery low) do not close the window again.
+                if (new_mode) mode_started_ = clock_.now();
+                new_mode = false;
                 ever_started_ = true;
                 log_.info("MODE START {} {}", to_string(mode_), op_dict(op_));
                 current = g.spawn(mode_task(mode_, generation_), fmt::format("mode {}", to_string(mode_)));

@@ -79,7 +79,9 @@ public:
     const Op& target_op() const { return pending_mode_ ? pending_op_ : op_; }
     const std::string& error() const { return error_; }
     bool ever_started() const { return ever_started_; }
-    /// Left of the lock-out, 0 when changes are allowed (nullopt before the first start).
+    /// Left of the lock-out, 0 when changes are allowed (nullopt before the first
+    /// start). It counts from the last start of another mode: a restart of the
+    /// same mode (inputs back, a restart request) does not renew it.
     std::optional<Duration> lockout_left() const;
 
 private:

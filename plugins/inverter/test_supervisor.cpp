@@ -228,6 +228,28 @@ TEST_CASE("supervisor: lost inputs stop the mode with the safe setpoints; it res
     CHECK(r.sup.op().at("power") == 300.0);
 }
 
+TEST_CASE("supervisor: restarts of the same mode do not renew the lock-out", "[inverter][supervisor]") {
+    SupervisorRig r;
+    r.run(40s, [&]() -> Task<void> {
+        r.sup.set_inputs_ok(true);
+        co_await r.at(20);
+        r.sup.set_inputs_ok(false);
+        co_await r.at(25);
+        r.sup.set_inputs_ok(true);
+        co_await r.at(27);
+        r.sup.restart("battery low", true);
+        co_await r.at(29.9);
+        CHECK(refusal([&] { r.sup.change_mode("p_inv", {}); }).first == Kind::too_early);
+        co_await r.at(30);
+        CHECK(*r.sup.lockout_left() == 0s);  // 30 s after p_grid's first start
+        CHECK_FALSE(refusal([&] { r.sup.change_mode("p_inv", {}); }).first);
+        co_await r.at(30.1);
+    });
+    CHECK(r.events == strings({"0.0 start p_grid", "20.0 stop p_grid", "20.0 safe input lost", "25.0 start p_grid",
+                               "27.0 stop p_grid", "27.0 safe battery low", "27.0 start p_grid", "30.0 stop p_grid",
+                               "30.0 start p_inv"}));
+}
+
 TEST_CASE("supervisor: a restart request restarts the running mode, with the safe setpoints or without",
           "[inverter][supervisor]") {
     SupervisorRig r(Mode::off);
