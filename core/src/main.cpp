@@ -243,14 +243,6 @@ int main(int argc, char** argv) {
         return run_client_command(*command, std::span<char* const>(argv + 2, argv + argc));
     }
     Args args = parse_args(argc, argv);
-    FaultPoints faults;
-    if (const char* spec = std::getenv("MOAT_FAULT")) {
-        try {
-            faults = FaultPoints(spec);
-        } catch (const std::invalid_argument& e) {
-            usage_error(fmt::format("MOAT_FAULT: {}", e.what()));
-        }
-    }
     if (args.help) {
         fmt::print("{}", usage());
         return exit_ok;
@@ -263,6 +255,15 @@ int main(int argc, char** argv) {
     if (args.list_plugins) return list_plugins(plugin_dir);
     if (args.help_plugin) return help_plugin(*args.help_plugin, plugin_dir);
     if (args.check_config) return check_config(*args.check_config, plugin_dir);
+    // Read before anything starts (a bad value exits before the bus is touched).
+    FaultPoints faults;
+    if (const char* spec = std::getenv("MOAT_FAULT")) {
+        try {
+            faults = FaultPoints(spec);
+        } catch (const std::invalid_argument& e) {
+            usage_error(fmt::format("MOAT_FAULT: {}", e.what()));
+        }
+    }
 
     std::string config_path = args.config.value_or(args.demo ? find_demo_config() : default_config);
     if (args.log_level) stderr_sink()->level = *args.log_level;

@@ -35,6 +35,7 @@ constexpr const char* err_too_early = "org.m_o_a_t.inv.too_early";
 constexpr const char* err_unknown = "org.m_o_a_t.inv.unknown";
 constexpr const char* system_service = "com.victronenergy.system";
 constexpr const char* settings_service = "com.victronenergy.settings";
+constexpr const char* feed_in_path = "/Settings/CGwacs/OvervoltageFeedIn";
 
 Duration seconds(double s) { return std::chrono::duration_cast<Duration>(std::chrono::duration<double>(s)); }
 double secs(Duration d) { return std::chrono::duration<double>(d).count(); }
@@ -53,6 +54,9 @@ const ConfigKey io_keys[] = {
     {"trigger_wait", KeyType::number, "5", "s: the settle loop's longest wait for a change of /Ac/ActiveIn/P (§12)", 0.01, 60},
     {"idle_sleep", KeyType::number, "20", "s: the idle mode's sleep between writes (§14.2)", 0, 600},
     {"stop_write_timeout", KeyType::number, "2", "s: bound of the safe-setpoint write on stop (§18.1)", 0.1, 10},
+    {"low_battery_hold", KeyType::number, "60",
+     "s: a low battery counts as recovered after this long without a low reading; off and idle then restart (§18.5)", 0,
+     3600},
 };
 
 const std::vector<ConfigKey> all_keys = [] {
@@ -142,19 +146,24 @@ private:
     /// §18.5 between two cycles: a battery that becomes low while the last
     /// cycle inverted has the mode restarted at once (safe setpoints first),
     /// instead of the old setpoints being held or refreshed until the next
-    /// cycle; off and idle (which compute rarely) restart when it recovers.
+    /// cycle; off and idle (which compute rarely) restart when it has been
+    /// fine for low_battery_hold (no restart loop on a flapping reading).
     void watch_low_battery(const std::optional<Inputs>& in);
-    /// §18.6 while a mode runs: OvervoltageFeedIn turning 1 ends a closed-loop
-    /// mode (it restarts, is refused, and the supervisor falls back to off at 0 W).
+    /// §18.6 and patches.md §5 while a mode runs: OvervoltageFeedIn turning 1
+    /// ends a closed-loop mode: safe setpoints, then off at 0 W with the reason.
     void watch_feed_in();
+    std::optional<double> feed_in() { return num(settings_service, feed_in_path); }
     /// The current inputs; waits while they are invalid (the guard stops the
     /// mode when that lasts too long).
     Task<Inputs> inputs() override;
     std::optional<Duration> age_of(const std::string& service);
 
     // ---- output
-    Task<void> write(std::vector<double> setpoints, Duration timeout);
-    Task<void> write(std::vector<double> setpoints) override { return write(std::move(setpoints), Monitor::call_timeout); }
+    /// `fault`: the fault point between the first two phases' writes (the modes' writes only).
+    Task<void> write(std::vector<double> setpoints, Duration timeout, const char* fault = nullptr);
+    Task<void> write(std::vector<double> setpoints) override {
+        return write(std::move(setpoints), Monitor::call_timeout, "mode_write");
+    }
     Task<void> write_safe(const char* why) override;
 
     // ---- modes (the supervisor's and the mode loop's I/O)
@@ -189,13 +198,16 @@ private:
     Controller ctl_;
     bool fake_;
     std::string name_;
-    Duration input_timeout_, refresh_, trigger_sleep_, trigger_wait_, idle_sleep_, stop_write_timeout_;
+    Duration input_timeout_, refresh_, trigger_sleep_, trigger_wait_, idle_sleep_, stop_write_timeout_,
+        low_battery_hold_;
     ModeSupervisor sup_;
 
     // guard state
     bool guard_checked_ = false;
     bool may_write_ = false;
-    std::optional<std::string> low_battery_;  ///< why the battery is low, while it is
+    std::optional<std::string> low_battery_;  ///< why the battery is low, while it counts as low
+    std::optional<TimePoint> battery_fine_since_;  ///< while low: since when no reading was low
+    bool feed_in_refused_ = false;
     std::string input_problem_, write_problem_;
     std::optional<TimePoint> invalid_since_;
     std::map<std::string, TimePoint, std::less<>> last_update_;
@@ -229,6 +241,7 @@ InverterPlugin::InverterPlugin(Context& ctx)
       trigger_wait_(seconds(ctx.config.get_number("trigger_wait"))),
       idle_sleep_(seconds(ctx.config.get_number("idle_sleep"))),
       stop_write_timeout_(seconds(ctx.config.get_number("stop_write_timeout"))),
+      low_battery_hold_(seconds(ctx.config.get_number("low_battery_hold"))),
       sup_(*this, ctx.loop.clock(), ctx.log, seconds(ctx.config.get_number("mode_lockout")), start_mode(ctx.config),
            mode_defaults(ctx.config)) {
     name_ = ctx.config.get_string("name");
@@ -311,25 +324,35 @@ GuardDecision InverterPlugin::guard_now(std::optional<Inputs>* inputs) {
 void InverterPlugin::watch_low_battery(const std::optional<Inputs>& in) {
     if (!in) return;
     auto why = low_battery(*in, sp_);
-    if (why && !low_battery_) {
-        auto inverts = [](double p) { return p > 0; };
-        // Before the first cycle of a mode there is no report: its predecessor's setpoints may still stand.
-        bool inverting = sup_.ever_started() &&
-                         (!report_ || std::any_of(report_->inv_phases.begin(), report_->inv_phases.end(), inverts));
-        ctx_.log.warning("battery low ({}): the inverter may not discharge it{}", *why,
-                         inverting ? "; restarting the mode with the clamp, safe setpoints first" : "");
-        if (inverting) sup_.restart("battery low", true);
-    } else if (!why && low_battery_) {
-        ctx_.log.info("the battery is no longer low");
-        if (!closed_loop(sup_.mode())) sup_.restart("battery no longer low", false);
+    if (why) {
+        battery_fine_since_.reset();
+        if (!low_battery_) {
+            auto inverts = [](double p) { return p > 0; };
+            // Before the first cycle of a mode there is no report: its predecessor's setpoints may still stand.
+            bool inverting = sup_.ever_started() &&
+                             (!report_ || std::any_of(report_->inv_phases.begin(), report_->inv_phases.end(), inverts));
+            ctx_.log.warning("battery low ({}): the inverter may not discharge it{}", *why,
+                             inverting ? "; restarting the mode with the clamp, safe setpoints first" : "");
+            if (inverting) sup_.restart("battery low", true);
+        }
+        low_battery_ = why;
+        return;
     }
-    low_battery_ = why;
+    if (!low_battery_) return;
+    auto now = ctx_.loop.clock().now();
+    if (!battery_fine_since_) battery_fine_since_ = now;
+    if (now - *battery_fine_since_ < low_battery_hold_) return;
+    ctx_.log.info("the battery is no longer low (for {:.0f} s)", secs(low_battery_hold_));
+    low_battery_.reset();
+    battery_fine_since_.reset();
+    if (!closed_loop(sup_.mode())) sup_.restart("battery no longer low", false);
 }
 
 void InverterPlugin::watch_feed_in() {
-    if (!sup_.ever_started() || sup_.pending() || !closed_loop(sup_.mode())) return;
-    auto why = refuse_closed_loop(sup_.mode(), num(settings_service, "/Settings/CGwacs/OvervoltageFeedIn"));
-    if (why) sup_.restart(*why, false);
+    Mode m = sup_.target();
+    auto why = closed_loop(m) ? refuse_closed_loop(m, feed_in()) : std::nullopt;
+    if (why && !feed_in_refused_) sup_.fall_back(fmt::format("mode {} refused: {}", to_string(m), *why), true);
+    feed_in_refused_ = why.has_value();
 }
 
 void InverterPlugin::check_guard() {
@@ -381,7 +404,7 @@ int InverterPlugin::n_phase() {
 
 // ---------------------------------------------------------------- output
 
-Task<void> InverterPlugin::write(std::vector<double> setpoints, Duration timeout) {
+Task<void> InverterPlugin::write(std::vector<double> setpoints, Duration timeout, const char* fault) {
     if (fake_) {
         ctx_.log.error("{}", set_line(setpoints, true));
         co_return;
@@ -401,7 +424,7 @@ Task<void> InverterPlugin::write(std::vector<double> setpoints, Duration timeout
     last_written_ = setpoints;
     last_write_ = ctx_.loop.clock().now();
     for (std::size_t k = 0; k < setpoints.size(); ++k) {
-        if (k == 1) ctx_.fault_point("write");  // a failure between two phases' writes
+        if (k == 1 && fault) ctx_.fault_point(fault);  // a failure between two phases' writes
         int rc = co_await ctx_.monitor.set_value(vb, fmt::format("/Hub4/L{}/AcPowerSetpoint", k + 1), setpoints[k], timeout);
         if (rc != 0) ctx_.log.warning("writing /Hub4/L{}/AcPowerSetpoint on {} failed ({})", k + 1, vb, rc);
     }
@@ -410,6 +433,8 @@ Task<void> InverterPlugin::write(std::vector<double> setpoints, Duration timeout
 
 Task<void> InverterPlugin::write_safe(const char* why) {
     auto sp = safe_setpoints(n_phase(), sp_);
+    if (low_battery_)  // a positive safe_power would discharge it (§18.5)
+        for (double& v : sp) v = std::max(v, 0.0);
     ctx_.log.info("safe setpoints ({})", why);
     co_await write(std::move(sp), stop_write_timeout_);
 }
@@ -455,7 +480,7 @@ void InverterPlugin::remote_report(const RemoteReport& rr) {
 // ---------------------------------------------------------------- modes (§14, §15)
 
 Task<void> InverterPlugin::run_mode(Mode mode, Op& op) {
-    if (auto why = refuse_closed_loop(mode, num(settings_service, "/Settings/CGwacs/OvervoltageFeedIn")))
+    if (auto why = refuse_closed_loop(mode, feed_in()))
         throw std::runtime_error(*why);
     report_.reset();
     mode_report_.reset();
@@ -539,8 +564,7 @@ Value InverterPlugin::state() {
     d["running"] = sup_.inputs_ok();
     // patches.md §5: the critical settings that are wrong (empty when none is).
     Value::Dict critical;
-    if (auto v = num(settings_service, "/Settings/CGwacs/OvervoltageFeedIn"); v && *v == 1)
-        critical["/Settings/CGwacs/OvervoltageFeedIn"] = *v;
+    if (auto v = feed_in(); v && *v == 1) critical[feed_in_path] = *v;
     d["critical_settings"] = Value(std::move(critical));
     d["low_battery"] = low_battery_ ? Value(*low_battery_) : Value();
     d["input_problem"] = input_problem_.empty() ? Value() : Value(input_problem_);
@@ -729,7 +753,7 @@ Task<void> InverterPlugin::run() {
         subs_.push_back(mon.on_change(p, "", [this](const std::string& service, const std::string& path, const Value& v) {
             if (v.is_valid() && !path.starts_with("/Hub4/")) last_update_[service] = ctx_.loop.clock().now();
         }));
-    for (const char* path : {"/Settings/CGwacs/Hub4Mode", "/Settings/CGwacs/OvervoltageFeedIn"})
+    for (const char* path : {"/Settings/CGwacs/Hub4Mode", feed_in_path})
         subs_.push_back(mon.on_change(settings_service, path,
                                       [this](const std::string&, const std::string&, const Value&) { check_guard(); }));
 

@@ -71,8 +71,19 @@ void ModeSupervisor::set_inputs_ok(bool ok) {
 }
 
 void ModeSupervisor::restart(std::string why, bool safe_first) {
-    restart_ = std::move(why);
-    restart_safe_ = safe_first;
+    // Requests before the next turn merge: a safe one is never downgraded.
+    if (safe_first || restart_.empty()) restart_ = std::move(why);
+    restart_safe_ = restart_safe_ || safe_first;
+    wake_.set();
+}
+
+void ModeSupervisor::fall_back(const std::string& why, bool safe_first) {
+    // §18.2: off at 0 W, the interface stays, the reason is kept in the state.
+    log_.error("{}; falling back to off at 0 W", why);
+    error_ = why;
+    pending_mode_ = Mode::off;
+    pending_op_ = params_for(Mode::off, std::nullopt, {}, {{"power", 0.0}}, {});
+    if (safe_first) restart(why, true);
     wake_.set();
 }
 
@@ -97,12 +108,7 @@ Task<void> ModeSupervisor::mode_task(Mode mode, std::uint64_t generation) {
 
 void ModeSupervisor::mode_ended(std::uint64_t generation, const std::string& error) {
     if (generation != generation_) return;
-    // §18.2: off at 0 W, the interface stays, the error is kept in the state.
-    log_.error("{}; falling back to off at 0 W", error);
-    error_ = error;
-    pending_mode_ = Mode::off;
-    pending_op_ = params_for(Mode::off, std::nullopt, {}, {{"power", 0.0}}, {});
-    wake_.set();
+    fall_back(error, false);  // the mode is over; off writes its 0 W at once
 }
 
 Task<void> ModeSupervisor::run() {
@@ -112,10 +118,18 @@ Task<void> ModeSupervisor::run() {
         bool new_mode = true;  // the next start is a mode change (not a restart of the same mode)
         for (;;) {
             io_.turn();
-            if (pending_mode_ && running) {
+            // A mode change stops the running mode; so do lost inputs (§18.3) and a
+            // restart request (§18.5, §18.6), which may ask for the safe setpoints first.
+            std::string why = !inputs_ok_ ? "input lost" : restart_;
+            bool safe_first = !inputs_ok_ || restart_safe_;
+            restart_.clear();
+            restart_safe_ = false;
+            if (running && (pending_mode_ || !why.empty())) {
                 current.cancel();
                 co_await current.join();
                 running = false;
+                if (!why.empty() && safe_first) co_await io_.write_safe(why.c_str());
+                else if (!why.empty()) log_.info("restarting mode {}: {}", to_string(mode_), why);
             }
             if (pending_mode_) {
                 mode_ = *pending_mode_;
@@ -123,18 +137,6 @@ Task<void> ModeSupervisor::run() {
                 pending_mode_.reset();
                 pending_op_.clear();
                 new_mode = true;
-            }
-            // Lost inputs stop the mode (§18.3); a restart request restarts it (§18.5).
-            std::string stop_why = !inputs_ok_ ? "input lost" : restart_;
-            bool safe_first = !inputs_ok_ || restart_safe_;
-            restart_.clear();
-            restart_safe_ = false;
-            if (!stop_why.empty() && running) {
-                current.cancel();
-                co_await current.join();
-                running = false;
-                if (safe_first) co_await io_.write_safe(stop_why.c_str());
-                else log_.info("restarting mode {}: {}", to_string(mode_), stop_why);
             }
             if (running && current.done()) running = false;
             if (inputs_ok_ && !running) {

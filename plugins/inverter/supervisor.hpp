@@ -68,8 +68,12 @@ public:
     void set_inputs_ok(bool ok);
     bool inputs_ok() const { return inputs_ok_; }
     /// Restart the running mode, e.g. with the low-battery clamp (§18.5),
-    /// after writing the safe setpoints when `safe_first`.
+    /// after writing the safe setpoints when `safe_first`. Requests made before
+    /// the supervisor's next turn merge (a safe one stays safe).
     void restart(std::string why, bool safe_first);
+    /// End the running mode for `why` and switch to off at 0 W, keeping `why`
+    /// as the error (§18.2, §18.6), after the safe setpoints when `safe_first`.
+    void fall_back(const std::string& why, bool safe_first);
 
     Mode mode() const { return mode_; }
     const Op& op() const { return op_; }

@@ -290,3 +290,44 @@ TEST_CASE("supervisor: changes are serialised; arguments for a pending mode go t
     CHECK(r.sup.op().at("phase") == 2.0);
     CHECK(r.io.changes > 0);
 }
+
+TEST_CASE("supervisor: a safe restart that meets a mode change still writes the safe setpoints",
+          "[inverter][supervisor]") {
+    SupervisorRig r(Mode::p_grid, 0s);
+    r.run(5s, [&]() -> Task<void> {
+        r.sup.set_inputs_ok(true);
+        co_await r.at(1);
+        r.sup.change_mode("p_inv", {});
+        r.sup.restart("battery low", true);  // before the supervisor's next turn
+        co_await r.at(2);
+    });
+    CHECK(r.events == strings({"0.0 start p_grid", "1.0 stop p_grid", "1.0 safe battery low", "1.0 start p_inv"}));
+}
+
+TEST_CASE("supervisor: restart requests merge; a safe one is not downgraded", "[inverter][supervisor]") {
+    SupervisorRig r;
+    r.run(5s, [&]() -> Task<void> {
+        r.sup.set_inputs_ok(true);
+        co_await r.at(1);
+        r.sup.restart("battery low", true);
+        r.sup.restart("battery no longer low", false);
+        co_await r.at(2);
+    });
+    CHECK(r.events == strings({"0.0 start p_grid", "1.0 stop p_grid", "1.0 safe battery low", "1.0 start p_grid"}));
+}
+
+TEST_CASE("supervisor: fall_back ends the mode with the safe setpoints, then off at 0 W with the reason",
+          "[inverter][supervisor]") {
+    SupervisorRig r(Mode::p_inv);
+    r.run(5s, [&]() -> Task<void> {
+        r.sup.set_inputs_ok(true);
+        co_await r.at(1);
+        r.sup.fall_back("mode p_inv refused: OvervoltageFeedIn is 1", true);
+        co_await r.at(2);
+    });
+    CHECK(r.events == strings({"0.0 start p_inv", "1.0 stop p_inv", "1.0 safe mode p_inv refused: OvervoltageFeedIn is 1",
+                               "1.0 start off"}));
+    CHECK(r.sup.mode() == Mode::off);
+    CHECK(r.sup.op().at("power") == 0.0);
+    CHECK(r.sup.error() == "mode p_inv refused: OvervoltageFeedIn is 1");
+}

@@ -385,18 +385,19 @@ class TestSafety(InverterTestCase):
         self.wait_for_setpoints([-300.0] * 3)
         t0 = time.monotonic()
         self.client.set(SETTINGS, "/Settings/CGwacs/OvervoltageFeedIn", 1)  # §18.6 ends the running p_grid
-        self.host.wait_for(r"ERROR.*mode p_grid failed: .*OvervoltageFeedIn.*falling back to off at 0 W")
+        self.host.wait_for(r"ERROR.*mode p_grid refused: .*OvervoltageFeedIn.*falling back to off at 0 W")
         self.wait_for_setpoints([0.0] * 3, since=t0)
+        t_safe = max(min(t for t, k, v in self.writes(t0) if k == phase and v == 0.0) for phase in (1, 2, 3))
         t1 = time.monotonic()
         self.wait_until("off runs", lambda: self.client.state()["mode"][0] == "off" and "pending_mode" not in
                         self.client.state(), 5, self.host)
-        self.set_mode("p_inv", power=600.0)  # accepted, refused when it starts: off at 0 W
-        self.host.wait_for(r"ERROR.*mode p_inv failed: .*OvervoltageFeedIn.*falling back to off at 0 W")
+        self.set_mode("p_inv", power=600.0)  # accepted, then refused: off at 0 W
+        self.host.wait_for(r"ERROR.*mode p_inv (failed|refused): .*OvervoltageFeedIn.*falling back to off at 0 W")
         self.wait_for_setpoints([0.0] * 3, since=t1)
-        self.assertEqual([w for w in self.writes(t0) if w[2] != 0.0], [], "only 0 W since the setting turned 1")
+        self.assertEqual([w for w in self.writes(t_safe) if w[2] != 0.0], [], "only 0 W since the safe write")
         st = self.wait_until("off with an error", lambda: (lambda s: s if s["mode"][0] == "off" and s.get("error")
                                                           else None)(self.client.state()), 5, self.host)
-        self.assertIn("mode p_inv failed", st["error"])
+        self.assertRegex(st["error"], "mode p_inv (failed|refused)")
         self.assertIn("OvervoltageFeedIn", st["error"])
         self.assertIn("OvervoltageFeedIn", self.client.item("/Error"))
         # the interface stays up

@@ -68,18 +68,37 @@ class TestLowBattery(InverterTestCase):
         t0 = time.monotonic()
         make_low()
         self.host.wait_for(r"battery low \(" + why + r"\).*restarting the mode", timeout=2)
-        last = self.wait_for_setpoints([0.0] * 3, since=t0, timeout=2)
-        self.assertLess(max(t for t, _ in last.values()) - t0, 1.0, "0 W within a second")
+        self.wait_for_setpoints([0.0] * 3, since=t0, timeout=2)
+        # The safe write: the first 0 W on every phase after the battery turned low.
+        t_safe = max(min(t for t, k, v in self.writes(t0) if k == phase and v == 0.0) for phase in (1, 2, 3))
+        self.assertLess(t_safe - t0, 1.0, "0 W within a second")
         time.sleep(1.5)  # refreshes (0.5 s) and, for closed-loop modes, cycles
-        self.assertEqual(self.negative(t0), [])
+        self.assertEqual(self.negative(t_safe), [], "nothing discharges the battery after the safe write")
+        return t_safe
 
-    def test_off_stops_discharging_when_the_battery_becomes_low_and_resumes(self):
+    def test_off_stops_discharging_when_the_battery_becomes_low_and_resumes_after_the_hold(self):
         # off computes once; the refresh would repeat -300 W forever.
-        self.becomes_low("off", lambda: self.client.set(SYSTEM, "/Dc/Battery/Soc", 4.0), r"SoC 0\.040.*")
+        self.becomes_low("off", lambda: self.client.set(SYSTEM, "/Dc/Battery/Soc", 4.0), r"SoC 0\.040.*",
+                         low_battery_hold=1.5)
         t1 = time.monotonic()
         self.client.set(SYSTEM, "/Dc/Battery/Soc", 50.0)
-        self.host.wait_for(r"restarting mode off: battery no longer low", timeout=2)
+        self.host.wait_for(r"restarting mode off: battery no longer low", timeout=4)
         self.wait_for_setpoints([-300.0] * 3, since=t1, timeout=2)
+        first = min(t for t, k, v in self.writes(t1) if v < 0.0)
+        self.assertGreater(first - t1, 1.5 - 0.2, "not before low_battery_hold")
+
+    def test_a_flapping_low_reading_does_not_restart_in_a_loop(self):
+        self.start_mode("off", low_battery_hold=30.0)
+        self.wait_until("inverting", lambda: {k for _, k, _ in self.negative()} == {1, 2, 3}, 10, self.host)
+        t0 = time.monotonic()
+        for i in range(6):  # SoC flaps across soc_cutoff every 0.25 s
+            self.client.set(SYSTEM, "/Dc/Battery/Soc", 4.0 if i % 2 == 0 else 6.0)
+            time.sleep(0.25)
+        time.sleep(0.5)
+        self.assertEqual(len(self.host.find_all(r"battery low \(")), 1, "one restart, not one per flap")
+        self.assertEqual(self.host.find_all(r"restarting mode off"), [])
+        self.assertEqual([w for w in self.writes(t0) if w[2] < 0.0 and w[0] > t0 + 1.0], [],
+                         "the battery stays protected while it flaps")
 
     def test_idle_stops_discharging_before_its_next_cycle(self):
         self.becomes_low("idle", lambda: self.client.set(BATTERY, "/Io/AllowToDischarge", 0),
@@ -159,12 +178,12 @@ class TestCrash(InverterTestCase):
     def test_failure_between_two_phases_writes_ends_the_mode_at_0_w(self):
         # A write from the mode that fails after L1: the mode fails (§18.2) and
         # off writes 0 W on every phase; the plugin stays up, the error is kept.
-        self.start("p_grid", fault="inverter:write@3")
-        _, t_failed = self.host.wait_for(r"mode p_grid failed: injected fault at inverter:write.*falling back to off at 0 W")
-        self.wait_for_setpoints([0.0] * 3, since=t_failed - 0.5)
+        self.start("p_grid", fault="inverter:mode_write@3")
+        self.host.wait_for(r"mode p_grid failed: injected fault at inverter:mode_write.*falling back to off at 0 W")
+        self.wait_for_setpoints([0.0] * 3)  # the last write of every phase
         st = self.client.state()
         self.assertEqual(st["mode"][0], "off")
-        self.assertIn("injected fault at inverter:write", st["error"])
+        self.assertIn("injected fault at inverter:mode_write", st["error"])
         self.assertIsNone(self.host.find(r"\[inverter\] failed:"))
 
     def test_a_malformed_fault_spec_is_a_usage_error(self):
