@@ -143,8 +143,7 @@ Task<void> Host::main() {
 
 void Host::start(TaskGroup& g, std::unique_ptr<Instance> inst) {
     inst->ctx = std::make_unique<Context>(Context{loop_, *bus_, inst->prepared.config, inst->log, inst->name(),
-                                                  bus_->spec(), *monitor_, *settings_,
-                                                  options_.faults.empty() ? nullptr : &options_.faults});
+                                                  bus_->spec(), *monitor_, *settings_, &options_.faults});
     inst->task = g.spawn(supervise(*inst), inst->name());
     instances_.push_back(std::move(inst));
 }

@@ -84,7 +84,7 @@ void ModeSupervisor::fall_back(const std::string& why, bool safe_first) {
     pending_mode_ = Mode::off;
     pending_op_ = params_for(Mode::off, std::nullopt, {}, {{"power", 0.0}}, {});
     if (safe_first) restart(why, true);
-    wake_.set();
+    else wake_.set();
 }
 
 std::optional<Duration> ModeSupervisor::lockout_left() const {
@@ -95,6 +95,8 @@ std::optional<Duration> ModeSupervisor::lockout_left() const {
 Task<void> ModeSupervisor::mode_task(Mode mode, std::uint64_t generation) {
     std::string error;
     try {
+        // A configured start mode is not checked by check_change.
+        if (auto why = refusal(mode)) throw std::runtime_error(*why);
         co_await io_.run_mode(mode, op_);
         error = fmt::format("mode {} ended", to_string(mode));
     } catch (const Cancelled&) {

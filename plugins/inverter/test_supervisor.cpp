@@ -331,3 +331,14 @@ TEST_CASE("supervisor: fall_back ends the mode with the safe setpoints, then off
     CHECK(r.sup.op().at("power") == 0.0);
     CHECK(r.sup.error() == "mode p_inv refused: OvervoltageFeedIn is 1");
 }
+
+TEST_CASE("supervisor: analyze as the configured start mode is refused when it starts", "[inverter][supervisor]") {
+    SupervisorRig r(Mode::analyze);
+    r.run(5s, [&]() -> Task<void> {
+        r.sup.set_inputs_ok(true);
+        co_await r.at(1);
+    });
+    CHECK(r.events == strings({"0.0 start off"}));
+    CHECK(r.sup.mode() == Mode::off);
+    CHECK_THAT(r.sup.error(), Catch::StartsWith("mode analyze failed: mode analyze needs the MoaT BMS bridge"));
+}

@@ -299,15 +299,6 @@ class HostProcess:
                     return m
         return None
 
-    def position(self, pattern, since=0):
-        """The index of the first log line from `since` matching `pattern`, or None."""
-        rx = re.compile(pattern)
-        with self._cond:
-            for i in range(since, len(self.lines)):
-                if rx.search(self.lines[i][1]):
-                    return i
-        return None
-
     def find_all(self, pattern, since=0):
         rx = re.compile(pattern)
         with self._cond:
@@ -316,6 +307,16 @@ class HostProcess:
     def wait_for(self, pattern, timeout=5.0, since=0):
         """Wait for a log line matching `pattern`; returns (match, time seen).
         Raises AssertionError (with the log) on timeout or when the host ends first."""
+        m, t, _ = self._wait_index(pattern, timeout, since)
+        return m, t
+
+    def wait_for_in_order(self, patterns, timeout=5.0, since=0):
+        """Wait for lines matching `patterns`, each after the line of the one before."""
+        for pattern in patterns:
+            _, _, since = self._wait_index(pattern, timeout, since)
+            since += 1
+
+    def _wait_index(self, pattern, timeout, since):
         rx = re.compile(pattern)
         deadline = time.monotonic() + timeout
         i = since
@@ -326,7 +327,7 @@ class HostProcess:
                     i += 1
                     m = rx.search(line)
                     if m:
-                        return m, t
+                        return m, t, i - 1
                 if self._eof:
                     raise AssertionError(f"the host ended before logging /{pattern}/\n{self.describe_locked()}")
                 left = deadline - time.monotonic()

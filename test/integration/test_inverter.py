@@ -190,6 +190,10 @@ class InverterTestCase(HostTestCase):
                     out.append((float(t), int(path[len("/Hub4/L")]), float(value)))
         return out
 
+    def first_on_every_phase(self, value, since=0.0):
+        """When `value` had been written to every phase after `since` (the latest of the firsts)."""
+        return max(min(t for t, k, v in self.writes(since) if k == phase and v == value) for phase in (1, 2, 3))
+
     def wait_for_setpoints(self, expected, since=0.0, timeout=5.0, tol=0.01):
         """Wait until the last write of every phase (after `since`) equals `expected`."""
         def ok():
@@ -387,7 +391,7 @@ class TestSafety(InverterTestCase):
         self.client.set(SETTINGS, "/Settings/CGwacs/OvervoltageFeedIn", 1)  # §18.6 ends the running p_grid
         self.host.wait_for(r"ERROR.*mode p_grid refused: .*OvervoltageFeedIn.*falling back to off at 0 W")
         self.wait_for_setpoints([0.0] * 3, since=t0)
-        t_safe = max(min(t for t, k, v in self.writes(t0) if k == phase and v == 0.0) for phase in (1, 2, 3))
+        t_safe = self.first_on_every_phase(0.0, since=t0)
         t1 = time.monotonic()
         self.wait_until("off runs", lambda: self.client.state()["mode"][0] == "off" and "pending_mode" not in
                         self.client.state(), 5, self.host)

@@ -70,7 +70,7 @@ class TestLowBattery(InverterTestCase):
         self.host.wait_for(r"battery low \(" + why + r"\).*restarting the mode", timeout=2)
         self.wait_for_setpoints([0.0] * 3, since=t0, timeout=2)
         # The safe write: the first 0 W on every phase after the battery turned low.
-        t_safe = max(min(t for t, k, v in self.writes(t0) if k == phase and v == 0.0) for phase in (1, 2, 3))
+        t_safe = self.first_on_every_phase(0.0, since=t0)
         self.assertLess(t_safe - t0, 1.0, "0 W within a second")
         time.sleep(1.5)  # refreshes (0.5 s) and, for closed-loop modes, cycles
         self.assertEqual(self.negative(t_safe), [], "nothing discharges the battery after the safe write")
@@ -128,14 +128,12 @@ class TestCrash(InverterTestCase):
             self.assertLess(time.monotonic(), deadline, f"{point} did not fail\n{self.host.describe()}")
             provoke()
         name = point.split("@")[0]
-        _, t_failed = self.host.wait_for(r"\[inverter\] failed: injected fault at inverter:" + name + r" \(pass",
-                                         timeout=10)
+        failed = r"\[inverter\] failed: injected fault at inverter:" + name + r" \(pass"
+        _, t_failed = self.host.wait_for(failed, timeout=10)
         # In this order: the failure, the safe state, the restart.
-        at = self.host.position(r"\[inverter\] failed: injected fault")
-        for line in (r"safe setpoints \(stop\)", r"SET inverter 0 ∑ 0 0 0", r"safe state reached",
-                     r"restarting in 1 s", r"started \(inverter"):
-            self.host.wait_for(r"\[inverter\] " + line, since=at, timeout=3)
-            at = self.host.position(r"\[inverter\] " + line, since=at)
+        self.host.wait_for_in_order([failed] + [r"\[inverter\] " + line for line in (
+            r"safe setpoints \(stop\)", r"SET inverter 0 ∑ 0 0 0", r"safe state reached", r"restarting in 1 s",
+            r"started \(inverter")], timeout=3)
         # The restarted plugin holds the grid again.
         after = self.wait_for_setpoints([-300.0] * 3, since=t_failed, timeout=5)
         writes = self.writes()

@@ -106,11 +106,9 @@ class SafetyOnTheSimulation(SystemCase):
                 seen = time.monotonic()
             time.sleep(0.01)
         self.assertIsNotNone(seen, self.host.describe())
-        self.host.wait_for(r"\[inverter\] failed: injected fault at inverter:refresh", 2)
-        failed = self.host.position(r"\[inverter\] failed: injected fault at inverter:refresh")
-        for line in (r"safe state reached", r"restarting in 1\.5 s", r"started"):
-            self.host.wait_for(r"\[inverter\] " + line, 3, since=failed)
-            failed = self.host.position(r"\[inverter\] " + line, since=failed)
+        self.host.wait_for_in_order([r"\[inverter\] " + line for line in (
+            r"failed: injected fault at inverter:refresh", r"safe state reached", r"restarting in 1\.5 s",
+            r"started")], timeout=3)
         self.until("the restarted controller asks for inverting again", lambda: sum(self.setpoints()) < -1000, 10)
         # 0 W stood on the Multi for at least the restart delay: it was written before the restart.
         self.assertGreater(time.monotonic() - seen, 1.5)

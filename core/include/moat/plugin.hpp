@@ -58,7 +58,7 @@ struct Context {
     /// The process's one client of com.victronenergy.settings (shared by all
     /// plugins, through `monitor`; it starts when first used). Since ABI 1.1.
     Settings& settings;
-    /// The fault points tests asked to fail (MOAT_FAULT); null when none.
+    /// The fault points tests asked to fail (MOAT_FAULT; empty when unset).
     FaultPoints* faults = nullptr;
 
     /// A named place where a test may make this instance fail (fault.hpp):
