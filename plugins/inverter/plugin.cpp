@@ -17,6 +17,8 @@
 #include <moat/value.hpp>
 #include <sdbus-c++/sdbus-c++.h>
 
+#include "command.hpp"
+#include "control_interface.hpp"
 #include "controller.hpp"
 #include "guard.hpp"
 #include "inputs.hpp"
@@ -30,9 +32,9 @@ namespace {
 
 using namespace std::chrono_literals;
 
-constexpr const char* control_iface = "org.m_o_a_t.inv";
-constexpr const char* err_too_early = "org.m_o_a_t.inv.too_early";
-constexpr const char* err_unknown = "org.m_o_a_t.inv.unknown";
+constexpr const char* control_iface = control::interface;
+constexpr const char* err_too_early = control::error_too_early;
+constexpr const char* err_unknown = control::error_unknown;
 constexpr const char* system_service = "com.victronenergy.system";
 constexpr const char* settings_service = "com.victronenergy.settings";
 constexpr const char* feed_in_path = "/Settings/CGwacs/OvervoltageFeedIn";
@@ -126,6 +128,11 @@ sdbus::Error dbus_error(const ModeChangeError& e) {
 
 class InverterPlugin final : public Plugin, private LoopIo, private SupervisorIo {
 public:
+    /// `moat-victron inverter ...` comes with this plugin (command.cpp).
+    static std::span<const ClientCommand* const> commands() {
+        static const ClientCommand* const list[] = {&inverter_command};
+        return list;
+    }
     explicit InverterPlugin(Context& ctx);
     Task<void> run() override;
     Task<void> safe_state() override;
@@ -674,7 +681,7 @@ void InverterPlugin::sync_items() {
 }
 
 void InverterPlugin::build_control() {
-    control_ = sdbus::createObject(svc_->bus().connection(), "/Control");
+    control_ = sdbus::createObject(svc_->bus().connection(), control::path);
     // Handlers: only sdbus::Error may leave them (TOOLCHAIN.md).
     auto guarded = [this](auto&& fn) {
         try {
@@ -688,14 +695,14 @@ void InverterPlugin::build_control() {
             throw sdbus::Error("org.freedesktop.DBus.Error.Failed", e.what());
         }
     };
-    control_->registerMethod("GetModes").onInterface(control_iface).implementedAs([guarded]() {
+    control_->registerMethod(control::get_modes).onInterface(control_iface).implementedAs([guarded]() {
         return guarded([] {
             std::vector<std::string> v;
             for (auto& m : modes()) v.emplace_back(m.name);
             return v;
         });
     });
-    control_->registerMethod("GetModeInfo").onInterface(control_iface).implementedAs([guarded](const std::string& mode) {
+    control_->registerMethod(control::get_mode_info).onInterface(control_iface).implementedAs([guarded](const std::string& mode) {
         return guarded([&] {
             auto m = parse_mode(mode);
             if (!m) throw sdbus::Error(err_unknown, fmt::format("unknown mode '{}'", mode));
@@ -706,7 +713,7 @@ void InverterPlugin::build_control() {
             return info;
         });
     });
-    control_->registerMethod("SetMode").onInterface(control_iface).implementedAs(
+    control_->registerMethod(control::set_mode).onInterface(control_iface).implementedAs(
         [this, guarded](const std::string& mode, const std::map<std::string, sdbus::Variant>& args) {
             return guarded([&] {
                 Op op;
@@ -723,7 +730,7 @@ void InverterPlugin::build_control() {
                 return true;
             });
         });
-    control_->registerMethod("SetModeParam").onInterface(control_iface).implementedAs(
+    control_->registerMethod(control::set_mode_param).onInterface(control_iface).implementedAs(
         [this, guarded](const std::string& param, const sdbus::Variant& value) {
             return guarded([&] {
                 Value val;
@@ -736,7 +743,7 @@ void InverterPlugin::build_control() {
                 return true;
             });
         });
-    control_->registerMethod("GetState").onInterface(control_iface).implementedAs([this, guarded]() {
+    control_->registerMethod(control::get_state).onInterface(control_iface).implementedAs([this, guarded]() {
         return guarded([&] { return to_variant(state()).get<std::map<std::string, sdbus::Variant>>(); });
     });
     control_->finishRegistration();
@@ -760,7 +767,7 @@ Task<void> InverterPlugin::run() {
     build_service();
     build_control();
     co_await svc_->start();
-    const std::string control_name = std::string("org.m_o_a_t.inv.") + name_;
+    const std::string control_name = control::bus_name(name_);
     {
         auto call = svc_->bus().call("org.freedesktop.DBus", "/org/freedesktop/DBus", "org.freedesktop.DBus",
                                      "RequestName", std::chrono::seconds(5), control_name, std::uint32_t(4));
@@ -770,7 +777,7 @@ Task<void> InverterPlugin::run() {
         if (rc != 1 && rc != 4)
             throw std::runtime_error(fmt::format("the bus name {} is taken by another process", control_name));
     }
-    ctx_.log.info("control interface {} {} on {}; Venus items on {}{}", control_name, "/Control", ctx_.bus_spec,
+    ctx_.log.info("control interface {} {} on {}; Venus items on {}{}", control_name, control::path, ctx_.bus_spec,
                   svc_->name(), fake_ ? " (fake: nothing is written)" : "");
 
     auto body = [this](TaskGroup& g) -> Task<void> {

@@ -18,7 +18,7 @@
 #include "clocked.hpp"
 #include "devices.hpp"
 #include "sim_config.hpp"
-#include "simulator.hpp"  // plugins/meters: the simulated Modbus meter
+#include "simulator.hpp"  // moat-modbus: the simulated Modbus meter
 
 namespace {
 

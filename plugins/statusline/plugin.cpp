@@ -5,6 +5,7 @@
 #include "gather.hpp"
 #include "line.hpp"
 #include "line_file.hpp"
+#include "status_command.hpp"
 
 #include <moat/plugin.hpp>
 #include <moat/service.hpp>
@@ -27,6 +28,11 @@ moat::Duration seconds_key(const moat::Config& c, std::string_view key)
 
 class StatusLine final : public moat::Plugin {
 public:
+    /// `moat-victron status` comes with this plugin.
+    static std::span<const moat::ClientCommand* const> commands() {
+        static const moat::ClientCommand* const list[] = {&moat::statusline::status_command};
+        return list;
+    }
     explicit StatusLine(moat::Context& ctx) : ctx_(ctx)
     {
         const moat::Config& c = ctx.config;

@@ -20,7 +20,8 @@ NO_BUS = "unix:path=/nonexistent/moat-test-no-bus"
 GOOD_KINDS = ["factory_throws", "fail_at_start", "fail_later", "stall", "stubborn", "worker"]
 BROKEN_KINDS = {
     "not_a_plugin": r"not a moat-victron plugin \(no moat_plugin_entry symbol\)",
-    "wrong_abi": r"ABI version 2\.0 is not compatible with this host's 1\.0",
+    "wrong_abi": r"built for plugin ABI 3\.0, this host has 2\.0 \(moat SDK \S+\): rebuild the plugin",
+    "abi_drift": r"built against moat SDK \S+ \(abi [0-9a-f]{16}\), this host is \S+ \(abi [0-9a-f]{16}\): rebuild the plugin",
     "wrong_kind": r"declares kind 'something_else' but is installed as 'wrong_kind'",
 }
 WORKER_KEYS = "recorder, label, tick_ms, gain, mode, verbose, names"
@@ -253,7 +254,7 @@ class LoaderTest(HostTestCase):
         self.addCleanup(h.stop)
         rc, _ = h.wait(10)
         self.assertEqual(rc, 3, h.describe())
-        self.assertIn(f"{path}:{line_of(path, 'kind =')}: [p] plugin {TEST_PLUGINS}/wrong_abi.so: ABI version", h.log)
+        self.assertIn(f"{path}:{line_of(path, 'kind =')}: [p] plugin {TEST_PLUGINS}/wrong_abi.so: built for plugin ABI", h.log)
 
 
 # ==========================================================================
@@ -264,7 +265,7 @@ class CommandLineTest(HostTestCase):
     def test_list_plugins(self):
         rc, out, err = run_host(["--list-plugins", "--plugin-dir", TEST_PLUGINS])
         self.assertEqual(rc, 3, f"some plugins are broken: exit 3\nstdout: {out}\nstderr: {err}")
-        self.assertIn(f"plugins in {TEST_PLUGINS}:", out)
+        self.assertIn(f"plugin path: {TEST_PLUGINS}, {BUILD_DIR}/plugins\n", out)
         for kind in GOOD_KINDS:
             with self.subTest(kind):
                 self.assertRegex(out, rf"(?m)^  {kind}\s+1\.0\s+test: ")
@@ -272,8 +273,12 @@ class CommandLineTest(HostTestCase):
             with self.subTest(kind):
                 self.assertRegex(out, rf"(?m)^  {kind}\s+-\s+NOT LOADABLE: plugin {re.escape(TEST_PLUGINS)}/{kind}\.so: "
                                  + reason)
+        # Each kind once, sorted, with the file it was found in; the built-in ones after --plugin-dir's.
         listed = re.findall(r"(?m)^  (\S+)\s", out)
-        self.assertEqual(listed, sorted(GOOD_KINDS + list(BROKEN_KINDS)))
+        self.assertEqual(listed, sorted(set(listed)))
+        self.assertTrue(set(GOOD_KINDS + list(BROKEN_KINDS)) <= set(listed), listed)
+        self.assertRegex(out, rf"(?m)^  worker .*\n\s+{re.escape(TEST_PLUGINS)}/worker\.so$")
+        self.assertRegex(out, rf"(?m)^  statusline .*\[command: status\]\n\s+{re.escape(BUILD_DIR)}/plugins/statusline\.so$")
 
     def test_list_plugins_all_good_exits_0(self):
         d = os.path.join(self.tmp, "good")
@@ -285,11 +290,13 @@ class CommandLineTest(HostTestCase):
         self.assertEqual(rc, 0, f"stdout: {out}\nstderr: {err}")
         self.assertRegex(out, r"(?m)^  stubborn\s+1\.0\s+test: safe state never finishes$")
         self.assertRegex(out, r"(?m)^  worker\s+1\.0\s+test: behaves well$")
+        # A file whose plugin_dir replaces the built-in directory with an empty one.
         empty = os.path.join(self.tmp, "empty")
         os.mkdir(empty)
-        rc, out, err = run_host(["--list-plugins", "--plugin-dir", empty])
+        config = self.write_config("", plugin_dir=empty)
+        rc, out, err = run_host(["--list-plugins", "--config", config])
         self.assertEqual(rc, 3, f"stdout: {out}\nstderr: {err}")
-        self.assertIn(f"no plugins in {empty}", err)
+        self.assertIn(f"no plugins in the plugin path {empty}", err)
 
     def test_help_plugin_worker(self):
         rc, out, err = run_host(["--help-plugin", "worker", "--plugin-dir", TEST_PLUGINS])
@@ -321,7 +328,7 @@ class CommandLineTest(HostTestCase):
         self.assertRegex(err, re.escape(f"plugin {TEST_PLUGINS}/wrong_abi.so: ") + BROKEN_KINDS["wrong_abi"])
         rc, out, err = run_host(["--help-plugin", "nosuch", "--plugin-dir", TEST_PLUGINS])
         self.assertEqual(rc, 3, f"stdout: {out}\nstderr: {err}")
-        self.assertIn(f"{TEST_PLUGINS}/nosuch.so: no such file", err)
+        self.assertIn(f"plugin 'nosuch': no nosuch.so in the plugin path {TEST_PLUGINS}, {BUILD_DIR}/plugins", err)
 
     def test_help_plugin_host(self):
         rc, out, err = run_host(["--help-plugin", "host"])
@@ -347,7 +354,8 @@ class CommandLineTest(HostTestCase):
             version = re.search(r"project\(moat-victron VERSION (\S+)", f.read()).group(1)
         rc, out, err = run_host(["--version"])
         self.assertEqual(rc, 0, err)
-        self.assertEqual(out, f"moat-victron {version} (plugin ABI 1.0)\n")
+        self.assertRegex(out, rf"^moat-victron {re.escape(version)} \(moat SDK {re.escape(version)}, abi [0-9a-f]{{16}}; "
+                              r"plugin descriptor 2\.0\)\n$")
 
     def test_help(self):
         rc, out, err = run_host(["--help"])
@@ -364,7 +372,8 @@ class CommandLineTest(HostTestCase):
     def test_bad_command_lines_exit_2(self):
         cases = [
             (["--bogus"], "unknown option '--bogus'"),
-            (["config.toml"], "unknown command 'config.toml' (commands: status, inverter)"),
+            (["config.toml"], f"unknown command 'config.toml': no plugin in the plugin path {BUILD_DIR}/plugins brings "
+                              "it (commands found: inverter, status)"),
             (["status", "--bogus"], "moat-victron status: unknown option '--bogus'"),
             (["status", "--interval", "0"], "--interval takes seconds from 0.05 to 3600, not '0'"),
             (["--config"], "--config needs a value"),

@@ -104,7 +104,7 @@ TEST_CASE("the config file has a [host] table and instance tables", "[config]") 
                "[solar]\nkind = \"meters\"\nenabled = false\n[heartbeat]\n");
     auto cfg = load_config_file(f.path.string(), "/default");
     CHECK(cfg.host.bus == "session");
-    CHECK(cfg.host.plugin_dir == (f.path.parent_path() / "plug").string());
+    CHECK(cfg.host.plugin_path.back() == (f.path.parent_path() / "plug").string());
     CHECK(cfg.host.watchdog == std::chrono::seconds(5));
     CHECK(cfg.host.stop_timeout == std::chrono::seconds(3));
     REQUIRE(cfg.instances.size() == 3);
@@ -118,7 +118,7 @@ TEST_CASE("the config file has a [host] table and instance tables", "[config]") 
 
 TEST_CASE("config file errors name the line", "[config]") {
     CHECK(load_error("[host]\nbus = \"system\"\nwatchdg = 5\n") ==
-          "FILE:3: [host] key 'watchdg': unknown key (this plugin knows: bus, plugin_dir, log_level, log_timestamps, "
+          "FILE:3: [host] key 'watchdg': unknown key (this plugin knows: bus, plugin_dir, plugin_path, log_level, log_timestamps, "
           "restart_delay, restart_max_delay, restart_factor, restart_reset_after, watchdog, stop_timeout)");
     CHECK(load_error("[host]\nlog_level = \"loud\"\n") ==
           "FILE:2: [host] key 'log_level': 'loud' is not one of debug|info|warning|error");

@@ -2,6 +2,7 @@
 
 #include "plugin_loader.hpp"
 
+#include <algorithm>
 #include <filesystem>
 #include <sys/stat.h>
 
@@ -46,7 +47,7 @@ TEST_CASE("the loader refuses bad plugins and names file and reason", "[loader]"
     const std::string dir = MOAT_TEST_PLUGIN_DIR;
     CHECK_THAT(load_error(dir, "nothing_here"), Catch::Contains(dir + "/nothing_here.so: no such file"));
     CHECK_THAT(load_error(dir, "not_a_plugin"), Catch::Contains("not a moat-victron plugin (no moat_plugin_entry symbol)"));
-    CHECK_THAT(load_error(dir, "wrong_abi"), Catch::Contains(fmt::format("ABI version {}.0 is not compatible with this host's {}.{}",
+    CHECK_THAT(load_error(dir, "wrong_abi"), Catch::Contains(fmt::format("built for plugin ABI {}.0, this host has {}.{}",
                                                                            abi_major + 1, abi_major, abi_minor)));
     CHECK_THAT(load_error(dir, "wrong_kind"), Catch::Contains("declares kind 'something_else' but is installed as 'wrong_kind'"));
     CHECK_THAT(load_error(dir, "../plugins/worker"), Catch::Contains("a kind is a plain name without '/' or '..'"));
@@ -71,4 +72,40 @@ TEST_CASE("the loader refuses plugin files others could have changed", "[loader]
     } else {
         WARN("not root: the foreign-owner case is checked by the integration test when run as root");
     }
+}
+
+TEST_CASE("the loader refuses a plugin built against another SDK ABI, naming both", "[loader]") {
+    // abi_drift was compiled against headers whose Context has one member more.
+    auto error = load_error(MOAT_TEST_PLUGIN_DIR, "abi_drift");
+    CHECK_THAT(error, Catch::Contains(fmt::format("built against moat SDK {} (abi ", sdk_version)));
+    CHECK_THAT(error, Catch::Contains(fmt::format("this host is {} (abi {}): rebuild the plugin", sdk_version,
+                                                  abi_fingerprint)));
+    // The plugin's fingerprint is its own, not the host's.
+    CHECK(error.find(fmt::format("(abi {}), this host", abi_fingerprint)) == std::string::npos);
+}
+
+TEST_CASE("the plugin path is searched in order, the first file found wins", "[loader]") {
+    PluginCopy copy("worker");
+    const std::string first = copy.dir.string(), second = MOAT_TEST_PLUGIN_DIR;
+    CHECK(load_plugin(PluginPath{first, second}, "worker")->path() == first + "/worker.so");
+    CHECK(load_plugin(PluginPath{first, second}, "stall")->path() == second + "/stall.so");
+    CHECK(load_plugin(PluginPath{"/nonexistent", second}, "worker")->path() == second + "/worker.so");
+    try {
+        load_plugin(PluginPath{first, "/nonexistent"}, "nothing_here");
+        FAIL("loaded");
+    } catch (const PluginError& e) {
+        CHECK_THAT(e.what(), Catch::Contains("no nothing_here.so in the plugin path " + first + ", /nonexistent"));
+    }
+    auto kinds = plugin_kinds(PluginPath{first, second});
+    CHECK(std::count(kinds.begin(), kinds.end(), "worker") == 1);
+}
+
+TEST_CASE("a plugin's client commands come with its descriptor", "[loader]") {
+    auto statusline = load_plugin(std::string(MOAT_BUILD_DIR) + "/plugins", "statusline");
+    REQUIRE(statusline->commands().size() == 1);
+    CHECK(statusline->commands()[0]->name == "status");
+    auto inverter = load_plugin(std::string(MOAT_BUILD_DIR) + "/plugins", "inverter");
+    REQUIRE(inverter->commands().size() == 1);
+    CHECK(inverter->commands()[0]->name == "inverter");
+    CHECK(load_plugin(MOAT_TEST_PLUGIN_DIR, "worker")->commands().empty());
 }

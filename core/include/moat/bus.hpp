@@ -3,6 +3,8 @@
 // needs a connection of its own (venus-dbus.md §1.3); reading shares one.
 #pragma once
 
+#include "moat/export.hpp"
+
 #include <functional>
 #include <memory>
 #include <string>
@@ -16,19 +18,19 @@
 namespace moat {
 
 /// The bus could not be reached or went away.
-class BusError : public std::runtime_error {
+class MOAT_API BusError : public std::runtime_error {
 public:
     using std::runtime_error::runtime_error;
 };
 
 /// A method call under construction: fill `msg` with `<<`, then Bus::call it.
-struct BusCall {
+struct MOAT_API BusCall {
     std::unique_ptr<sdbus::IProxy> proxy;  ///< keeps the pending reply alive
     sdbus::MethodCall msg;
     std::string what;                      ///< "dest path iface.method", for errors
 };
 
-class Bus {
+class MOAT_API Bus {
 public:
     static constexpr Duration default_timeout = std::chrono::seconds(5);
 

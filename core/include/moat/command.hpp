@@ -1,9 +1,10 @@
 // Client commands of the executable: `moat-victron <command> [OPTIONS]`.
 //
 // A client command is a short-lived program that talks to the bus from the
-// command line (`moat-victron status`, later `moat-victron inverter ...`).
-// main.cpp holds the table of commands; the runner gives every command the
-// same options and the same environment:
+// command line. Plugins bring them (Plugin class: `static
+// std::span<const ClientCommand* const> commands()`); `moat-victron <command>`
+// loads the plugin that declares it. The runner gives every command the same
+// options and the same environment:
 //
 // - the common options `--bus BUS` (default "system"), `--log-level LEVEL`
 //   (default "warning", so that the monitor's notes do not disturb the
@@ -14,6 +15,8 @@
 //
 // The command itself is plain SDK code: parse its own arguments, then a task.
 #pragma once
+
+#include "moat/export.hpp"
 
 #include <functional>
 #include <optional>
@@ -31,7 +34,7 @@
 namespace moat {
 
 /// A bad command line: the message says what is wrong.
-class UsageError : public std::runtime_error {
+class MOAT_API UsageError : public std::runtime_error {
 public:
     using std::runtime_error::runtime_error;
 };
@@ -44,7 +47,7 @@ public:
 ///         else if (args.flag("--once")) once = true;
 ///         else throw UsageError(args.unknown());
 ///     }
-class ArgReader {
+class MOAT_API ArgReader {
 public:
     explicit ArgReader(std::vector<std::string> args) : args_(std::move(args)) {}
     /// Move to the next argument; false at the end.
@@ -77,7 +80,7 @@ enum CommandExit : int {
 };
 
 /// What a running client command gets. Lives as long as the command's task.
-struct CommandContext {
+struct MOAT_API CommandContext {
     Loop& loop;
     Bus& bus;
     Monitor& monitor;
@@ -88,7 +91,7 @@ struct CommandContext {
 /// A parsed command, ready to run: returns the exit code.
 using CommandTask = std::function<Task<int>(CommandContext&)>;
 
-struct ClientCommand {
+struct MOAT_API ClientCommand {
     std::string_view name;     ///< the word after the executable's name
     std::string_view summary;  ///< one line, for `moat-victron --help`
     std::string_view usage;    ///< what it does and its own options, for `moat-victron <command> --help`

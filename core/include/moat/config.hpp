@@ -3,6 +3,8 @@
 // before anything starts, and hands the plugin a Config with every key set.
 #pragma once
 
+#include "moat/export.hpp"
+
 #include <cstdint>
 #include <limits>
 #include <memory>
@@ -17,7 +19,7 @@
 namespace moat {
 
 /// A configuration problem, already worded as "FILE:LINE: [instance] key 'x': reason".
-class ConfigError : public std::runtime_error {
+class MOAT_API ConfigError : public std::runtime_error {
 public:
     using std::runtime_error::runtime_error;
 };
@@ -31,13 +33,13 @@ enum class KeyType {
     table,        ///< a sub-table the plugin checks itself (Config::node)
     array,        ///< any array the plugin checks itself (Config::node)
 };
-std::string_view to_string(KeyType type);
+MOAT_API std::string_view to_string(KeyType type);
 
 inline constexpr double no_limit = std::numeric_limits<double>::infinity();
 
 /// One key a plugin accepts. `default_value` is TOML text ("1.5", "\"ttyUSB0\"",
 /// "[1, 2]"); nullptr means the key is required.
-struct ConfigKey {
+struct MOAT_API ConfigKey {
     const char* name;
     KeyType type;
     const char* default_value;
@@ -52,7 +54,7 @@ struct ConfigKey {
 inline constexpr std::string_view reserved_keys[] = {"enabled", "kind"};
 
 /// A validated instance configuration, as a plugin sees it.
-class Config {
+class MOAT_API Config {
 public:
     Config() = default;
     /// `doc` keeps the parsed file alive: toml++ copies lose their line numbers.
@@ -92,17 +94,17 @@ private:
 /// Check `section` (an instance's table inside `doc`, parsed from `file`)
 /// against `keys` (and the reserved keys when `plugin_instance`); returns the
 /// complete configuration or throws ConfigError for the first problem found.
-Config validate_config(std::string_view file, std::string_view instance, std::shared_ptr<const toml::table> doc,
+MOAT_API Config validate_config(std::string_view file, std::string_view instance, std::shared_ptr<const toml::table> doc,
                        const toml::table& section, std::span<const ConfigKey> keys, bool plugin_instance = true);
 
 /// The key's default as a one-entry table {value = <default>}; empty when the
 /// key is required. Throws std::logic_error for a broken plugin declaration.
-toml::table parse_default(const ConfigKey& key);
+MOAT_API toml::table parse_default(const ConfigKey& key);
 
 /// Whether a TOML node has the type a key asks for.
-bool has_type(const toml::node& node, KeyType type);
+MOAT_API bool has_type(const toml::node& node, KeyType type);
 
 /// Location prefix "FILE:LINE: " for a node (just "FILE: " when it has no source).
-std::string location(std::string_view file, const toml::node* node);
+MOAT_API std::string location(std::string_view file, const toml::node* node);
 
 } // namespace moat

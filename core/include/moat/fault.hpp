@@ -4,6 +4,8 @@
 // setpoints before the host restarts it). Off unless MOAT_FAULT is set.
 #pragma once
 
+#include "moat/export.hpp"
+
 #include <cstdint>
 #include <stdexcept>
 #include <string>
@@ -13,15 +15,15 @@
 namespace moat {
 
 /// Thrown at a fault point the process was asked to fail.
-struct InjectedFault : std::runtime_error {
+struct MOAT_API InjectedFault : std::runtime_error {
     using std::runtime_error::runtime_error;
 };
 
 /// The fault points this process was asked to fail, from a spec such as
-/// `MOAT_FAULT="inverter:refresh@3,meter:poll"`: INSTANCE:POINT fails the N-th
+/// `MOAT_FAULT="ctl:refresh@3,meter:poll"`: INSTANCE:POINT fails the N-th
 /// pass through that point of that plugin instance (after `@`, default the
 /// first), once per process, so a restarted plugin runs on normally.
-class FaultPoints {
+class MOAT_API FaultPoints {
 public:
     FaultPoints() = default;
     /// Parses a spec; throws std::invalid_argument naming the bad part.
@@ -30,7 +32,7 @@ public:
     /// pass that was asked for.
     void pass(std::string_view instance, std::string_view point);
     bool empty() const { return entries_.empty(); }
-    /// The spec back, for the log ("inverter:refresh@3, meter:poll@1").
+    /// The spec back, for the log ("ctl:refresh@3, meter:poll@1").
     std::string describe() const;
 
 private:

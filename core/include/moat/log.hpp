@@ -3,6 +3,8 @@
 // summarised ("... repeated 57 times"), so a broken device cannot fill the log.
 #pragma once
 
+#include "moat/export.hpp"
+
 #include <chrono>
 #include <fmt/format.h>
 #include <functional>
@@ -16,11 +18,11 @@ namespace moat {
 enum class LogLevel { debug = 0, info = 1, warning = 2, error = 3, off = 4 };
 
 /// "debug", "info", "warning"/"warn", "error", "off"; nullopt when unknown.
-std::optional<LogLevel> parse_log_level(std::string_view name);
-std::string_view to_string(LogLevel level);
+MOAT_API std::optional<LogLevel> parse_log_level(std::string_view name);
+MOAT_API std::string_view to_string(LogLevel level);
 
 /// Where finished lines go. The default writes to stderr; tests capture.
-class LogSink {
+class MOAT_API LogSink {
 public:
     virtual ~LogSink() = default;
     virtual void write(LogLevel level, std::string_view line) = 0;
@@ -30,12 +32,12 @@ public:
 };
 
 /// The process-wide stderr sink (shared by the host and every plugin logger).
-std::shared_ptr<LogSink> stderr_sink();
+MOAT_API std::shared_ptr<LogSink> stderr_sink();
 /// A sink that drops everything (tests, quiet tools).
-std::shared_ptr<LogSink> null_sink();
+MOAT_API std::shared_ptr<LogSink> null_sink();
 
 /// A named logger. Cheap to copy; copies share the repeat counter.
-class Logger {
+class MOAT_API Logger {
 public:
     using Clock = std::function<std::chrono::steady_clock::time_point()>;
 

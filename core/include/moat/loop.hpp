@@ -1,6 +1,8 @@
 // The event loop (one libuv loop, one thread) and its clocks.
 #pragma once
 
+#include "moat/export.hpp"
+
 #include <atomic>
 #include <chrono>
 #include <coroutine>
@@ -21,7 +23,7 @@ using TimePoint = std::chrono::steady_clock::time_point;
 
 /// Time source and timers. The loop's RealClock uses libuv timers; tests inject
 /// a VirtualClock so hours of control-loop time pass in milliseconds.
-class Clock {
+class MOAT_API Clock {
 public:
     using TimerId = std::uint64_t;
     virtual ~Clock() = default;
@@ -33,7 +35,7 @@ public:
 };
 
 /// RAII timer on a Clock: cancelled when destroyed.
-class Timer {
+class MOAT_API Timer {
 public:
     Timer() = default;
     Timer(Clock& clock, TimePoint when, std::function<void()> fn) : clock_(&clock), id_(clock.schedule(when, std::move(fn))) {}
@@ -56,7 +58,7 @@ namespace detail { struct Fiber; }
 
 /// The loop: owns the uv loop, a queue of work to run on the next turn (every
 /// coroutine resumption goes through it, so nothing re-enters), and the clock.
-class Loop {
+class MOAT_API Loop {
 public:
     Loop();
     ~Loop();
@@ -105,7 +107,7 @@ private:
 
 /// A clock that only moves when told to. advance() fires due timers in order
 /// and lets the loop's queued work run between them.
-class VirtualClock final : public Clock {
+class MOAT_API VirtualClock final : public Clock {
 public:
     explicit VirtualClock(Loop& loop, TimePoint start = TimePoint{} + std::chrono::hours(1));
     TimePoint now() const override { return now_; }

@@ -40,6 +40,8 @@
 // from a callback is logged and does not reach the monitor.
 #pragma once
 
+#include "moat/export.hpp"
+
 #include <cstdint>
 #include <functional>
 #include <list>
@@ -59,7 +61,7 @@
 namespace moat {
 
 /// A followed service, as it is when asked.
-struct ServiceInfo {
+struct MOAT_API ServiceInfo {
     std::string name;   ///< "com.victronenergy.battery.ttyO1"
     std::string owner;  ///< unique name of its connection (":1.42")
     /// Its /DeviceInstance; 0 for settings, platform and vecan services
@@ -68,15 +70,15 @@ struct ServiceInfo {
 };
 
 /// "com.victronenergy.battery.ttyO1" → "com.victronenergy.battery".
-std::string service_class(std::string_view service);
+MOAT_API std::string service_class(std::string_view service);
 /// True when `service` is `pattern` or lies below it (see the file comment).
-bool pattern_matches(std::string_view pattern, std::string_view service);
+MOAT_API bool pattern_matches(std::string_view pattern, std::string_view service);
 
 class Monitor;
 
 /// Keeps an observer registered; unregisters it when destroyed or reset.
 /// May outlive the Monitor.
-class Subscription {
+class MOAT_API Subscription {
 public:
     Subscription() = default;
     Subscription(Subscription&&) noexcept = default;
@@ -93,7 +95,7 @@ private:
     std::uint64_t id_ = 0;
 };
 
-class Monitor {
+class MOAT_API Monitor {
 public:
     /// Timeout of the monitor's own calls (GetItems, GetValue, ...) and the default for set_value.
     static constexpr Duration call_timeout = std::chrono::seconds(10);

@@ -19,6 +19,8 @@
 //     MOAT_PLUGIN(Hello, "hello", "1.0", "Says hello", keys)
 #pragma once
 
+#include "moat/export.hpp"
+
 #include <cstddef>
 #include <cstdint>
 #include <iterator>
@@ -26,24 +28,27 @@
 #include <span>
 
 #include "moat/bus.hpp"
+#include "moat/command.hpp"
 #include "moat/config.hpp"
 #include "moat/fault.hpp"
 #include "moat/log.hpp"
 #include "moat/loop.hpp"
 #include "moat/monitor.hpp"
+#include "moat/sdk_version.hpp"
 #include "moat/settings.hpp"
 #include "moat/task.hpp"
 
 namespace moat {
 
-/// The plugin ABI. A host accepts plugins of its major version and a minor
-/// version not newer than its own. Bump the minor when a released SDK grows
-/// (a member appended to Context or PluginDescriptor); no SDK was released yet.
-inline constexpr std::uint32_t abi_major = 1;
+/// The layout of the descriptor's fixed prefix (PluginDescriptor below). It
+/// changes only if that prefix does; everything else a plugin depends on is
+/// covered by the SDK's ABI fingerprint (moat/sdk_version.hpp), which the
+/// loader compares before it reads anything past the prefix.
+inline constexpr std::uint32_t abi_major = 2;
 inline constexpr std::uint32_t abi_minor = 0;
 
 /// What the host gives a plugin instance. Lives as long as the instance.
-struct Context {
+struct MOAT_API Context {
     Loop& loop;
     Bus& bus;               ///< the host's shared connection (monitoring, calls)
     const Config& config;   ///< this instance's validated configuration
@@ -56,7 +61,7 @@ struct Context {
     /// plugins; it starts when first used).
     Monitor& monitor;
     /// The process's one client of com.victronenergy.settings (shared by all
-    /// plugins, through `monitor`; it starts when first used). Since ABI 1.1.
+    /// plugins, through `monitor`; it starts when first used).
     Settings& settings;
     /// The fault points tests asked to fail (MOAT_FAULT; empty when unset).
     FaultPoints* faults = nullptr;
@@ -71,19 +76,24 @@ struct Context {
 /// A plugin instance. run() is its main task; the host cancels it to stop the
 /// plugin. safe_state() runs after run() ended for any reason (stop, failure,
 /// cancellation), shielded and with a deadline: put outputs in a safe state there.
-class Plugin {
+class MOAT_API Plugin {
 public:
     virtual ~Plugin() = default;
     virtual Task<void> run() = 0;
     virtual Task<void> safe_state() { co_return; }
 };
 
-/// The versioned descriptor a plugin exports. New fields are only ever added
-/// at the end; `size` tells the host which ones a plugin knows.
-struct PluginDescriptor {
-    std::uint32_t abi_major;
+/// The versioned descriptor a plugin exports (written by MOAT_PLUGIN). The
+/// first five members are a fixed prefix that never moves: the host reads
+/// them first and refuses a plugin built against another SDK ABI before it
+/// touches anything else.
+struct MOAT_API PluginDescriptor {
+    std::uint32_t abi_major;      ///< layout of this prefix (moat::abi_major)
     std::uint32_t abi_minor;
-    std::uint32_t size;
+    std::uint32_t size;           ///< sizeof(PluginDescriptor) as the plugin knew it
+    const char* sdk_version;      ///< the SDK the plugin was built against ("0.2.0")
+    const char* abi_fingerprint;  ///< that SDK's ABI fingerprint (moat/sdk_version.hpp)
+    // ---- valid only when the fingerprint matches the host's ----
     const char* kind;
     const char* version;
     const char* description;
@@ -95,6 +105,10 @@ struct PluginDescriptor {
     /// run by --check-config and before every start; throws ConfigError
     /// (Config::fail / fail_at). Null when the plugin has none.
     void (*validate)(const Config&);
+    /// Client commands the plugin brings: `moat-victron <name> ...` loads the
+    /// plugin and runs the command (moat/command.hpp).
+    const ClientCommand* const* commands;
+    std::size_t command_count;
 };
 
 /// Name of the one symbol a plugin exports.
@@ -109,6 +123,13 @@ constexpr void (*validator_of())(const Config&) {
     if constexpr (requires(const Config& c) { P::validate(c); }) return [](const Config& c) { P::validate(c); };
     else return nullptr;
 }
+/// A plugin class with `static std::span<const moat::ClientCommand* const>
+/// commands()` brings those client commands.
+template <class P>
+std::span<const ClientCommand* const> commands_of() {
+    if constexpr (requires { P::commands(); }) return P::commands();
+    else return {};
+}
 template <class K>
 constexpr const ConfigKey* keys_data(const K& k) { return std::data(k); }
 template <class K>
@@ -121,10 +142,13 @@ constexpr std::size_t keys_size(const K& k) { return std::size(k); }
 /// moat::detail::no_keys). The fifth argument is optional: restartable (default true).
 #define MOAT_PLUGIN(PluginClass, KIND, VERSION, DESCRIPTION, KEYS, ...)                                     \
     extern "C" __attribute__((visibility("default"))) const ::moat::PluginDescriptor* moat_plugin_entry() {  \
+        static const auto commands = ::moat::detail::commands_of<PluginClass>();                             \
         static const ::moat::PluginDescriptor descriptor{                                                    \
             ::moat::abi_major,                                                                               \
             ::moat::abi_minor,                                                                               \
             sizeof(::moat::PluginDescriptor),                                                                \
+            ::moat::sdk_version,                                                                             \
+            ::moat::abi_fingerprint,                                                                         \
             KIND,                                                                                            \
             VERSION,                                                                                         \
             DESCRIPTION,                                                                                     \
@@ -134,7 +158,9 @@ constexpr std::size_t keys_size(const K& k) { return std::size(k); }
             [](::moat::Context& ctx) -> std::unique_ptr<::moat::Plugin> {                                    \
                 return std::make_unique<PluginClass>(ctx);                                                   \
             },                                                                                               \
-            ::moat::detail::validator_of<PluginClass>()};                                                    \
+            ::moat::detail::validator_of<PluginClass>(),                                                     \
+            commands.data(),                                                                                 \
+            commands.size()};                                                                                \
         return &descriptor;                                                                                  \
     }
 #define MOAT_PLUGIN_RESTARTABLE_(...) MOAT_PLUGIN_RESTARTABLE_I_(__VA_ARGS__ __VA_OPT__(, ) true, )

@@ -21,6 +21,8 @@
 // relative dicts, `/` answers GetItems. Everything runs on the loop.
 #pragma once
 
+#include "moat/export.hpp"
+
 #include <cstdint>
 #include <deque>
 #include <functional>
@@ -54,7 +56,7 @@ class Item;
 
 /// The outcome of a WritePolicy: the SetValue result code and, when the write
 /// is accepted, the value to store (it may differ from the written one).
-struct WriteResult {
+struct MOAT_API WriteResult {
     std::int32_t code = 0;
     std::optional<Value> store;
 };
@@ -71,7 +73,7 @@ enum class ValueType { any, integer, floating, string };
 
 /// `v` coerced to `type` per §3.2; nullopt when Python would raise (then
 /// SetValue returns 1). Invalid passes unchanged; ValueType::any is identity.
-std::optional<Value> coerce(const Value& v, ValueType type);
+MOAT_API std::optional<Value> coerce(const Value& v, ValueType type);
 
 /// Ready-made text formatters.
 namespace format {
@@ -80,25 +82,25 @@ namespace format {
 /// `%d`); float conversions accept integers and booleans. A value the
 /// format cannot take (a string for `%d`) falls back to the default text.
 /// Throws std::invalid_argument for a malformed format.
-TextFormatter printf(std::string_view fmt);
+MOAT_API TextFormatter printf(std::string_view fmt);
 /// An enum table: the text of the integer value, `fallback` for anything else.
-TextFormatter table(std::map<std::int64_t, std::string> entries, std::string fallback = "");
+MOAT_API TextFormatter table(std::map<std::int64_t, std::string> entries, std::string fallback = "");
 /// `0x` and upper-case hex, as velib shows /ProductId.
-TextFormatter hex();
+MOAT_API TextFormatter hex();
 } // namespace format
 
 /// Ready-made validators.
 namespace validate {
 /// A number (not a boolean) with lo <= v <= hi.
-Validator range(double lo, double hi);
+MOAT_API Validator range(double lo, double hi);
 /// A number equal (§2.3) to one of `values`.
-Validator one_of(std::vector<Value> values);
+MOAT_API Validator one_of(std::vector<Value> values);
 } // namespace validate
 
 /// How an item behaves; chain the setters:
 /// `ItemOptions().writeable().type(ValueType::floating).range(0.0, 200.0).text("%.1F A")`.
 /// The default is a read-only item with the default text.
-class ItemOptions {
+class MOAT_API ItemOptions {
 public:
     /// SetValue allowed (otherwise it returns 1).
     ItemOptions& writeable(bool w = true) { writeable_ = w; return *this; }
@@ -153,7 +155,7 @@ private:
 
 /// A remote write that passed validation and changed the value (or, for an
 /// item with ItemOptions::report_equal_writes(), rewrote the same value).
-struct Write {
+struct MOAT_API Write {
     std::string path;
     Value old_value;
     Value value;
@@ -162,7 +164,7 @@ struct Write {
 };
 
 /// Another process owns the bus name (RequestName answered "exists", §8.1).
-class NameTakenError : public std::runtime_error {
+class MOAT_API NameTakenError : public std::runtime_error {
 public:
     NameTakenError(std::string name, std::string owner);
     const std::string& name() const { return name_; }
@@ -173,7 +175,7 @@ private:
 };
 
 /// No item at that path.
-class ItemNotFound : public std::out_of_range {
+class MOAT_API ItemNotFound : public std::out_of_range {
 public:
     ItemNotFound(std::string service, std::string path);
     const std::string& service() const { return service_; }
@@ -184,14 +186,14 @@ private:
 };
 
 /// The item or service went away while a task waited for a write to it.
-class ItemRemoved : public std::runtime_error {
+class MOAT_API ItemRemoved : public std::runtime_error {
 public:
     using std::runtime_error::runtime_error;
 };
 
 /// The mandatory paths of §8.2, for Service::add_mandatory(). Name every
 /// field in a designated initializer (g++ 12's -Wextra warns about omitted ones).
-struct DeviceInfo {
+struct MOAT_API DeviceInfo {
     std::string process_name;
     std::string process_version;
     std::string connection;        ///< e.g. "Modbus RTU ttyUSB0:1"
@@ -207,7 +209,7 @@ class Service;
 
 /// One exported path. Owned by its Service; a reference stays valid until
 /// the path is removed.
-class Item {
+class MOAT_API Item {
 public:
     Item(const Item&) = delete;
     Item& operator=(const Item&) = delete;
@@ -257,7 +259,7 @@ private:
 
 /// Remote writes, queued from the moment the stream was made; none is lost
 /// while the owner is busy. Get one from Service::writes().
-class WriteStream {
+class MOAT_API WriteStream {
 public:
     WriteStream(WriteStream&&) noexcept = default;
     WriteStream& operator=(WriteStream&&) noexcept = default;
@@ -287,7 +289,7 @@ enum ObjectKinds : unsigned { on_root = 1, on_nodes = 2, on_items = 4 };
 using MethodHandler = std::function<void(const std::string& path, sdbus::MethodCall& call)>;
 
 /// A Venus service: its own connection, its items, its bus name.
-class Service {
+class MOAT_API Service {
 public:
     /// Opens a connection of its own on `bus_spec` ("system", "session" or an
     /// address; BusError when unreachable) and creates `/`. The name is not

@@ -22,6 +22,8 @@
 // Nothing happens on the bus before the first call.
 #pragma once
 
+#include "moat/export.hpp"
+
 #include <cstdint>
 #include <functional>
 #include <list>
@@ -46,24 +48,24 @@ inline constexpr const char* settings_service_name = "com.victronenergy.settings
 inline constexpr const char* settings_interface = "com.victronenergy.Settings";
 
 /// `<class>:<instance>`, the value of a ClassAndVrmInstance setting (§11.4).
-struct ClassInstance {
+struct MOAT_API ClassInstance {
     std::string device_class;
     std::int64_t instance = 0;
     friend bool operator==(const ClassInstance&, const ClassInstance&) = default;
 };
 /// "battery:1" → {battery, 1}; nullopt unless a non-empty class, ':' and a
 /// decimal integer (Python int() rules) follow each other.
-std::optional<ClassInstance> parse_class_instance(std::string_view text);
-std::string to_string(const ClassInstance& ci);
+MOAT_API std::optional<ClassInstance> parse_class_instance(std::string_view text);
+MOAT_API std::string to_string(const ClassInstance& ci);
 /// True for `/Settings/Devices/<id>/ClassAndVrmInstance`.
-bool is_class_instance_path(std::string_view path);
+MOAT_API bool is_class_instance_path(std::string_view path);
 /// `/Settings/Devices/<id>/ClassAndVrmInstance`.
-std::string class_instance_path(std::string_view id);
+MOAT_API std::string class_instance_path(std::string_view id);
 
 /// One setting to add. Its type follows the default: an integer makes an
 /// integer setting (`i`), a double a float (`f`), a string a string (`s`).
 /// Leave min and max invalid (or both 0) for no limits.
-struct SettingSpec {
+struct MOAT_API SettingSpec {
     SettingSpec(std::string path_, Value default_, Value min_ = {}, Value max_ = {}, bool silent_ = false)
         : path(std::move(path_)), default_value(std::move(default_)), min(std::move(min_)), max(std::move(max_)),
           silent(silent_) {}
@@ -74,7 +76,7 @@ struct SettingSpec {
 };
 
 /// An add the settings service refused, or no settings service.
-class SettingsError : public std::runtime_error {
+class MOAT_API SettingsError : public std::runtime_error {
 public:
     SettingsError(std::string path, int code, const std::string& what)
         : std::runtime_error(what), path_(std::move(path)), code_(code) {}
@@ -89,7 +91,7 @@ private:
 
 /// Keeps a settings observer registered; unregisters it when destroyed or
 /// reset. May outlive the Settings.
-class SettingsSubscription {
+class MOAT_API SettingsSubscription {
 public:
     SettingsSubscription() = default;
     SettingsSubscription(SettingsSubscription&&) noexcept = default;
@@ -107,7 +109,7 @@ private:
     std::uint64_t id_ = 0;
 };
 
-class Settings {
+class MOAT_API Settings {
 public:
     static constexpr Duration call_timeout = std::chrono::seconds(10);
     using ChangeFn = std::function<void(const std::string& path, const Value& old_value, const Value& new_value)>;

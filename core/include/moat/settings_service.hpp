@@ -44,6 +44,8 @@
 //     silent = true               # only when true
 #pragma once
 
+#include "moat/export.hpp"
+
 #include <chrono>
 #include <cstdint>
 #include <map>
@@ -65,8 +67,8 @@ namespace moat {
 /// A setting's type: "i", "f" or "s" on the bus.
 enum class SettingType { integer, floating, string };
 /// "i" → integer, "f" → floating, "s" → string; nullopt for anything else.
-std::optional<SettingType> setting_type(std::string_view letter);
-const char* type_letter(SettingType type);
+MOAT_API std::optional<SettingType> setting_type(std::string_view letter);
+MOAT_API const char* type_letter(SettingType type);
 
 /// Result codes of the add methods (§11.2). SetValue and RemoveSettings fail with -1.
 namespace settings_code {
@@ -82,14 +84,14 @@ inline constexpr int is_group = -8;
 inline constexpr int not_in_settings = -9;
 } // namespace settings_code
 /// "NoError", "UnderscorePrefix", ... (for logs); "Failed" for -1.
-std::string_view settings_code_name(int code);
+MOAT_API std::string_view settings_code_name(int code);
 
 /// §11.3: `v` as Python's int(), float() or str() would give it; nullopt when
 /// Python would raise, and for the invalid value.
-std::optional<Value> convert_setting(const Value& v, SettingType type);
+MOAT_API std::optional<Value> convert_setting(const Value& v, SettingType type);
 
 /// One setting.
-struct Setting {
+struct MOAT_API Setting {
     SettingType type = SettingType::string;
     Value value;
     Value default_value;
@@ -102,11 +104,11 @@ struct Setting {
 using SettingsMap = std::map<std::string, Setting>;
 
 /// True when `v` lies within the setting's limits (always for strings and unlimited settings).
-bool within_limits(const Setting& setting, const Value& v);
+MOAT_API bool within_limits(const Setting& setting, const Value& v);
 
 /// The lowest instance >= `wanted.instance` that no other ClassAndVrmInstance
 /// setting than `path` uses for the same class.
-ClassInstance free_class_instance(const SettingsMap& settings, const std::string& path, const ClassInstance& wanted);
+MOAT_API ClassInstance free_class_instance(const SettingsMap& settings, const std::string& path, const ClassInstance& wanted);
 
 /// What an add does to `settings` (§11.2): the code, and with code 0 whether
 /// the setting was created or its default/limits/silent flag changed (both
@@ -114,22 +116,22 @@ ClassInstance free_class_instance(const SettingsMap& settings, const std::string
 /// already checked for `/_` and for lying in /Settings; `min`/`max` invalid
 /// when not given; `default_value` is converted to `type` (-6 when it cannot
 /// be); min = max = 0 means no limits.
-struct AddOutcome {
+struct MOAT_API AddOutcome {
     int code = settings_code::ok;
     bool created = false;
     bool changed = false;
 };
-AddOutcome add_setting(SettingsMap& settings, const std::string& path, const Value& default_value, SettingType type,
+MOAT_API AddOutcome add_setting(SettingsMap& settings, const std::string& path, const Value& default_value, SettingType type,
                        const Value& min, const Value& max, bool silent);
 
 /// SetValue on a setting (§11.3, §11.4): -1 with nothing to store when the
 /// value cannot be converted, is out of range or (ClassAndVrmInstance) is not
 /// `class:instance`; otherwise 0 and the value to store (for a
 /// ClassAndVrmInstance in use: the next free instance).
-WriteResult decide_write(const SettingsMap& settings, const std::string& path, const Value& written);
+MOAT_API WriteResult decide_write(const SettingsMap& settings, const std::string& path, const Value& written);
 
 /// The outcome of reading a settings file.
-struct LoadedSettings {
+struct MOAT_API LoadedSettings {
     SettingsMap settings;
     /// Where a corrupt file was moved to (empty when the file was fine or absent).
     std::string kept_aside;
@@ -140,17 +142,17 @@ struct LoadedSettings {
 /// valid TOML or not valid settings is renamed to `<file>.corrupt-<UTC
 /// yyyymmddThhmmssZ>` and no settings are returned. Throws std::runtime_error
 /// (naming the file) when it cannot be read or moved aside: nothing may replace it then.
-LoadedSettings load_settings_file(const std::string& file,
+MOAT_API LoadedSettings load_settings_file(const std::string& file,
                                   std::chrono::system_clock::time_point now = std::chrono::system_clock::now());
 /// The text of a settings file holding `settings`.
-std::string format_settings_file(const SettingsMap& settings);
+MOAT_API std::string format_settings_file(const SettingsMap& settings);
 /// Write atomically: `<file>.tmp` in the same directory, fsync, rename over
 /// `file`, fsync the directory. Throws std::runtime_error naming the file and the reason.
-void save_settings_file(const std::string& file, const SettingsMap& settings);
+MOAT_API void save_settings_file(const std::string& file, const SettingsMap& settings);
 
 /// The service. Everything runs on the loop; the file is written on the loop
 /// too (a few KiB, at most once per save_delay).
-class SettingsService {
+class MOAT_API SettingsService {
 public:
     /// Debounce of file writes (localsettings waits 2 s too).
     static constexpr Duration save_delay = std::chrono::seconds(2);

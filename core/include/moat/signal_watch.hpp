@@ -2,6 +2,8 @@
 // standalone programs built on the SDK. Plugins never handle signals.
 #pragma once
 
+#include "moat/export.hpp"
+
 #include <functional>
 
 #include "moat/loop.hpp"
@@ -10,7 +12,7 @@ namespace moat {
 
 /// Calls `fn(signum)` on the loop when `signum` arrives; closed when destroyed.
 /// It does not keep the loop alive by itself.
-class SignalWatch {
+class MOAT_API SignalWatch {
 public:
     SignalWatch(Loop& loop, int signum, std::function<void(int)> fn);
     ~SignalWatch();

@@ -17,6 +17,8 @@
 // co_await expression; bind it to a local first.
 #pragma once
 
+#include "moat/export.hpp"
+
 #include <cassert>
 #include <coroutine>
 #include <exception>
@@ -34,13 +36,13 @@
 namespace moat {
 
 /// Thrown into a task whose scope was cancelled. Catch it only to clean up; rethrow it.
-class Cancelled : public std::exception {
+class MOAT_API Cancelled : public std::exception {
 public:
     const char* what() const noexcept override { return "cancelled"; }
 };
 
 /// Thrown by with_timeout (and a shielded scope whose deadline passed).
-class TimeoutError : public std::runtime_error {
+class MOAT_API TimeoutError : public std::runtime_error {
 public:
     TimeoutError() : std::runtime_error("timed out") {}
     using std::runtime_error::runtime_error;
@@ -51,7 +53,7 @@ namespace detail {
 struct Fiber;
 
 /// A node in the cancellation tree.
-struct Scope {
+struct MOAT_API Scope {
     Scope(Fiber& fiber, Scope* parent, bool shield);
     ~Scope();
     Scope(const Scope&) = delete;
@@ -70,7 +72,7 @@ struct Scope {
 };
 
 /// The awaitable a fiber is suspended in, so a cancellation can interrupt it.
-struct Waiter {
+struct MOAT_API Waiter {
     virtual void cancel() = 0;
 
 protected:
@@ -78,7 +80,7 @@ protected:
 };
 
 /// One strand of execution: the coroutines awaiting each other in a chain.
-struct Fiber {
+struct MOAT_API Fiber {
     Loop* loop;
     std::string name;
     Scope* current = nullptr;
@@ -86,7 +88,7 @@ struct Fiber {
 };
 
 /// Enter a scope for the lifetime of this object (LIFO within a fiber).
-class ScopeGuard {
+class MOAT_API ScopeGuard {
 public:
     ScopeGuard(Fiber& fiber, bool shield) : scope_(fiber, fiber.current, shield), saved_(fiber.current) {
         fiber.current = &scope_;
@@ -99,7 +101,7 @@ private:
     Scope* saved_;
 };
 
-struct PromiseBase {
+struct MOAT_API PromiseBase {
     Fiber* fiber = nullptr;
     std::coroutine_handle<> continuation;
     std::exception_ptr error;
@@ -138,7 +140,7 @@ struct ResultPromise<void> : PromiseBase {
 };
 
 /// Gives a coroutine its own fiber: `Fiber& f = co_await this_fiber();`
-struct ThisFiber {
+struct MOAT_API ThisFiber {
     Fiber* fiber = nullptr;
     bool await_ready() noexcept { return false; }
     template <class P>
@@ -204,7 +206,7 @@ private:
 /// A derived class implements start() (begin the operation; call complete()
 /// when it is done, possibly at once) and abort() (stop the operation so that
 /// complete() is not called). Resumption always happens on a later loop turn.
-class Suspension : public detail::Waiter {
+class MOAT_API Suspension : public detail::Waiter {
 public:
     bool await_ready() noexcept { return false; }
     template <class P>
@@ -280,7 +282,7 @@ class [[nodiscard]] Checkpoint final : public Suspension {
 inline Checkpoint checkpoint() { return {}; }
 
 /// A manual-reset event: wait() suspends until set().
-class Event {
+class MOAT_API Event {
 public:
     Event() = default;
     Event(const Event&) = delete;
@@ -365,7 +367,7 @@ Task<T> shielded(Task<T> task, std::optional<TimePoint> deadline = std::nullopt)
 class TaskGroup;
 
 /// A handle on a spawned child: cancel it, or wait for it to end.
-class TaskRef {
+class MOAT_API TaskRef {
 public:
     TaskRef() = default;
     void cancel();
@@ -381,7 +383,7 @@ private:
 };
 
 /// Structured concurrency. Create one with with_group(); see the file comment.
-class TaskGroup {
+class MOAT_API TaskGroup {
 public:
     TaskGroup(const TaskGroup&) = delete;
     TaskGroup& operator=(const TaskGroup&) = delete;
@@ -416,7 +418,7 @@ private:
     Event idle_;
 };
 
-struct TaskRef::Child {
+struct MOAT_API TaskRef::Child {
     Child(TaskGroup& g, Loop& loop, std::string name, detail::Scope* parent)
         : group(&g), fiber{&loop, std::move(name)}, root(fiber, parent, false) {
         fiber.current = &root;
@@ -451,7 +453,7 @@ template <class T>
 T run_until_complete(Loop& loop, Task<T> task, std::string name = "main");
 
 namespace detail {
-struct RootRun {
+struct MOAT_API RootRun {
     Fiber fiber;
     Scope root;
     bool done = false;

@@ -6,6 +6,8 @@
 // compares like Python's == (§2.3) and renders like Python's str() (§2.4).
 #pragma once
 
+#include "moat/export.hpp"
+
 #include <algorithm>
 #include <cstdint>
 #include <fmt/format.h>
@@ -27,7 +29,7 @@ class Message;
 namespace moat {
 
 /// A BusItem value. Cheap to move; copies are deep.
-class Value {
+class MOAT_API Value {
 public:
     /// Non-empty lists go on the wire as `av`, empty ones as `au`.
     using List = std::vector<Value>;
@@ -101,7 +103,7 @@ public:
     /// true; an integer equals a double only when exactly equal; NaN equals
     /// nothing, not even NaN); strings equal only strings; lists and dicts
     /// compare element-wise; invalid equals only invalid.
-    friend bool operator==(const Value& a, const Value& b) noexcept;
+    friend MOAT_API bool operator==(const Value& a, const Value& b) noexcept;
 
 private:
     using Storage = std::variant<std::monostate, bool, std::int64_t, double, std::string, List, Dict>;
@@ -119,14 +121,14 @@ private:
 };
 
 /// "invalid", "bool", "int", "double", "string", "list" or "dict".
-std::string_view kind_name(Value::Kind kind) noexcept;
+MOAT_API std::string_view kind_name(Value::Kind kind) noexcept;
 inline std::string_view kind_name(const Value& v) noexcept { return kind_name(v.kind()); }
 
 /// Encodes per §2.1: invalid → empty `ai`; bool → `b`; integer → `i`, or `x`
 /// when outside int32; double → `d`; string → `s`; non-empty list → `av`
 /// (elements encoded by these rules); empty list → empty `au`; dict → `a{sv}`.
 /// Never produces a variant directly inside the variant.
-sdbus::Variant to_variant(const Value& value);
+MOAT_API sdbus::Variant to_variant(const Value& value);
 
 /// Decodes per §2.2: integers of any width (`y n q i u x t`) → integer; `d` →
 /// double; `b` → bool; `s o g` → string; an array with no elements (any
@@ -135,30 +137,30 @@ sdbus::Variant to_variant(const Value& value);
 /// flattened. Throws std::invalid_argument naming the signature for anything
 /// else (structs, unix fds, non-string dict keys, a `t` above INT64_MAX, an
 /// empty variant).
-Value from_variant(const sdbus::Variant& variant);
+MOAT_API Value from_variant(const sdbus::Variant& variant);
 
 /// Reads one complete value of D-Bus type `signature` (e.g. "i", "v",
 /// "a{sv}") at the current read position of `msg` and decodes it like
 /// from_variant(); for method arguments that arrive without a variant.
 /// Throws std::invalid_argument as from_variant() does (the read position of
 /// `msg` is then unspecified).
-Value read_value(sdbus::Message& msg, std::string_view signature);
+MOAT_API Value read_value(sdbus::Message& msg, std::string_view signature);
 
 /// The default text of §2.4 (no formatter): invalid → `---`; otherwise
 /// Python's str(): integers in decimal, `True`/`False`, doubles as Python's
 /// repr (`25.0`, `1e-05`, `1e+16`, `inf`, `nan`), strings as themselves,
 /// lists and dicts as Python repr (`[1, 'a']`, `{'a': 1}`, invalid elements
 /// as `None`). Formatters and the `/ProductId` hex rule belong to the item.
-std::string text(const Value& value);
+MOAT_API std::string text(const Value& value);
 
 /// Python repr() of a double: shortest round-trip digits, fixed notation
 /// when the decimal exponent is in -4..15 (always with a `.`), otherwise
 /// exponent notation (`1e-05`, `1.5e+16`).
-std::string python_float_repr(double d);
+MOAT_API std::string python_float_repr(double d);
 
 /// For log lines: like text(), but a string is quoted Python-style (`'abc'`,
 /// `''`) so that empty and blank strings are visible.
-std::string repr(const Value& value);
+MOAT_API std::string repr(const Value& value);
 
 } // namespace moat
 

@@ -29,7 +29,7 @@ enum ExitCode : int {
 
 struct HostOptions {
     std::string config_path;
-    std::string default_plugin_dir;
+    std::vector<std::string> plugin_dirs;  ///< --plugin-dir..., then the built-in directory
     std::optional<std::string> bus;        ///< --bus overrides [host] bus
     std::optional<LogLevel> log_level;     ///< --log-level overrides [host] log_level
     bool log_timestamps = false;
@@ -49,7 +49,8 @@ struct PreparedConfig {
 
 /// Load the file, load each enabled instance's plugin and validate its keys.
 /// Throws ConfigError naming file, line, instance and key.
-PreparedConfig prepare_config(const std::string& path, const std::string& default_plugin_dir);
+/// `plugin_dirs` as for load_config_file.
+PreparedConfig prepare_config(const std::string& path, const std::vector<std::string>& plugin_dirs);
 
 class Host {
 public:

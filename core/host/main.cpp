@@ -1,6 +1,8 @@
 // moat-victron: the command line. Parses options, then runs the host, checks a
-// configuration, or describes plugins; or runs a client command
-// (`moat-victron status`, see client_commands below).
+// configuration, or describes plugins; or runs a client command that a plugin
+// brings (`moat-victron status`: the plugin that declares it is loaded from
+// the plugin path and runs it).
+#include <algorithm>
 #include <climits>
 #include <cmath>
 #include <csignal>
@@ -16,12 +18,12 @@
 
 #include <fmt/format.h>
 
-#include "client.hpp"
-#include "client_inverter.hpp"
+#include "client_runner.hpp"
+
 #include "host.hpp"
 #include "last_resort.hpp"
 #include "private_daemon.hpp"
-#include "status_command.hpp"
+
 
 using namespace moat;
 namespace fs = std::filesystem;
@@ -30,21 +32,9 @@ namespace {
 
 constexpr const char* default_config = "/data/moat-victron/moat-victron.toml";
 
-/// The client commands: `moat-victron <name> [OPTIONS]` (moat/command.hpp).
-/// A command lives with the plugin whose code it shares; add it here.
-const ClientCommand* const client_commands[] = {
-    &statusline::status_command,
-    &inverter_command,
-};
-
-const ClientCommand* find_command(std::string_view name) {
-    for (auto* c : client_commands)
-        if (c->name == name) return c;
-    return nullptr;
-}
-
 const char* usage_text = R"(Usage: moat-victron [OPTIONS]
-       moat-victron COMMAND [OPTIONS]      (see "Commands" below)
+       moat-victron [--plugin-dir DIR]... [--config FILE] COMMAND [OPTIONS]
+                                           (see "Commands" below)
 
 Runs the plugins a TOML file declares on one event loop and one D-Bus connection.
 
@@ -52,18 +42,19 @@ Options:
   --config FILE          configuration file (default: /data/moat-victron/moat-victron.toml)
   --check-config FILE    validate FILE and the plugins it names, without touching the bus
   --bus BUS              "system", "session" or a D-Bus address; overrides [host] bus
-  --plugin-dir DIR       where the plugin .so files are; overrides the default
-                         (a plugin_dir in the file still wins)
+  --plugin-dir DIR       search DIR for plugins first (repeatable, in order); then
+                         [host] plugin_path, then plugin_dir or the built-in directory
   --log-level LEVEL      debug, info, warning or error; overrides [host] log_level
   --log-timestamps       prefix log lines with the time
   --demo                 start a private dbus-daemon and run config/demo.toml on it
                          (with --bus: use that bus instead; with --config: that file)
-  --list-plugins         list the installed plugins
+  --list-plugins         list the plugins along the plugin path, where each was found
+                         and the commands it brings
   --help-plugin KIND     describe a plugin's configuration keys ("host" for [host])
   --version              print the version
   --help                 print this help
 
-Commands (each has --help; they take --bus, default "system"):
+Commands of the plugins found (each has --help; they take --bus, default "system"):
 {}
 Signals: SIGTERM/SIGINT stop every plugin through its safe state, then exit 0
 (a second one exits at once); SIGHUP re-reads the configuration.
@@ -78,17 +69,9 @@ Exit codes:
   3  configuration or plugin error  7  (commands) the services needed did not appear
 )";
 
-std::string usage() {
-    std::string commands;
-    for (auto* c : client_commands) {
-        auto summary = c->summary.substr(0, c->summary.find('\n'));
-        commands += fmt::format("  {:<22} {}\n", c->name, summary);
-    }
-    return fmt::format(fmt::runtime(usage_text), commands);
-}
-
 struct Args {
-    std::optional<std::string> config, check_config, bus, plugin_dir, help_plugin;
+    std::optional<std::string> config, check_config, bus, help_plugin;
+    std::vector<std::string> plugin_dirs;
     std::optional<LogLevel> log_level;
     bool timestamps = false, demo = false, list_plugins = false, version = false, help = false;
 };
@@ -106,7 +89,7 @@ Args parse_args(int argc, char** argv) {
             if (args.is("--config")) a.config = args.value();
             else if (args.is("--check-config")) a.check_config = args.value();
             else if (args.is("--bus")) a.bus = args.value();
-            else if (args.is("--plugin-dir")) a.plugin_dir = args.value();
+            else if (args.is("--plugin-dir")) a.plugin_dirs.push_back(args.value());
             else if (args.is("--help-plugin")) a.help_plugin = args.value();
             else if (args.is("--log-level")) {
                 auto v = args.value();
@@ -132,16 +115,78 @@ fs::path exe_dir() {
 }
 
 /// Build tree: plugins/ beside the executable; installed: ../lib/moat-victron/plugins.
-std::string default_plugin_dir() {
+std::string builtin_plugin_dir() {
     auto dir = exe_dir();
     if (fs::is_directory(dir / "plugins")) return (dir / "plugins").string();
     return (dir.parent_path() / "lib" / "moat-victron" / "plugins").lexically_normal().string();
 }
 
+/// --plugin-dir..., then the built-in directory (what the configuration file extends).
+std::vector<std::string> command_line_path(const Args& a) {
+    std::vector<std::string> dirs;
+    for (auto& d : a.plugin_dirs) dirs.push_back(fs::absolute(d).lexically_normal().string());
+    dirs.push_back(builtin_plugin_dir());
+    return dirs;
+}
+
+/// The plugin path for what runs without a host: the command line's, with the
+/// configuration file's plugin_path and plugin_dir when there is a file (the
+/// given one must load; the default one is used only when it exists).
+PluginPath plugin_path_for_tools(const Args& a) {
+    auto dirs = command_line_path(a);
+    std::string file = a.config.value_or(default_config);
+    if (!a.config && !fs::exists(file)) return dirs;
+    try {
+        return load_config_file(file, dirs).host.plugin_path;
+    } catch (const ConfigError& e) {
+        if (a.config) {
+            fmt::print(stderr, "{}\n", e.what());
+            std::exit(exit_config);
+        }
+        fmt::print(stderr, "moat-victron: warning: {} is not used for the plugin path: {}\n", file, e.what());
+        return dirs;
+    }
+}
+
+/// A client command and the plugin that brings it (kept loaded while it runs).
+struct FoundCommand {
+    std::shared_ptr<PluginLibrary> library;
+    const ClientCommand* command = nullptr;
+};
+
+/// Every command of every loadable plugin along `path` (the first of a name wins).
+std::vector<FoundCommand> plugin_commands(const PluginPath& path) {
+    std::vector<FoundCommand> out;
+    for (auto& kind : plugin_kinds(path)) {
+        std::shared_ptr<PluginLibrary> lib;
+        try {
+            lib = load_plugin(path, kind);
+        } catch (const PluginError&) {
+            continue;  // --list-plugins says why
+        }
+        for (auto* c : lib->commands()) {
+            bool taken = std::any_of(out.begin(), out.end(), [&](auto& f) { return f.command->name == c->name; });
+            if (!taken) out.push_back({lib, c});
+        }
+    }
+    return out;
+}
+
+std::string usage(const PluginPath& path) {
+    std::string commands;
+    for (auto& f : plugin_commands(path)) {
+        auto summary = f.command->summary.substr(0, f.command->summary.find('\n'));
+        commands += fmt::format("  {:<22} {} (plugin {})\n", f.command->name, summary, f.library->descriptor().kind);
+    }
+    if (commands.empty()) commands = fmt::format("  (none: no plugin in {} brings a command)\n", describe(path));
+    return fmt::format(fmt::runtime(usage_text), commands);
+}
+
 std::string find_demo_config() {
     auto dir = exe_dir();
-    for (auto p : {dir.parent_path() / "config" / "demo.toml", fs::path(MOAT_SOURCE_DIR) / "config" / "demo.toml",
-                   dir.parent_path() / "share" / "moat-victron" / "demo.toml"})
+    // Installed (bin/../share/moat-victron), then the build tree's source.
+    for (auto p : {dir.parent_path() / "share" / "moat-victron" / "demo.toml", dir.parent_path() / "config" / "demo.toml",
+                   fs::path(MOAT_SOURCE_DIR) / "config" / "demo.toml"})
         if (fs::exists(p)) return p.lexically_normal().string();
     return "config/demo.toml";
 }
@@ -166,18 +211,20 @@ void print_keys(std::span<const ConfigKey> keys, bool plugin_instance = true) {
     }
 }
 
-int help_plugin(const std::string& kind, const std::string& dir) {
+int help_plugin(const std::string& kind, const PluginPath& path) {
     if (kind == "host") {
         fmt::print("[host] — settings of the host itself\n\n");
         print_keys(host_keys(), false);
         return exit_ok;
     }
     try {
-        auto lib = load_plugin(dir, kind);
+        auto lib = load_plugin(path, kind);
         auto& d = lib->descriptor();
         fmt::print("{} {} — {}\n{}\nfile: {}\n\n", d.kind, d.version, d.description,
                    d.restartable ? "restarted with back-off when it fails" : "not restarted when it fails", lib->path());
         print_keys(lib->keys());
+        for (auto* c : lib->commands())
+            fmt::print("\ncommand: moat-victron {} — {}\n", c->name, c->summary.substr(0, c->summary.find('\n')));
         return exit_ok;
     } catch (const PluginError& e) {
         fmt::print(stderr, "moat-victron: {}\n", e.what());
@@ -185,18 +232,21 @@ int help_plugin(const std::string& kind, const std::string& dir) {
     }
 }
 
-int list_plugins(const std::string& dir) {
-    auto kinds = plugin_kinds(dir);
+int list_plugins(const PluginPath& path) {
+    auto kinds = plugin_kinds(path);
     if (kinds.empty()) {
-        fmt::print(stderr, "moat-victron: no plugins in {}\n", dir);
+        fmt::print(stderr, "moat-victron: no plugins in the plugin path {}\n", describe(path));
         return exit_config;
     }
-    fmt::print("plugins in {}:\n", dir);
+    fmt::print("plugin path: {}\n", describe(path));
     int rc = exit_ok;
     for (auto& k : kinds) {
         try {
-            auto lib = load_plugin(dir, k);
-            fmt::print("  {:<14} {:<8} {}\n", k, lib->descriptor().version, lib->descriptor().description);
+            auto lib = load_plugin(path, k);
+            std::string commands;
+            for (auto* c : lib->commands()) commands += fmt::format(" [command: {}]", c->name);
+            fmt::print("  {:<14} {:<8} {}{}\n  {:<14} {}\n", k, lib->descriptor().version, lib->descriptor().description,
+                       commands, "", lib->path());
         } catch (const PluginError& e) {
             fmt::print("  {:<14} {:<8} NOT LOADABLE: {}\n", k, "-", e.what());
             rc = exit_config;
@@ -205,9 +255,9 @@ int list_plugins(const std::string& dir) {
     return rc;
 }
 
-int check_config(const std::string& path, const std::string& dir) {
+int check_config(const std::string& path, const std::vector<std::string>& dirs) {
     try {
-        auto cfg = prepare_config(path, dir);
+        auto cfg = prepare_config(path, dirs);
         std::string list;
         for (auto& p : cfg.instances)
             list += fmt::format("\n  [{}] kind {}{}", p.section.name, p.section.kind, p.library ? "" : " (disabled)");
@@ -233,28 +283,41 @@ void stop_demo_daemon() {
 
 int main(int argc, char** argv) {
     std::signal(SIGPIPE, SIG_IGN);
-    if (argc > 1 && argv[1][0] != '-') {
-        const ClientCommand* command = find_command(argv[1]);
-        if (!command) {
-            std::string names;
-            for (auto* c : client_commands) names += (names.empty() ? "" : ", ") + std::string(c->name);
-            usage_error(fmt::format("unknown command '{}' (commands: {})", argv[1], names));
+    // `moat-victron [--plugin-dir DIR]... [--config FILE] COMMAND ...`
+    {
+        int i = 1;
+        while (i + 1 < argc && (std::string_view(argv[i]) == "--plugin-dir" || std::string_view(argv[i]) == "--config"))
+            i += 2;
+        if (i < argc && argv[i][0] != '-') {
+            Args before = parse_args(i, argv);
+            PluginPath path = plugin_path_for_tools(before);
+            auto commands = plugin_commands(path);
+            auto found = std::find_if(commands.begin(), commands.end(),
+                                      [&](auto& f) { return f.command->name == argv[i]; });
+            if (found == commands.end()) {
+                std::string names;
+                for (auto& f : commands) names += (names.empty() ? "" : ", ") + std::string(f.command->name);
+                usage_error(fmt::format("unknown command '{}': no plugin in the plugin path {} brings it (commands "
+                                        "found: {})",
+                                        argv[i], describe(path), names.empty() ? "none" : names));
+            }
+            return run_client_command(*found->command, std::span<char* const>(argv + i + 1, argv + argc));
         }
-        return run_client_command(*command, std::span<char* const>(argv + 2, argv + argc));
     }
     Args args = parse_args(argc, argv);
-    if (args.help) {
-        fmt::print("{}", usage());
-        return exit_ok;
-    }
     if (args.version) {
-        fmt::print("moat-victron {} (plugin ABI {}.{})\n", MOAT_VERSION, abi_major, abi_minor);
+        fmt::print("moat-victron {} (moat SDK {}, abi {}; plugin descriptor {}.{})\n", MOAT_VERSION, sdk_version,
+                   abi_fingerprint, abi_major, abi_minor);
         return exit_ok;
     }
-    std::string plugin_dir = args.plugin_dir.value_or(default_plugin_dir());
-    if (args.list_plugins) return list_plugins(plugin_dir);
-    if (args.help_plugin) return help_plugin(*args.help_plugin, plugin_dir);
-    if (args.check_config) return check_config(*args.check_config, plugin_dir);
+    if (args.help) {
+        fmt::print("{}", usage(plugin_path_for_tools(args)));
+        return exit_ok;
+    }
+    std::vector<std::string> plugin_dirs = command_line_path(args);
+    if (args.list_plugins) return list_plugins(plugin_path_for_tools(args));
+    if (args.help_plugin) return help_plugin(*args.help_plugin, plugin_path_for_tools(args));
+    if (args.check_config) return check_config(*args.check_config, plugin_dirs);
     // Read before anything starts (a bad value exits before the bus is touched).
     FaultPoints faults;
     if (const char* spec = std::getenv("MOAT_FAULT")) {
@@ -272,7 +335,7 @@ int main(int argc, char** argv) {
 
     PreparedConfig config;
     try {
-        config = prepare_config(config_path, plugin_dir);
+        config = prepare_config(config_path, plugin_dirs);
     } catch (const ConfigError& e) {
         log.error("{}", e.what());
         return exit_config;
@@ -296,7 +359,7 @@ int main(int argc, char** argv) {
 
     HostOptions options;
     options.config_path = config_path;
-    options.default_plugin_dir = plugin_dir;
+    options.plugin_dirs = plugin_dirs;
     options.bus = args.bus;
     options.log_level = args.log_level;
     options.log_timestamps = args.timestamps;

@@ -12,7 +12,9 @@ namespace moat {
 
 struct HostConfig {
     std::string bus = "system";
-    std::string plugin_dir;          ///< absolute after loading
+    /// Where plugins are searched, in order (absolute): the command line's
+    /// --plugin-dir, then plugin_path, then plugin_dir (or the built-in directory).
+    std::vector<std::string> plugin_path;
     LogLevel log_level = LogLevel::info;
     bool log_timestamps = false;
     Duration restart_delay = std::chrono::seconds(1);
@@ -45,8 +47,15 @@ std::span<const ConfigKey> host_keys();
 
 /// Read and check the file's syntax, the [host] table and each instance's
 /// `enabled`/`kind`. Plugin keys are checked by the host after loading the
-/// plugin. Throws ConfigError "FILE:LINE: ...". A relative plugin_dir is taken
-/// relative to the file's directory; empty means `default_plugin_dir`.
-ConfigFile load_config_file(const std::string& path, const std::string& default_plugin_dir);
+/// plugin. Throws ConfigError "FILE:LINE: ...".
+///
+/// `plugin_dirs` is the search path without the file: the command line's
+/// directories, then the built-in one (last). The file's plugin_path goes
+/// before the built-in directory, and its plugin_dir replaces it; relative
+/// directories are taken relative to the file's directory.
+ConfigFile load_config_file(const std::string& path, const std::vector<std::string>& plugin_dirs);
+inline ConfigFile load_config_file(const std::string& path, const std::string& default_plugin_dir) {
+    return load_config_file(path, std::vector<std::string>{default_plugin_dir});
+}
 
 } // namespace moat

@@ -1,4 +1,5 @@
-#include "client_inverter.hpp"
+#include "command.hpp"
+#include "control_interface.hpp"
 
 #include <chrono>
 #include <cmath>
@@ -109,13 +110,13 @@ struct Request {
 };
 
 Task<int> run(CommandContext& ctx, const Request& r) {
-    const std::string dest = "org.m_o_a_t.inv." + r.name;
+    const std::string dest = inverter::control::bus_name(r.name);
     const auto& words = r.words;
     const std::string& cmd = words[0];
-    auto call = [&](const char* method) { return ctx.bus.new_call(dest, "/Control", "org.m_o_a_t.inv", method); };
+    auto call = [&](const char* method) { return ctx.bus.new_call(dest, inverter::control::path, inverter::control::interface, method); };
     const auto timeout = std::chrono::seconds(10);
     if (cmd == "state") {
-        auto reply = co_await ctx.bus.call(call("GetState"), timeout);
+        auto reply = co_await ctx.bus.call(call(inverter::control::get_state), timeout);
         std::map<std::string, sdbus::Variant> st;
         reply >> st;
         Value::Dict d;
@@ -125,7 +126,7 @@ Task<int> run(CommandContext& ctx, const Request& r) {
         co_return command_ok;
     }
     if (cmd == "modes") {
-        auto reply = co_await ctx.bus.call(call("GetModes"), timeout);
+        auto reply = co_await ctx.bus.call(call(inverter::control::get_modes), timeout);
         std::vector<std::string> modes;
         reply >> modes;
         Value::List l;
@@ -136,7 +137,7 @@ Task<int> run(CommandContext& ctx, const Request& r) {
         co_return command_ok;
     }
     if (cmd == "mode-info") {
-        auto c = call("GetModeInfo");
+        auto c = call(inverter::control::get_mode_info);
         c.msg << words[1];
         auto reply = co_await ctx.bus.call(std::move(c), timeout);
         std::map<std::string, std::string> info;
@@ -152,7 +153,7 @@ Task<int> run(CommandContext& ctx, const Request& r) {
         }
         co_return command_ok;
     }
-    BusCall c = call(cmd == "set-mode" ? "SetMode" : "SetModeParam");
+    BusCall c = call(cmd == "set-mode" ? inverter::control::set_mode : inverter::control::set_mode_param);
     if (cmd == "set-mode") {
         std::map<std::string, sdbus::Variant> args;
         for (std::size_t i = 2; i < words.size(); ++i) {

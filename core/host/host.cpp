@@ -18,15 +18,15 @@ bool same_section(const InstanceSection& a, const InstanceSection& b) {
 
 } // namespace
 
-PreparedConfig prepare_config(const std::string& path, const std::string& default_plugin_dir) {
+PreparedConfig prepare_config(const std::string& path, const std::vector<std::string>& plugin_dirs) {
     PreparedConfig out;
-    out.file = load_config_file(path, default_plugin_dir);
+    out.file = load_config_file(path, plugin_dirs);
     for (auto& s : out.file.instances) {
         PreparedInstance p;
         p.section = s;
         if (s.enabled) {
             try {
-                p.library = load_plugin(out.file.host.plugin_dir, s.kind);
+                p.library = load_plugin(out.file.host.plugin_path, s.kind);
             } catch (const PluginError& e) {
                 const toml::node* kind = s.table->get("kind");
                 throw ConfigError(fmt::format("{}:{}: [{}] {}", path, kind ? kind->source().begin.line : s.line,
@@ -225,7 +225,7 @@ Task<void> Host::reload() {
         log_.info("SIGHUP: re-reading {}", config_.file.path);
         PreparedConfig next;
         try {
-            next = prepare_config(config_.file.path, options_.default_plugin_dir);
+            next = prepare_config(config_.file.path, options_.plugin_dirs);
         } catch (const ConfigError& e) {
             log_.error("{}", e.what());
             log_.error("the new configuration was not applied; the running plugins stay as they are");
@@ -258,9 +258,9 @@ Task<void> Host::reload() {
         auto& old_host = config_.file.host;
         auto& new_host = next.file.host;
         if (!options_.log_level) stderr_sink()->level = new_host.log_level;
-        if (new_host.bus != old_host.bus || new_host.plugin_dir != old_host.plugin_dir ||
+        if (new_host.bus != old_host.bus || new_host.plugin_path != old_host.plugin_path ||
             new_host.watchdog != old_host.watchdog)
-            log_.warning("changes to [host] bus, plugin_dir or watchdog take effect at the next start");
+            log_.warning("changes to [host] bus, plugin_dir, plugin_path or watchdog take effect at the next start");
         config_ = std::move(next);
         log_.info("configuration reloaded: {} plugin instance(s) running", instances_.size());
     } while (reload_pending_);

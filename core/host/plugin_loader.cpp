@@ -28,18 +28,46 @@ void check_owner_and_mode(const std::string& path, const struct stat& st, std::s
 
 } // namespace
 
-std::shared_ptr<PluginLibrary> load_plugin(const std::string& dir, std::string_view kind) {
+std::string find_plugin(const PluginPath& path, std::string_view kind) {
+    for (auto& dir : path) {
+        std::string file = fmt::format("{}/{}.so", dir, kind);
+        struct stat st {};
+        if (stat(file.c_str(), &st) == 0) return file;
+    }
+    return {};
+}
+
+std::string describe(const PluginPath& path) {
+    std::string out;
+    for (auto& d : path) out += (out.empty() ? "" : ", ") + d;
+    return out.empty() ? "(no directory)" : out;
+}
+
+std::shared_ptr<PluginLibrary> load_plugin(const PluginPath& search, std::string_view kind) {
     if (kind.empty() || kind.find('/') != std::string_view::npos || kind.find("..") != std::string_view::npos)
         throw PluginError(fmt::format("plugin kind '{}' refused: a kind is a plain name without '/' or '..'", kind));
-    std::string path = fmt::format("{}/{}.so", dir, kind);
+    std::string path = find_plugin(search, kind);
+    if (path.empty()) {
+        if (search.size() == 1) {
+            struct stat st {};
+            if (stat(search[0].c_str(), &st) != 0)
+                throw PluginError(fmt::format("plugin {}/{}.so: the plugin directory {} does not exist", search[0],
+                                              kind, search[0]));
+            throw PluginError(fmt::format(
+                "plugin {}/{}.so: no such file (is the kind '{}' spelled right? see --list-plugins)", search[0], kind,
+                kind));
+        }
+        throw PluginError(fmt::format("plugin '{}': no {}.so in the plugin path {} (is the kind spelled right? see "
+                                      "--list-plugins)",
+                                      kind, kind, describe(search)));
+    }
+    std::string dir = path.substr(0, path.rfind('/'));
 
     struct stat st {};
     if (stat(dir.c_str(), &st) != 0)
         throw PluginError(fmt::format("plugin {}: the plugin directory {} does not exist", path, dir));
     check_owner_and_mode(path, st, "its directory " + dir);
-    if (stat(path.c_str(), &st) != 0)
-        throw PluginError(fmt::format("plugin {}: no such file (is the kind '{}' spelled right? see --list-plugins)",
-                                      path, kind));
+    if (stat(path.c_str(), &st) != 0) throw PluginError(fmt::format("plugin {}: no such file", path));
     if (!S_ISREG(st.st_mode)) throw PluginError(fmt::format("plugin {}: not a regular file", path));
     check_owner_and_mode(path, st, "the file");
 
@@ -54,12 +82,17 @@ std::shared_ptr<PluginLibrary> load_plugin(const std::string& dir, std::string_v
     if (!entry) throw fail(fmt::format("not a moat-victron plugin (no {} symbol)", plugin_entry_symbol));
     const PluginDescriptor* d = entry();
     if (!d) throw fail("the entry symbol returned no descriptor");
+    // The fixed prefix first: nothing past it is read from a plugin of another ABI.
     if (d->abi_major != abi_major || d->abi_minor > abi_minor)
-        throw fail(fmt::format("ABI version {}.{} is not compatible with this host's {}.{} (rebuild the plugin "
-                               "against this version's SDK)",
-                               d->abi_major, d->abi_minor, abi_major, abi_minor));
-    if (d->size < offsetof(PluginDescriptor, create) + sizeof(d->create))
-        throw fail(fmt::format("descriptor is too small ({} bytes)", d->size));
+        throw fail(fmt::format("built for plugin ABI {}.{}, this host has {}.{} (moat SDK {}): rebuild the plugin "
+                               "against this host's SDK",
+                               d->abi_major, d->abi_minor, abi_major, abi_minor, sdk_version));
+    if (!d->sdk_version || !d->abi_fingerprint || std::string_view(d->abi_fingerprint) != abi_fingerprint)
+        throw fail(fmt::format("built against moat SDK {} (abi {}), this host is {} (abi {}): rebuild the plugin",
+                               d->sdk_version ? d->sdk_version : "?", d->abi_fingerprint ? d->abi_fingerprint : "?",
+                               sdk_version, abi_fingerprint));
+    if (d->size != sizeof(PluginDescriptor))
+        throw fail(fmt::format("descriptor has {} bytes, expected {}", d->size, sizeof(PluginDescriptor)));
     if (!d->kind || kind != d->kind)
         throw fail(fmt::format("declares kind '{}' but is installed as '{}'", d->kind ? d->kind : "", kind));
     if (!d->create) throw fail("descriptor has no factory");
@@ -83,6 +116,15 @@ std::vector<std::string> plugin_kinds(const std::string& dir) {
         }
         closedir(d);
     }
+    std::sort(kinds.begin(), kinds.end());
+    return kinds;
+}
+
+std::vector<std::string> plugin_kinds(const PluginPath& path) {
+    std::vector<std::string> kinds;
+    for (auto& dir : path)
+        for (auto& k : plugin_kinds(dir))
+            if (std::find(kinds.begin(), kinds.end(), k) == kinds.end()) kinds.push_back(k);
     std::sort(kinds.begin(), kinds.end());
     return kinds;
 }

@@ -12,6 +12,9 @@ const ConfigKey host_key_table[] = {
     {"bus", KeyType::string, "\"system\"", "D-Bus to use: \"system\", \"session\" or an address (unix:path=...)"},
     {"plugin_dir", KeyType::string, "\"\"",
      "directory with the plugin .so files; relative to this file; empty = the directory installed with the host"},
+    {"plugin_path", KeyType::string_list, "[]",
+     "more plugin directories, searched in order before plugin_dir (the first <kind>.so found wins); relative to "
+     "this file"},
     {"log_level", KeyType::string, "\"info\"", "least severe level logged", -no_limit, no_limit,
      "debug|info|warning|error"},
     {"log_timestamps", KeyType::boolean, "false", "prefix log lines with the time (multilog adds its own on a GX)"},
@@ -31,7 +34,7 @@ Duration seconds(double s) { return std::chrono::duration_cast<Duration>(std::ch
 
 std::span<const ConfigKey> host_keys() { return host_key_table; }
 
-ConfigFile load_config_file(const std::string& path, const std::string& default_plugin_dir) {
+ConfigFile load_config_file(const std::string& path, const std::vector<std::string>& plugin_dirs) {
     ConfigFile out;
     out.path = path;
     auto parsed = std::make_shared<toml::table>();
@@ -63,11 +66,18 @@ ConfigFile load_config_file(const std::string& path, const std::string& default_
     hc.restart_reset_after = seconds(host.get_number("restart_reset_after"));
     hc.watchdog = seconds(host.get_number("watchdog"));
     hc.stop_timeout = seconds(host.get_number("stop_timeout"));
+    auto beside_file = [&](const std::string& dir) {
+        if (std::filesystem::path(dir).is_absolute()) return dir;
+        return (std::filesystem::absolute(path).parent_path() / dir).lexically_normal().string();
+    };
+    hc.plugin_path.assign(plugin_dirs.begin(), plugin_dirs.end() - (plugin_dirs.empty() ? 0 : 1));
+    for (auto& dir : host.get_strings("plugin_path")) {
+        if (dir.empty()) host.fail("plugin_path", "an empty directory name");
+        hc.plugin_path.push_back(beside_file(dir));
+    }
     std::string dir = host.get_string("plugin_dir");
-    if (dir.empty()) dir = default_plugin_dir;
-    else if (!std::filesystem::path(dir).is_absolute())
-        dir = (std::filesystem::absolute(path).parent_path() / dir).lexically_normal().string();
-    hc.plugin_dir = dir;
+    if (!dir.empty()) hc.plugin_path.push_back(beside_file(dir));
+    else if (!plugin_dirs.empty()) hc.plugin_path.push_back(plugin_dirs.back());
 
     for (auto&& [key, node] : root) {
         std::string name(key.str());
