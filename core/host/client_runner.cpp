@@ -6,6 +6,7 @@
 
 #include <fmt/format.h>
 
+#include "demo.hpp"
 #include "host.hpp"
 #include "moat/signal_watch.hpp"
 
@@ -52,7 +53,7 @@ Task<void> run_command(const CommandTask& task, CommandContext& ctx, int& rc, Ev
 std::string client_command_help(const ClientCommand& c) {
     return fmt::format("Usage: moat-victron {} [OPTIONS]: {}\n\n{}"
                        "\nCommon options:\n"
-                       "  --bus BUS              \"system\" (default), \"session\" or a D-Bus address\n"
+                       "  --bus BUS              \"system\" (default), \"session\", \"demo\" (the running demo's bus) or a D-Bus address\n"
                        "  --log-level LEVEL      debug, info, warning (default) or error\n"
                        "  --help                 print this help\n",
                        c.name, c.summary, c.usage);
@@ -79,8 +80,9 @@ int run_client_command(const ClientCommand& command, std::span<char* const> args
     Loop loop;
     std::unique_ptr<Bus> bus;
     try {
+        options.bus = resolve_bus_spec(options.bus);
         bus = Bus::open(loop, options.bus, log.child("bus"));
-    } catch (const BusError& e) {
+    } catch (const std::runtime_error& e) {  // BusError, or no demo running
         log.error("{}", e.what());
         return exit_bus;
     }

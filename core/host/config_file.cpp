@@ -1,6 +1,13 @@
 #include "config_file.hpp"
 
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <netinet/in.h>
+#include <sstream>
+#include <sys/socket.h>
+#include <unistd.h>
 #include <filesystem>
 #include <fmt/format.h>
 
@@ -34,12 +41,45 @@ Duration seconds(double s) { return std::chrono::duration_cast<Duration>(std::ch
 
 std::span<const ConfigKey> host_keys() { return host_key_table; }
 
+int free_tcp_port() {
+    // One port per process: a reload sees the same file again.
+    static int port = [] {
+        int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        sockaddr_in a{};
+        a.sin_family = AF_INET;
+        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        socklen_t len = sizeof a;
+        int p = -1;
+        if (fd >= 0 && ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0 &&
+            ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) == 0)
+            p = ntohs(a.sin_port);
+        if (fd >= 0) ::close(fd);
+        return p;
+    }();
+    if (port <= 0) throw ConfigError("@FREE_PORT@: no free TCP port on 127.0.0.1");
+    return port;
+}
+
 ConfigFile load_config_file(const std::string& path, const std::vector<std::string>& plugin_dirs) {
     ConfigFile out;
     out.path = path;
     auto parsed = std::make_shared<toml::table>();
+    std::string text;
+    {
+        std::ifstream f(path);
+        if (!f) throw ConfigError(fmt::format("{}: cannot read the file: {}", path, std::strerror(errno)));
+        std::stringstream s;
+        s << f.rdbuf();
+        text = s.str();
+    }
+    static constexpr std::string_view free_port = "@FREE_PORT@";
+    if (text.find(free_port) != std::string::npos) {
+        std::string port = std::to_string(free_tcp_port());
+        for (auto at = text.find(free_port); at != std::string::npos; at = text.find(free_port, at + port.size()))
+            text.replace(at, free_port.size(), port);
+    }
     try {
-        *parsed = toml::parse_file(path);
+        *parsed = toml::parse(text, path);
     } catch (const toml::parse_error& e) {
         if (e.source().begin.line == 0) throw ConfigError(fmt::format("{}: {}", path, e.description()));
         throw ConfigError(fmt::format("{}:{}:{}: TOML syntax error: {}", path, e.source().begin.line,

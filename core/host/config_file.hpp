@@ -45,6 +45,11 @@ struct ConfigFile {
 /// The keys of the [host] table (shown by --help-plugin host).
 std::span<const ConfigKey> host_keys();
 
+/// A TCP port free on 127.0.0.1, the same for the whole process: what
+/// `@FREE_PORT@` in a configuration file becomes (the demo's simulated meter
+/// and the meters plugin reading it agree on it; two demos never share one).
+int free_tcp_port();
+
 /// Read and check the file's syntax, the [host] table and each instance's
 /// `enabled`/`kind`. Plugin keys are checked by the host after loading the
 /// plugin. Throws ConfigError "FILE:LINE: ...".

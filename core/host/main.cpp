@@ -19,6 +19,7 @@
 #include <fmt/format.h>
 
 #include "client_runner.hpp"
+#include "demo.hpp"
 
 #include "host.hpp"
 #include "last_resort.hpp"
@@ -41,13 +42,15 @@ Runs the plugins a TOML file declares on one event loop and one D-Bus connection
 Options:
   --config FILE          configuration file (default: /data/moat-victron/moat-victron.toml)
   --check-config FILE    validate FILE and the plugins it names, without touching the bus
-  --bus BUS              "system", "session" or a D-Bus address; overrides [host] bus
+  --bus BUS              "system", "session", "demo" (a running demo's bus) or a
+                         D-Bus address; overrides [host] bus
   --plugin-dir DIR       search DIR for plugins first (repeatable, in order); then
                          [host] plugin_path, then plugin_dir or the built-in directory
   --log-level LEVEL      debug, info, warning or error; overrides [host] log_level
   --log-timestamps       prefix log lines with the time
-  --demo                 start a private dbus-daemon and run config/demo.toml on it
-                         (with --bus: use that bus instead; with --config: that file)
+  --demo                 start a private dbus-daemon and run the demo configuration on
+                         it (with --bus: use that bus instead; with --config: that
+                         file); client commands reach it with --bus demo
   --list-plugins         list the plugins along the plugin path, where each was found
                          and the commands it brings
   --help-plugin KIND     describe a plugin's configuration keys ("host" for [host])
@@ -317,6 +320,7 @@ int main(int argc, char** argv) {
     std::vector<std::string> plugin_dirs = command_line_path(args);
     if (args.list_plugins) return list_plugins(plugin_path_for_tools(args));
     if (args.help_plugin) return help_plugin(*args.help_plugin, plugin_path_for_tools(args));
+    if (args.check_config && args.demo) usage_error("--demo and --check-config contradict each other (use one)");
     if (args.check_config) return check_config(*args.check_config, plugin_dirs);
     // Read before anything starts (a bad value exits before the bus is touched).
     FaultPoints faults;
@@ -341,7 +345,16 @@ int main(int argc, char** argv) {
         return exit_config;
     }
 
+    if (args.bus) {
+        try {
+            args.bus = resolve_bus_spec(*args.bus);
+        } catch (const std::runtime_error& e) {
+            log.error("{}", e.what());
+            return exit_bus;
+        }
+    }
     std::unique_ptr<PrivateDaemon> daemon;
+    std::unique_ptr<DemoBusRecord> demo_record;
     if (args.demo && !args.bus) {
         try {
             daemon = std::make_unique<PrivateDaemon>();
@@ -353,7 +366,18 @@ int main(int argc, char** argv) {
         set_emergency_cleanup(stop_demo_daemon);
         args.bus = daemon->address();
         log.info("demo: private dbus-daemon (pid {}) at {}", daemon->pid(), daemon->address());
-        log.info("demo: look at it with: DBUS_SESSION_BUS_ADDRESS='{}' gdbus introspect --session ...",
+        try {
+            demo_record = std::make_unique<DemoBusRecord>(daemon->address());
+        } catch (const std::exception& e) {
+            log.warning("demo: cannot record the bus address for '--bus demo': {}", e.what());
+        }
+        std::string self = (exe_dir() / "moat-victron").string();
+        log.info("demo: try these in another terminal (Ctrl-C here stops the demo):");
+        log.info("  {} status --bus demo --extended", self);
+        log.info("  {} inverter --bus demo state", self);
+        log.info("  {} inverter --bus demo set-mode p_grid power=-200", self);
+        log.info("demo: or any D-Bus client: gdbus introspect --address '{}' --dest com.victronenergy.system "
+                 "--object-path /",
                  daemon->address());
     }
 

@@ -1,6 +1,7 @@
 #include "private_daemon.hpp"
 
 #include <csignal>
+#include <fcntl.h>
 #include <filesystem>
 #include <fstream>
 #include <stdexcept>
@@ -46,6 +47,12 @@ PrivateDaemon::PrivateDaemon(std::string config_file) {
         prctl(PR_SET_PDEATHSIG, SIGTERM);  // never outlive a crashed parent
         setpgid(0, 0);                     // a terminal's Ctrl-C is for the parent, which stops us in order
         close(fds[0]);
+        // Its messages go to a file beside its socket: as root it warns at
+        // every start that it cannot raise its fd limit, which is noise here.
+        if (!temp_dir_.empty()) {
+            int log = ::open((temp_dir_ + "/bus.log").c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+            if (log >= 0) dup2(log, STDERR_FILENO);
+        }
         std::string conf = "--config-file=" + config_file;
         std::string fd = "--print-address=" + std::to_string(fds[1]);
         execlp("dbus-daemon", "dbus-daemon", conf.c_str(), "--nofork", "--nopidfile", fd.c_str(), nullptr);
@@ -64,7 +71,13 @@ PrivateDaemon::PrivateDaemon(std::string config_file) {
     auto nl = out.find('\n');
     if (nl == std::string::npos) {
         kill();
-        throw std::runtime_error("dbus-daemon did not start (is the package dbus-daemon installed?)");
+        std::string why;
+        if (!temp_dir_.empty()) {
+            std::ifstream log(temp_dir_ + "/bus.log");
+            std::getline(log, why);
+        }
+        throw std::runtime_error("dbus-daemon did not start (is the package dbus-daemon installed?)" +
+                                 (why.empty() ? std::string() : ": " + why));
     }
     address_ = out.substr(0, nl);
 }

@@ -31,9 +31,13 @@ std::optional<std::string> unusable(const Reading& r)
     return std::nullopt;
 }
 
-// The phase count as a number of phases, or the reason it is none.
+// The phase count as a number of phases, or the reason it is none. Missing
+// or invalid counts as 0 phases: in a grid outage the AC input goes away, and
+// the DC part (the battery) is what the owner wants to see then.
 std::variant<std::size_t, std::string> phase_count(const Reading& r)
 {
+    if (r.state() == Reading::State::missing || (r.state() == Reading::State::present && r.value().is_invalid()))
+        return std::size_t{0};
     if (auto why = unusable(r))
         return *why;
     const double n = *r.value().as_number();

@@ -59,8 +59,9 @@ using Aggregate = std::variant<Incomplete, Totals>;
 /// - a charger's voltage, current or yield power is not a number (§4 layer 1);
 /// - a battery's voltage, current, max charge or max discharge current is not
 ///   a number (the original crashes; §8);
-/// - the system service or its phase count is absent, or the count is not a
-///   whole number 0..3 (the original crashes when it is invalid; §8).
+/// - the system service is absent, or the phase count is not a whole number
+///   0..3 (a stale one included). A missing or invalid count means 0 phases
+///   (the AC input is down): the DC part is still shown.
 ///
 /// "Not a number" covers missing, stale and invalid readings as well as
 /// strings, lists and dicts (on which the original raises). Everything else

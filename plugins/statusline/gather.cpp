@@ -50,7 +50,7 @@ std::optional<std::string> named_vebus(const System& system)
 
 void follow(Monitor& monitor)
 {
-    for (std::string_view pattern : {charger_class, battery_class, vebus_class, system_service})
+    for (std::string_view pattern : {charger_class, battery_class, vebus_class, system_service, Controller::service_class})
         monitor.watch(pattern);
 }
 
@@ -83,6 +83,12 @@ Snapshot gather(Monitor& monitor, const GatherOptions& options)
             v.service = *name;
             fill(monitor, *name, v, options);
         }
+    }
+    for (const ServiceInfo& info : monitor.services(Controller::service_class)) {
+        Controller& c = s.controller.emplace();
+        c.service = info.name;
+        fill(monitor, info.name, c, options);
+        break;  // the first one: one controller is the rule
     }
     return s;
 }

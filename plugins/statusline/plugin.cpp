@@ -5,6 +5,7 @@
 #include "gather.hpp"
 #include "line.hpp"
 #include "line_file.hpp"
+#include "extended.hpp"
 #include "status_command.hpp"
 
 #include <moat/plugin.hpp>
@@ -54,6 +55,7 @@ public:
             file_.emplace(p.string());
         }
         service_name_ = c.get_string("service");
+        format_ = *sl::parse_line_format(c.get_string("format"));
     }
 
     moat::Task<void> run() override
@@ -115,7 +117,9 @@ private:
     {
         const sl::Snapshot snapshot = sl::gather(ctx_.monitor, options_);
         const sl::Aggregate totals = sl::aggregate(snapshot);
-        const std::string line = sl::format_line(totals);
+        std::string line = sl::format_line(totals);
+        if (format_ == sl::LineFormat::extended)
+            line = sl::extend_line(line, snapshot);
         if (const auto* why = std::get_if<sl::Incomplete>(&totals))
             ctx_.log.debug("incomplete: {}", why->message());
         // Identical lines back to back are summarised by the logger
@@ -139,6 +143,7 @@ private:
     bool log_lines_ = true;
     std::optional<sl::LineFile> file_;
     std::string service_name_;
+    sl::LineFormat format_ = sl::LineFormat::original;
     std::unique_ptr<moat::Service> service_;
     moat::Item* line_item_ = nullptr;
 };
@@ -155,6 +160,10 @@ const moat::ConfigKey keys[] = {
      "D-Bus name of the service that publishes /StatusLine (\"\" = do not publish)"},
     {"device_instance", moat::KeyType::integer, "0", "/DeviceInstance of that service (the MQTT topic's instance)",
      0, 65535},
+    {"format", moat::KeyType::string, "\"original\"",
+     "original: the original project's line, unchanged (scripts parse it); extended: followed by the grid power "
+     "per phase and in total and the controller's mode and target",
+     -moat::no_limit, moat::no_limit, "original|extended"},
 };
 
 } // namespace

@@ -26,9 +26,12 @@ constexpr std::array<std::string_view, 7> vebus_paths{
     "/Hub4/L1/AcPowerSetpoint", "/Hub4/L2/AcPowerSetpoint", "/Hub4/L3/AcPowerSetpoint",
     "/Ac/ActiveIn/L1/P",        "/Ac/ActiveIn/L2/P",        "/Ac/ActiveIn/L3/P"};
 
-constexpr std::array<std::string_view, 5> system_paths{
+constexpr std::array<std::string_view, 8> system_paths{
     "/VebusService", "/Ac/ActiveIn/NumberOfPhases",
-    "/Ac/ActiveIn/L1/Power", "/Ac/ActiveIn/L2/Power", "/Ac/ActiveIn/L3/Power"};
+    "/Ac/ActiveIn/L1/Power", "/Ac/ActiveIn/L2/Power", "/Ac/ActiveIn/L3/Power",
+    "/Ac/Grid/L1/Power", "/Ac/Grid/L2/Power", "/Ac/Grid/L3/Power"};
+
+constexpr std::array<std::string_view, 4> controller_paths{"/Mode", "/Power", "/Current", "/DestSoc"};
 
 // The readings of `fields`, in the order of `paths`: the one place that ties
 // a path to a member.
@@ -74,7 +77,15 @@ std::span<const std::string_view> System::paths() noexcept { return system_paths
 Reading* System::at(std::string_view path) noexcept
 {
     return lookup(system_paths, path,
-                  {&vebus_service, &phase_count, &active_in_power[0], &active_in_power[1], &active_in_power[2]});
+                  {&vebus_service, &phase_count, &active_in_power[0], &active_in_power[1], &active_in_power[2],
+                   &grid_power[0], &grid_power[1], &grid_power[2]});
+}
+
+std::span<const std::string_view> Controller::paths() noexcept { return controller_paths; }
+
+Reading* Controller::at(std::string_view path) noexcept
+{
+    return lookup(controller_paths, path, {&mode, &power, &current, &dest_soc});
 }
 
 } // namespace moat::statusline

@@ -119,6 +119,21 @@ struct System {
     Reading vebus_service;                            ///< /VebusService, for whoever fills Snapshot::vebus
     Reading phase_count;                              ///< /Ac/ActiveIn/NumberOfPhases
     std::array<Reading, max_phases> active_in_power;  ///< /Ac/ActiveIn/L{i}/Power, at the grid connection
+    std::array<Reading, max_phases> grid_power;       ///< /Ac/Grid/L{i}/Power (the extended format)
+
+    static std::span<const std::string_view> paths() noexcept;
+    Reading* at(std::string_view path) noexcept;
+};
+
+/// A charger/inverter controller's Venus service (`com.victronenergy.moatinv.*`,
+/// published by the inverter plugin), for the extended format.
+struct Controller {
+    static constexpr std::string_view service_class = "com.victronenergy.moatinv";
+    std::string service;
+    Reading mode;      ///< /Mode: off idle p_grid p_inv i_batt soc remote
+    Reading power;     ///< /Power, W: the target of p_grid and p_inv
+    Reading current;   ///< /Current, A: the target of i_batt
+    Reading dest_soc;  ///< /DestSoc, 0..1: the target of soc
 
     static std::span<const std::string_view> paths() noexcept;
     Reading* at(std::string_view path) noexcept;
@@ -131,6 +146,7 @@ struct Snapshot {
     std::vector<Battery> batteries;     ///< in bus enumeration order
     std::optional<Vebus> vebus;         ///< nullopt: no /VebusService, or that service is absent
     std::optional<System> system;       ///< nullopt: no system service
+    std::optional<Controller> controller; ///< the first controller on the bus, if any
 };
 
 } // namespace moat::statusline

@@ -1,6 +1,7 @@
 #include "status_command.hpp"
 
 #include "aggregate.hpp"
+#include "extended.hpp"
 #include "gather.hpp"
 #include "line.hpp"
 
@@ -20,6 +21,7 @@ struct StatusOptions {
     Duration interval = seconds(1);
     Duration wait = seconds(5);
     std::optional<Duration> max_age = seconds(60);
+    LineFormat format = LineFormat::original;
 };
 
 Duration parse_seconds(const std::string& opt, const std::string& text, double min, double max)
@@ -40,10 +42,12 @@ bool print_line(const std::string& line)
 
 std::string compose(Monitor& monitor, const StatusOptions& o, Logger& log)
 {
-    const Aggregate totals = aggregate(gather(monitor, GatherOptions{o.max_age}));
+    const Snapshot snapshot = gather(monitor, GatherOptions{o.max_age});
+    const Aggregate totals = aggregate(snapshot);
     if (const auto* why = std::get_if<Incomplete>(&totals))
         log.debug("incomplete: {}", why->message());
-    return format_line(totals);
+    std::string line = format_line(totals);
+    return o.format == LineFormat::extended ? extend_line(line, snapshot) : line;
 }
 
 Task<int> run(CommandContext& ctx, StatusOptions o)
@@ -75,6 +79,8 @@ CommandTask parse(const std::vector<std::string>& args)
     while (a.next()) {
         if (a.flag("--once"))
             o.once = true;
+        else if (a.flag("--extended"))
+            o.format = LineFormat::extended;
         else if (a.is("--interval"))
             o.interval = parse_seconds(a.arg(), a.value(), 0.05, 3600);
         else if (a.is("--wait"))
@@ -97,6 +103,8 @@ const ClientCommand status_command{
     "interrupted, composed from the bus by this command itself: the statusline plugin\n"
     "need not run. The line is explained in the statusline plugin's README.\n\n"
     "  --once                 print one line and exit (exit 7 when there is no system service)\n"
+    "  --extended             add the grid power (per phase and total) and the controller's\n"
+    "                         mode and target to the line\n"
     "  --interval SECONDS     time between lines (default 1)\n"
     "  --wait SECONDS         how long to wait for the services before the first line (default 5)\n"
     "  --max-age SECONDS      a service without updates for this long counts as frozen\n"

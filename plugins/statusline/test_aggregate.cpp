@@ -157,7 +157,7 @@ TEST_CASE("a SmartShunt beside a BMS (no /Info limits) makes the tick incomplete
 TEST_CASE("the first problem is reported: chargers, then batteries, then the phase count", "[aggregate]")
 {
     Snapshot s = e1();
-    s.system->phase_count = Value::invalid();
+    s.system->phase_count = Value(7);  // not a phase count
     CHECK(incomplete(aggregate(s)).path == "/Ac/ActiveIn/NumberOfPhases");
     s.batteries[0].current = Value::invalid();
     CHECK(incomplete(aggregate(s)).path == "/Dc/0/Current");
@@ -240,13 +240,17 @@ TEST_CASE("the phase count must be a whole number 0..3 from a system service ([R
         CHECK(incomplete(aggregate(s)).message() ==
               "com.victronenergy.system /Ac/ActiveIn/NumberOfPhases: no system service");
     }
-    SECTION("invalid") {
+    SECTION("invalid counts as 0 phases (the AC input is down)") {
         s.system->phase_count = Value::invalid();
-        CHECK(incomplete(aggregate(s)).message() == "com.victronenergy.system /Ac/ActiveIn/NumberOfPhases: invalid");
+        CHECK(totals(aggregate(s)).phases.empty());
     }
-    SECTION("missing") {
+    SECTION("missing counts as 0 phases") {
         s.system->phase_count = Reading::missing();
-        CHECK(incomplete(aggregate(s)).reason == "missing");
+        CHECK(totals(aggregate(s)).phases.empty());
+    }
+    SECTION("stale is not trusted") {
+        s.system->phase_count = Reading::stale(Value(3));
+        CHECK(incomplete(aggregate(s)).reason == "stale");
     }
     SECTION("out of range or not whole") {
         auto bad = GENERATE(Value(4), Value(-1), Value(1.5), Value("3"));

@@ -226,9 +226,9 @@ TEST_CASE("Incomplete data for the cases the original crashes on ([RECOMMEND])",
         s.system.reset();
         CHECK(status_line(s) == "Incomplete data");
     }
-    SECTION("invalid phase count") {
+    SECTION("stale phase count") {
         Snapshot s = e1();
-        s.system->phase_count = Value::invalid();
+        s.system->phase_count = Reading::stale(Value(1));
         CHECK(status_line(s) == "Incomplete data");
     }
     SECTION("battery without /Info/MaxDischargeCurrent") {

@@ -91,9 +91,19 @@ TEST_CASE("system paths are those of spec §2 that the line uses", "[snapshot]")
 {
     System s;
     check_paths(s, {"/VebusService", "/Ac/ActiveIn/NumberOfPhases", "/Ac/ActiveIn/L1/Power",
-                    "/Ac/ActiveIn/L2/Power", "/Ac/ActiveIn/L3/Power"});
+                    "/Ac/ActiveIn/L2/Power", "/Ac/ActiveIn/L3/Power", "/Ac/Grid/L1/Power", "/Ac/Grid/L2/Power",
+                    "/Ac/Grid/L3/Power"});
+    CHECK(s.at("/Ac/Grid/L2/Power") == &s.grid_power[1]);
     CHECK(s.at("/Ac/ActiveIn/L1/Power") == &s.active_in_power[0]);
     CHECK(s.at("/Ac/ActiveIn/NumberOfPhases") == &s.phase_count);
     CHECK(s.at("/Dc/Pv/Power") == nullptr);
     CHECK(System::service == "com.victronenergy.system");
+}
+
+TEST_CASE("controller paths: the mode and each mode's target", "[snapshot]")
+{
+    Controller c;
+    check_paths(c, {"/Mode", "/Power", "/Current", "/DestSoc"});
+    CHECK(c.at("/Power") == &c.power);
+    CHECK(c.at("/Status") == nullptr);
 }
