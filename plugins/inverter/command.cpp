@@ -1,6 +1,7 @@
 #include "command.hpp"
 #include "control_interface.hpp"
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -66,12 +67,25 @@ std::string json(const Value& v) {
     return "null";
 }
 
+/// A value for people: booleans as yes/no, numbers rounded to what a reading
+/// of that size needs (W and V to whole units or 0.1, fractions to 0.001).
+/// The --json form keeps every digit.
+std::string readable(const Value& v) {
+    if (v.is_bool()) return v.as_bool() ? "yes" : "no";
+    if (!v.is_double()) return text(v);
+    double d = v.as_double();
+    if (!std::isfinite(d)) return text(v);
+    double a = std::fabs(d);
+    std::string s = a >= 100 ? fmt::format("{:.0f}", d) : a >= 1 ? fmt::format("{:.1f}", d) : fmt::format("{:.3f}", d);
+    return s == "-0" || s == "-0.0" || s == "-0.000" ? s.substr(1) : s;
+}
+
 /// Readable text: one "key: value" line per entry, nested dicts indented.
 void print_text(const Value::Dict& d, int indent) {
     for (auto& [k, v] : d) {
         std::string pad(indent, ' ');
         if (k == "mode" && v.is_list() && v.as_list().size() == 2 && v.as_list()[1].is_dict()) {
-            fmt::print("{}mode: {}\n", pad, text(v.as_list()[0]));
+            fmt::print("{}mode: {}\n", pad, readable(v.as_list()[0]));
             print_text(v.as_list()[1].as_dict(), indent + 2);
         } else if (v.is_dict()) {
             fmt::print("{}{}:\n", pad, k);
@@ -81,11 +95,11 @@ void print_text(const Value::Dict& d, int indent) {
             for (auto& e : v.as_list()) {
                 if (!e.is_dict()) continue;
                 auto& ed = e.as_dict();
-                auto get = [&](const char* key) { auto it = ed.find(key); return it == ed.end() ? std::string() : text(it->second); };
+                auto get = [&](const char* key) { auto it = ed.find(key); return it == ed.end() ? std::string() : readable(it->second); };
                 fmt::print("{}  {}: {} -> {} (res {})\n", pad, get("rule"), get("lim"), get("fix"), get("res"));
             }
         } else {
-            fmt::print("{}{}: {}\n", pad, k, text(v));
+            fmt::print("{}{}: {}\n", pad, k, readable(v));
         }
     }
 }
@@ -109,7 +123,43 @@ struct Request {
     std::vector<std::string> words;  ///< the command and its arguments
 };
 
+/// The names of the controllers on the bus ("main", ...).
+Task<std::vector<std::string>> controller_names(CommandContext& ctx) {
+    auto reply = co_await ctx.bus.call("org.freedesktop.DBus", "/org/freedesktop/DBus", "org.freedesktop.DBus",
+                                       "ListNames", std::chrono::seconds(5));
+    std::vector<std::string> names, found;
+    reply >> names;
+    const std::string prefix = inverter::control::bus_name("");
+    for (auto& n : names)
+        if (n.starts_with(prefix)) found.push_back(n.substr(prefix.size()));
+    std::sort(found.begin(), found.end());
+    co_return found;
+}
+
+Task<int> run_request(CommandContext& ctx, const Request& r);
+
+/// run_request, but a controller that is not on the bus is exit 7 with the
+/// names of those that are.
 Task<int> run(CommandContext& ctx, const Request& r) {
+    bool absent = false;
+    try {
+        co_return co_await run_request(ctx, r);
+    } catch (const sdbus::Error& e) {
+        if (e.getName() != "org.freedesktop.DBus.Error.ServiceUnknown" &&
+            e.getName() != "org.freedesktop.DBus.Error.NameHasNoOwner")
+            throw;
+        absent = true;
+    }
+    if (absent) {
+        auto names = co_await controller_names(ctx);
+        std::string list;
+        for (auto& n : names) list += (list.empty() ? "" : ", ") + n;
+        ctx.log.error("no controller named '{}' on the bus (found: {})", r.name, list.empty() ? "none" : list);
+    }
+    co_return command_no_data;
+}
+
+Task<int> run_request(CommandContext& ctx, const Request& r) {
     const std::string dest = inverter::control::bus_name(r.name);
     const auto& words = r.words;
     const std::string& cmd = words[0];
