@@ -672,7 +672,7 @@ Task<void> Service::start(Duration timeout) {
     if (started_) co_return;
     for (const char* p : {"/Mgmt/ProcessName", "/Mgmt/ProcessVersion", "/Mgmt/Connection", "/DeviceInstance",
                           "/ProductId", "/ProductName", "/FirmwareVersion", "/HardwareVersion", "/Connected"})
-        if (device_ && !find(p)) log_.warning("{}: mandatory path {} is missing (venus-dbus.md §8.2)", name_, p);
+        if (device_ && !find(p)) log_.warning("{}: mandatory path {} is missing (Venus consumers may ignore the service)", name_, p);
     // DBUS_NAME_FLAG_DO_NOT_QUEUE: fail at once when the name is owned (§8.1).
     auto reply = co_await bus_->call("org.freedesktop.DBus", "/org/freedesktop/DBus", "org.freedesktop.DBus",
                                      "RequestName", timeout, name_, std::uint32_t(4));

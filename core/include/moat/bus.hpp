@@ -1,6 +1,7 @@
 // A D-Bus connection (sdbus-c++) driven by the loop: no sdbus-c++ thread.
 // Method calls are awaitable and cancellable. Every Venus service we export
-// needs a connection of its own (venus-dbus.md §1.3); reading shares one.
+// needs a connection of its own (consumers key a service by its connection's
+// unique name); reading shares one.
 #pragma once
 
 #include "moat/export.hpp"

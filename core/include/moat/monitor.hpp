@@ -1,5 +1,5 @@
 // Following other Venus services: the import side of the Venus D-Bus layer
-// (shared/specs/venus-dbus.md §10).
+// (the consumer side, as Victron's DbusMonitor and aiovelib do it).
 //
 // One Monitor per process, on the host's shared connection, used by every
 // plugin (Context::monitor). It follows the service classes that some plugin
@@ -7,15 +7,15 @@
 // service or class), keeps a cache of every path of those services and tells
 // observers and waiting tasks about changes:
 //
-// - Discovery: NameOwnerChanged is subscribed first, then ListNames (§10.2).
+// - Discovery: NameOwnerChanged is subscribed first, then ListNames.
 //   Each service is read with GetItems; an old service without it (error
 //   UnknownMethod) with GetValue/GetText on `/`, then GetValue per path for the
-//   paths somebody observes (§10.3). A value a signal brought while the scan was
-//   under way is newer than the scan's and is kept (§10.6 item 3).
+//   paths somebody observes. A value a signal brought while the scan was
+//   under way is newer than the scan's and is kept.
 // - Changes: ItemsChanged and PropertiesChanged, through three match rules for
 //   the whole process (NameOwnerChanged, ItemsChanged, PropertiesChanged), never
 //   one per service or path: the daemon allows 1,024 per connection and all
-//   plugins share it. A value equal to the cached one (Python equality, §2.3)
+//   plugins share it. A value equal to the cached one (Python equality, see value.hpp)
 //   is not a change, but it still counts as an update for the value's age.
 // - Departure: when a service's name goes (also when its process is killed and
 //   its connection just closes), every cached value of it becomes invalid,
@@ -212,7 +212,7 @@ public:
     // ---- writing ---------------------------------------------------------
 
     /// SetValue on the service's path; yields its result (0 accepted or
-    /// unchanged, 1 not writeable or wrong type, 2 refused, §3.2; localsettings:
+    /// unchanged, 1 not writeable or wrong type, 2 refused by the service; localsettings:
     /// -1), or -1 when the service or path is not known to the monitor or the
     /// call failed (error reply, timeout), as DbusMonitor and aiovelib do.
     Task<int> set_value(std::string service, std::string path, Value value, Duration timeout = call_timeout);

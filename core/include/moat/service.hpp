@@ -1,12 +1,13 @@
 // Exporting a Venus service: a tree of com.victronenergy.BusItem objects
-// under one bus name, on a connection of its own (venus-dbus.md §1.3).
+// under one bus name, on a connection of its own (Venus consumers key a
+// service by the unique name of its connection).
 //
 //     moat::Service svc(ctx.loop, "com.victronenergy.battery.demo", ctx.bus_spec, ctx.log);
-//     svc.add_mandatory(info);              // the nine paths of §8.2
+//     svc.add_mandatory(info);              // the nine mandatory paths (DeviceInfo)
 //     auto& voltage = svc.add("/Dc/0/Voltage", 12.5, moat::ItemOptions().text("%.2F V"));
 //     auto& limit = svc.add("/Info/MaxChargeCurrent", 50.0,
 //         moat::ItemOptions().writeable().type(moat::ValueType::floating).range(0.0, 200.0).text("%.1F A"));
-//     co_await svc.start();                 // requests the name: every path exists by now (§8.1)
+//     co_await svc.start();                 // requests the name: every path exists by now
 //     voltage.set(12.7);                    // one PropertiesChanged
 //     {
 //         auto batch = svc.batch();         // one ItemsChanged for everything in the block
@@ -15,7 +16,7 @@
 //     auto writes = svc.writes();           // remote SetValue calls, after validation
 //     moat::Write w = co_await writes.next();
 //
-// Behaviour on the bus is velib's (§3-§8): SetValue returns 0/1/2 in velib's
+// Behaviour on the bus is velib's: SetValue returns 0/1/2 in velib's
 // order, equal writes keep the stored type and send nothing, a change is
 // announced by exactly one signal, tree nodes answer GetValue/GetText with
 // relative dicts, `/` answers GetItems. Everything runs on the loop.
@@ -60,18 +61,18 @@ struct MOAT_API WriteResult {
     std::int32_t code = 0;
     std::optional<Value> store;
 };
-/// Replaces velib's SetValue steps (§3.2) for one item, for services with
-/// other rules (the settings service, §11.3). Gets the decoded value (§2.2,
-/// not coerced). Storing a value equal to the current one (§2.3) does
+/// Replaces velib's SetValue steps for one item, for services with
+/// other rules (the settings service). Gets the decoded value (from_variant,
+/// not coerced). Storing a value equal to the current one (Value ==) does
 /// nothing else; storing another one is announced and reported like any
 /// accepted write. An exception becomes an error reply.
 using WritePolicy = std::function<WriteResult(const Item& item, const Value& written)>;
 
-/// Coercion applied to a written value before validation (§3.2), as Python's
+/// Coercion applied to a written value before validation, as Python's
 /// int(), float() and str() do. Invalid is never coerced.
 enum class ValueType { any, integer, floating, string };
 
-/// `v` coerced to `type` per §3.2; nullopt when Python would raise (then
+/// `v` coerced to `type`; nullopt when Python would raise (then
 /// SetValue returns 1). Invalid passes unchanged; ValueType::any is identity.
 MOAT_API std::optional<Value> coerce(const Value& v, ValueType type);
 
@@ -93,7 +94,7 @@ MOAT_API TextFormatter hex();
 namespace validate {
 /// A number (not a boolean) with lo <= v <= hi.
 MOAT_API Validator range(double lo, double hi);
-/// A number equal (§2.3) to one of `values`.
+/// A number equal (Value ==) to one of `values`.
 MOAT_API Validator one_of(std::vector<Value> values);
 } // namespace validate
 
@@ -104,7 +105,7 @@ class MOAT_API ItemOptions {
 public:
     /// SetValue allowed (otherwise it returns 1).
     ItemOptions& writeable(bool w = true) { writeable_ = w; return *this; }
-    /// Coercion of written values (§3.2).
+    /// Coercion of written values (see coerce()).
     ItemOptions& type(ValueType t) { type_ = t; return *this; }
     /// Accepts or refuses a written value after coercion and the min/max check.
     ItemOptions& validator(Validator v) { validator_ = std::move(v); return *this; }
@@ -163,7 +164,7 @@ struct MOAT_API Write {
     bool changed = true;   ///< false: an equal rewrite (report_equal_writes)
 };
 
-/// Another process owns the bus name (RequestName answered "exists", §8.1).
+/// Another process owns the bus name (RequestName answered "exists").
 class MOAT_API NameTakenError : public std::runtime_error {
 public:
     NameTakenError(std::string name, std::string owner);
@@ -191,7 +192,7 @@ public:
     using std::runtime_error::runtime_error;
 };
 
-/// The mandatory paths of §8.2, for Service::add_mandatory(). Name every
+/// The mandatory paths, for Service::add_mandatory(). Name every
 /// field in a designated initializer (g++ 12's -Wextra warns about omitted ones).
 struct MOAT_API DeviceInfo {
     std::string process_name;
@@ -217,11 +218,11 @@ public:
 
     const std::string& path() const { return path_; }
     const Value& value() const { return value_; }
-    /// The text per §2.4 (formatter, `---` for invalid, hex for /ProductId).
+    /// The text (formatter, `---` for invalid, hex for /ProductId).
     std::string text() const;
     const ItemOptions& options() const { return options_; }
 
-    /// A local update: nothing when equal (§2.3); otherwise stored and
+    /// A local update: nothing when equal (Value ==); otherwise stored and
     /// announced (PropertiesChanged, or the batch's ItemsChanged).
     void set(Value v);
     /// Make the value invalid (announced like set()).
@@ -232,8 +233,8 @@ public:
     /// and default appear in GetItems and GetMin/GetMax/GetDefault at once.
     void set_options(ItemOptions options);
     /// Emit PropertiesChanged on this path with exactly `entries` (e.g.
-    /// `{Value, Text, Default, Min, Max}` of a settings object, §11.2). Values
-    /// are encoded per §2.1; nothing else happens.
+    /// `{Value, Text, Default, Min, Max}` of a settings object). Values
+    /// are encoded by to_variant(); nothing else happens.
     void announce(const Value::Dict& entries);
 
     /// The next remote write to this item (after validation): awaitable, yields
@@ -303,7 +304,7 @@ public:
     Bus& bus() { return *bus_; }
     bool started() const { return started_; }
     /// False for a service that is not a device (the settings service):
-    /// start() then does not look for the mandatory paths of §8.2.
+    /// start() then does not look for the mandatory paths.
     void set_device(bool is_device) { device_ = is_device; }
 
     /// Export `path` (absolute, D-Bus object path syntax) with `value`.
@@ -311,7 +312,9 @@ public:
     /// that would be both an item and a node (`/A` and `/A/B`). Inside a batch
     /// the new item is announced in its ItemsChanged; outside, no signal (velib).
     Item& add(const std::string& path, Value value, ItemOptions options = {});
-    /// The nine mandatory paths of §8.2.
+    /// The nine mandatory paths: /Mgmt/ProcessName, /Mgmt/ProcessVersion,
+    /// /Mgmt/Connection, /DeviceInstance, /ProductId, /ProductName,
+    /// /FirmwareVersion, /HardwareVersion, /Connected.
     void add_mandatory(const DeviceInfo& info);
     /// Remove one item. Outside a batch it goes at once without a signal;
     /// inside, it is invalidated (announced) and removed at the batch's end.
@@ -321,7 +324,7 @@ public:
     std::size_t remove_tree(const std::string& prefix);
 
     /// Keep the tree node `path` (and its parents) even while no item lies
-    /// below it, so that methods on it answer (settings groups, §11.1).
+    /// below it, so that methods on it answer (settings groups).
     /// Throws std::invalid_argument for a bad path or an item path.
     void pin_node(const std::string& path);
     /// True when `path` is `/` or a tree node (a proper prefix of an item path, or pinned).
@@ -371,14 +374,16 @@ public:
     WriteStream writes();
 
     /// Request the name (DO_NOT_QUEUE, asynchronously). Call it after the
-    /// items exist (§8.1). Throws NameTakenError when another connection owns
+    /// items exist: consumers read a new service at once and skip one without
+    /// /DeviceInstance. Throws NameTakenError when another connection owns
     /// it, sdbus::Error for other failures.
     Task<void> start(Duration timeout = std::chrono::seconds(10));
     /// Invalidate the values in one ItemsChanged (/Connected becomes 0; the
     /// identity paths — /DeviceInstance, /ProductName, /Mgmt/*, /CustomName
     /// ... — stay valid), then release the name. The connection closes with
     /// the Service. (Our issue asks for the invalidation, so that consumers
-    /// see the values go; velib skips it, spec §8.4:
+    /// see the values go; velib skips it, because blank names
+    /// flash in the GUI:
     /// set_invalidate_on_stop(false) behaves like velib.)
     Task<void> stop(Duration timeout = std::chrono::seconds(5));
     void set_invalidate_on_stop(bool on) { invalidate_on_stop_ = on; }

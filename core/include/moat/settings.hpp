@@ -1,5 +1,5 @@
 // Talking to the settings service `com.victronenergy.settings` (localsettings
-// on a GX, or moat::SettingsService): shared/specs/venus-dbus.md §11.
+// on a GX, or moat::SettingsService), as velib's SettingsDevice does.
 //
 // One Settings per process (Context::settings), on the host's shared
 // connection, used by every plugin:
@@ -47,7 +47,7 @@ inline constexpr const char* settings_service_name = "com.victronenergy.settings
 /// The interface of the management methods (AddSettings, ...), GetSilent and GetAttributes.
 inline constexpr const char* settings_interface = "com.victronenergy.Settings";
 
-/// `<class>:<instance>`, the value of a ClassAndVrmInstance setting (§11.4).
+/// `<class>:<instance>`, the value of a ClassAndVrmInstance setting.
 struct MOAT_API ClassInstance {
     std::string device_class;
     std::int64_t instance = 0;
@@ -81,7 +81,8 @@ public:
     SettingsError(std::string path, int code, const std::string& what)
         : std::runtime_error(what), path_(std::move(path)), code_(code) {}
     const std::string& path() const { return path_; }
-    /// The code of §11.2 (-2 ... -9), or 0 when the service itself was missing or failed.
+    /// localsettings' result code (-2 ... -9, see settings_code in
+    /// moat/settings_service.hpp), or 0 when the service itself was missing or failed.
     int code() const { return code_; }
 
 private:
@@ -146,7 +147,7 @@ public:
     /// The next change of `path`, or nullopt after `timeout`. Cancellable.
     Task<std::optional<Value>> wait_for_change(std::string path, Duration timeout);
 
-    /// Allocate (or find) this device's instance (§11.4): adds
+    /// Allocate (or find) this device's instance: adds
     /// `/Settings/Devices/<id>/ClassAndVrmInstance` with default
     /// `<device_class>:<preferred>` and returns what the settings service
     /// stored: the lowest instance >= preferred free in that class, or the
@@ -155,7 +156,8 @@ public:
     Task<ClassInstance> device_instance(std::string id, std::string device_class, std::int64_t preferred,
                                         Duration timeout = call_timeout);
     /// `fn(class_instance)` when the device's entry changes: a new instance →
-    /// update /DeviceInstance; a new class → publish under the new class (§8.5).
+    /// update /DeviceInstance; a new class → publish under the new class (a
+    /// new Service, com.victronenergy.<class>.<suffix>, on a new connection).
     [[nodiscard]] SettingsSubscription on_device_instance(std::string id, std::function<void(const ClassInstance&)> fn);
 
 private:

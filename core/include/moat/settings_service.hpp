@@ -1,5 +1,5 @@
 // A settings service of our own: `com.victronenergy.settings` as localsettings
-// behaves on the bus (shared/specs/venus-dbus.md §11), for the demo, the tests,
+// behaves on the bus, for the demo, the tests,
 // the simulation and users without a GX. Plugins talk to whichever settings
 // service runs through moat/settings.hpp; they never need this file.
 //
@@ -8,7 +8,7 @@
 //     ...
 //     co_await settings.stop();    // writes pending changes, releases the name
 //
-// On the bus (§11.1-§11.4): every setting is a BusItem object with GetValue,
+// On the bus: every setting is a BusItem object with GetValue,
 // GetText, SetValue (Python int()/float()/str() conversion, limits, every
 // failure -1), GetMin/GetMax/GetDefault/SetDefault and, on
 // com.victronenergy.Settings, GetSilent/GetAttributes. `/`, `/Settings`,
@@ -16,8 +16,8 @@
 // dicts), SetDefault (groups) and the management methods AddSetting,
 // AddSilentSetting, AddSettings and RemoveSettings; `/` answers GetItems with
 // Default/Min/Max. Changes are announced with PropertiesChanged only, never
-// ItemsChanged (§7.3). /Settings/Devices/<id>/ClassAndVrmInstance allocates
-// device instances (§11.4).
+// ItemsChanged. /Settings/Devices/<id>/ClassAndVrmInstance allocates device
+// instances (the lowest free one >= the wanted one, per class).
 //
 // Persistence: a TOML file (format below), written atomically (a temporary
 // file in the same directory, fsync, rename, fsync of the directory) 2 s after
@@ -70,7 +70,7 @@ enum class SettingType { integer, floating, string };
 MOAT_API std::optional<SettingType> setting_type(std::string_view letter);
 MOAT_API const char* type_letter(SettingType type);
 
-/// Result codes of the add methods (§11.2). SetValue and RemoveSettings fail with -1.
+/// Result codes of the add methods (localsettings' codes). SetValue and RemoveSettings fail with -1.
 namespace settings_code {
 inline constexpr int ok = 0;
 inline constexpr int failed = -1;  ///< SetValue, SetDefault, RemoveSettings
@@ -86,7 +86,7 @@ inline constexpr int not_in_settings = -9;
 /// "NoError", "UnderscorePrefix", ... (for logs); "Failed" for -1.
 MOAT_API std::string_view settings_code_name(int code);
 
-/// §11.3: `v` as Python's int(), float() or str() would give it; nullopt when
+/// SetValue's conversion: `v` as Python's int(), float() or str() would give it; nullopt when
 /// Python would raise, and for the invalid value.
 MOAT_API std::optional<Value> convert_setting(const Value& v, SettingType type);
 
@@ -110,7 +110,7 @@ MOAT_API bool within_limits(const Setting& setting, const Value& v);
 /// setting than `path` uses for the same class.
 MOAT_API ClassInstance free_class_instance(const SettingsMap& settings, const std::string& path, const ClassInstance& wanted);
 
-/// What an add does to `settings` (§11.2): the code, and with code 0 whether
+/// What an add does to `settings`: the code (settings_code), and with code 0 whether
 /// the setting was created or its default/limits/silent flag changed (both
 /// announced with {Value, Text, Default, Min, Max}). `path` is absolute and
 /// already checked for `/_` and for lying in /Settings; `min`/`max` invalid
@@ -124,7 +124,7 @@ struct MOAT_API AddOutcome {
 MOAT_API AddOutcome add_setting(SettingsMap& settings, const std::string& path, const Value& default_value, SettingType type,
                        const Value& min, const Value& max, bool silent);
 
-/// SetValue on a setting (§11.3, §11.4): -1 with nothing to store when the
+/// SetValue on a setting: -1 with nothing to store when the
 /// value cannot be converted, is out of range or (ClassAndVrmInstance) is not
 /// `class:instance`; otherwise 0 and the value to store (for a
 /// ClassAndVrmInstance in use: the next free instance).
@@ -186,10 +186,10 @@ public:
     const SettingsMap& settings() const { return settings_; }
     /// The value at `path`; invalid when there is no such setting.
     Value value(const std::string& path) const;
-    /// AddSetting for local callers (the simulation, tests): `path` absolute; the code of §11.2.
+    /// AddSetting for local callers (the simulation, tests): `path` absolute; a settings_code.
     int add(const std::string& path, const Value& default_value, SettingType type, const Value& min = {},
             const Value& max = {}, bool silent = false);
-    /// SetValue for local callers: the code of §11.3.
+    /// SetValue for local callers: 0, or -1 (settings_code::failed).
     int set(const std::string& path, const Value& value);
 
     Service& service() { return *service_; }

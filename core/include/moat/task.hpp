@@ -12,7 +12,7 @@
 //   of them; the first failure cancels the siblings and the body and is
 //   re-raised in the owner.
 //
-// g++ 12 traps (TOOLCHAIN.md): never co_await inside a braced initialiser, and
+// g++ 12 miscompiles two patterns: never co_await inside a braced initialiser, and
 // never pass a lambda with non-trivial captures as a temporary inside a
 // co_await expression; bind it to a local first.
 #pragma once

@@ -1,9 +1,9 @@
-// The Venus "BusItem value" model (docs: shared/specs/venus-dbus.md §2).
+// The Venus "BusItem value" model, as velib and dbus-python put values on the bus.
 //
 // A Value is what a com.victronenergy.BusItem item holds: invalid, a boolean,
 // an integer, a double, a string, a list or a string-keyed dict. It is
-// converted to and from the D-Bus variant with the Venus rules (§2.1, §2.2),
-// compares like Python's == (§2.3) and renders like Python's str() (§2.4).
+// converted to and from the D-Bus variant with the Venus rules (to_variant,
+// from_variant), compares like Python's == and renders like Python's str() (text).
 #pragma once
 
 #include "moat/export.hpp"
@@ -96,10 +96,10 @@ public:
     const Dict& as_dict() const;
 
     /// Any number as a double (int, double, bool → 0/1); nullopt otherwise.
-    /// Readers should use this: publishers switch between `i` and `d` (§13.15).
+    /// Readers should use this: publishers switch between `i` and `d`.
     std::optional<double> as_number() const noexcept;
 
-    /// Python `==` (§2.3): numeric across int, double and bool (1 == 1.0 ==
+    /// Python `==`: numeric across int, double and bool (1 == 1.0 ==
     /// true; an integer equals a double only when exactly equal; NaN equals
     /// nothing, not even NaN); strings equal only strings; lists and dicts
     /// compare element-wise; invalid equals only invalid.
@@ -124,13 +124,13 @@ private:
 MOAT_API std::string_view kind_name(Value::Kind kind) noexcept;
 inline std::string_view kind_name(const Value& v) noexcept { return kind_name(v.kind()); }
 
-/// Encodes per §2.1: invalid → empty `ai`; bool → `b`; integer → `i`, or `x`
+/// Encodes as velib does: invalid → empty `ai`; bool → `b`; integer → `i`, or `x`
 /// when outside int32; double → `d`; string → `s`; non-empty list → `av`
 /// (elements encoded by these rules); empty list → empty `au`; dict → `a{sv}`.
 /// Never produces a variant directly inside the variant.
 MOAT_API sdbus::Variant to_variant(const Value& value);
 
-/// Decodes per §2.2: integers of any width (`y n q i u x t`) → integer; `d` →
+/// Decodes as velib does: integers of any width (`y n q i u x t`) → integer; `d` →
 /// double; `b` → bool; `s o g` → string; an array with no elements (any
 /// element type, dicts included) → invalid; other arrays → list; dicts with
 /// string-like keys (`s o g`) → dict; variants nested at any depth are
@@ -146,7 +146,7 @@ MOAT_API Value from_variant(const sdbus::Variant& variant);
 /// `msg` is then unspecified).
 MOAT_API Value read_value(sdbus::Message& msg, std::string_view signature);
 
-/// The default text of §2.4 (no formatter): invalid → `---`; otherwise
+/// The default text of an item (no formatter): invalid → `---`; otherwise
 /// Python's str(): integers in decimal, `True`/`False`, doubles as Python's
 /// repr (`25.0`, `1e-05`, `1e+16`, `inf`, `nan`), strings as themselves,
 /// lists and dicts as Python repr (`[1, 'a']`, `{'a': 1}`, invalid elements
