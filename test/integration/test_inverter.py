@@ -349,6 +349,15 @@ class TestControlInterface(InverterTestCase):
         self.assertEqual(st["mode"][1]["power"], 300.0)
         r = subprocess.run(base + ["state"], capture_output=True, text=True, timeout=10)
         self.assertIn("mode: p_inv", r.stdout)
+        # For people: booleans as yes/no, numbers rounded; the JSON form keeps them.
+        self.assertRegex(r.stdout, r"(?m)^fake: (yes|no)$")
+        self.assertNotRegex(r.stdout, r"\b(True|False)\b")
+        self.assertNotRegex(r.stdout, r"\d\.\d{4,}")
+        # A controller that is not there: exit 7, naming those that are.
+        r = subprocess.run(base[:2] + ["--name", "nosuch"] + base[2:] + ["state"], capture_output=True, text=True,
+                           timeout=10)
+        self.assertEqual(r.returncode, 7, r.stdout + r.stderr)
+        self.assertIn("no controller named 'nosuch' on the bus (found: main)", r.stderr)
         r = subprocess.run(base + ["set-mode", "nonsense"], capture_output=True, text=True, timeout=10)
         self.assertNotEqual(r.returncode, 0)
         self.assertIn("org.m_o_a_t.inv.unknown", r.stderr)
