@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <csignal>
+#include <map>
 
 #include "last_resort.hpp"
 #include "moat/signal_watch.hpp"
@@ -18,26 +19,72 @@ bool same_section(const InstanceSection& a, const InstanceSection& b) {
 
 } // namespace
 
+namespace {
+
+/// The plugin's own check of its tables; any exception it throws is a
+/// configuration error naming the plugin (a bug there must not take the host down).
+void run_plugin_validate(const PreparedInstance& p, const std::string& path) {
+    const auto& d = p.library->descriptor();
+    if (d.size < offsetof(PluginDescriptor, validate) + sizeof(d.validate) || !d.validate) return;
+    try {
+        d.validate(p.config);
+    } catch (const ConfigError&) {
+        throw;
+    } catch (const std::exception& e) {
+        throw ConfigError(fmt::format("{}:{}: [{}] the check of the configuration by plugin {} failed: {}", path,
+                                      p.section.line, p.section.name, p.library->path(), e.what()));
+    } catch (...) {
+        throw ConfigError(fmt::format("{}:{}: [{}] the check of the configuration by plugin {} failed with an "
+                                      "exception that is not a std::exception",
+                                      path, p.section.line, p.section.name, p.library->path()));
+    }
+}
+
+/// Two enabled instances claiming one resource (Config::claim) cannot both run.
+void check_claims(const std::vector<PreparedInstance>& instances, std::vector<std::string>& problems) {
+    struct Holder {
+        const PreparedInstance* instance;
+        const Config::Claim* claim;
+    };
+    std::map<std::string, Holder> held;
+    for (auto& p : instances) {
+        if (!p.library) continue;
+        for (auto& c : p.config.claims()) {
+            auto [it, fresh] = held.try_emplace(c.resource, Holder{&p, &c});
+            if (fresh || it->second.instance == &p) continue;
+            problems.push_back(fmt::format("{}: {} is also used by {}", p.config.where(c.key), c.resource,
+                                           it->second.instance->config.where(it->second.claim->key)));
+        }
+    }
+}
+
+} // namespace
+
 PreparedConfig prepare_config(const std::string& path, const std::string& default_plugin_dir) {
     PreparedConfig out;
     out.file = load_config_file(path, default_plugin_dir);
+    // Every problem of the file is reported, not only the first.
+    std::vector<std::string> problems;
     for (auto& s : out.file.instances) {
         PreparedInstance p;
         p.section = s;
         if (s.enabled) {
             try {
                 p.library = load_plugin(out.file.host.plugin_dir, s.kind);
+                p.config = validate_config(path, s.name, s.doc, *s.table, p.library->keys());
+                run_plugin_validate(p, path);
             } catch (const PluginError& e) {
                 const toml::node* kind = s.table->get("kind");
-                throw ConfigError(fmt::format("{}:{}: [{}] {}", path, kind ? kind->source().begin.line : s.line,
-                                              s.name, e.what()));
+                problems.push_back(
+                    fmt::format("{}:{}: [{}] {}", path, kind ? kind->source().begin.line : s.line, s.name, e.what()));
+            } catch (const ConfigError& e) {
+                problems.push_back(e.what());
             }
-            p.config = validate_config(path, s.name, s.doc, *s.table, p.library->keys());
-            const auto& d = p.library->descriptor();
-            if (d.size >= offsetof(PluginDescriptor, validate) + sizeof(d.validate) && d.validate) d.validate(p.config);
         }
         out.instances.push_back(std::move(p));
     }
+    check_claims(out.instances, problems);
+    if (!problems.empty()) throw ConfigError(join_problems(problems));
     return out;
 }
 
@@ -160,6 +207,8 @@ Task<void> Host::supervise(Instance& inst) {
         try {
             try {
                 plugin = desc.create(*inst.ctx);
+            } catch (const ConfigError&) {
+                throw;  // not retried, below
             } catch (const std::exception& e) {
                 throw std::runtime_error(
                     fmt::format("cannot start: the factory of {} threw: {}", inst.prepared.library->path(), e.what()));

@@ -117,6 +117,18 @@ Mode start_mode(const Config& config) {
     return *start;
 }
 
+/// The suffix of org.m_o_a_t.inv.<name>.
+std::string control_suffix(const Config& config) {
+    std::string name = config.get_string("name");
+    if (name.empty()) name = config.get_bool("fake") ? "fake" : "main";
+    return name;
+}
+
+std::string venus_service_name(const Config& config) {
+    std::string venus = config.get_string("venus_service");
+    return venus.empty() ? "com.victronenergy.moatinv." + control_suffix(config) : venus;
+}
+
 /// A refused mode change as the D-Bus error of §16.2.
 sdbus::Error dbus_error(const ModeChangeError& e) {
     return sdbus::Error(e.kind == ModeChangeError::Kind::too_early ? err_too_early : err_unknown, e.what());
@@ -127,6 +139,15 @@ sdbus::Error dbus_error(const ModeChangeError& e) {
 class InverterPlugin final : public Plugin, private LoopIo, private SupervisorIo {
 public:
     explicit InverterPlugin(Context& ctx);
+    /// Everything the constructor reads, the modes table included, with the
+    /// same functions; and the bus names this instance will own.
+    static void validate(const Config& c) {
+        system_params(c);
+        start_mode(c);
+        mode_defaults(c);
+        c.claim("name", "the D-Bus name org.m_o_a_t.inv." + control_suffix(c));
+        c.claim("venus_service", "the D-Bus name " + venus_service_name(c));
+    }
     Task<void> run() override;
     Task<void> safe_state() override;
 
@@ -244,8 +265,7 @@ InverterPlugin::InverterPlugin(Context& ctx)
       low_battery_hold_(seconds(ctx.config.get_number("low_battery_hold"))),
       sup_(*this, ctx.loop.clock(), ctx.log, seconds(ctx.config.get_number("mode_lockout")), start_mode(ctx.config),
            mode_defaults(ctx.config)) {
-    name_ = ctx.config.get_string("name");
-    if (name_.empty()) name_ = fake_ ? "fake" : "main";
+    name_ = control_suffix(ctx.config);
 }
 
 std::string InverterPlugin::string_at(const std::string& service, const std::string& path) {
@@ -596,9 +616,7 @@ const MainParam main_params[] = {
 };
 
 void InverterPlugin::build_service() {
-    std::string venus = ctx_.config.get_string("venus_service");
-    if (venus.empty()) venus = "com.victronenergy.moatinv." + name_;
-    svc_ = std::make_unique<Service>(ctx_.loop, venus, ctx_.bus_spec, ctx_.log.child("dbus"));
+    svc_ = std::make_unique<Service>(ctx_.loop, venus_service_name(ctx_.config), ctx_.bus_spec, ctx_.log.child("dbus"));
     // §16.3
     svc_->add_mandatory(DeviceInfo{.process_name = "moat-victron/inverter",
                                    .process_version = "0.1",

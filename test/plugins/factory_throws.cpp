@@ -1,4 +1,5 @@
-// The constructor (the factory) throws.
+// The constructor (the factory) throws: a plain error (retried), or with
+// `config_error = true` a ConfigError that only the constructor finds (never retried).
 #include <moat/plugin.hpp>
 
 #include <stdexcept>
@@ -8,9 +9,16 @@ using namespace moat;
 
 class FactoryThrows final : public Plugin {
 public:
-    explicit FactoryThrows(Context&) { throw std::runtime_error("deliberate failure in the constructor"); }
+    explicit FactoryThrows(Context& ctx) {
+        if (ctx.config.get_bool("config_error")) ctx.config.fail("config_error", "deliberate configuration error");
+        throw std::runtime_error("deliberate failure in the constructor");
+    }
     Task<void> run() override { co_return; }
+};
+
+const ConfigKey keys[] = {
+    {"config_error", KeyType::boolean, "false", "throw a ConfigError instead of a runtime error"},
 };
 } // namespace
 
-MOAT_PLUGIN(FactoryThrows, "factory_throws", "1.0", "test: its factory throws", moat::detail::no_keys)
+MOAT_PLUGIN(FactoryThrows, "factory_throws", "1.0", "test: its factory throws", keys)
