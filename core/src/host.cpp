@@ -13,6 +13,46 @@ namespace {
 
 double secs(Duration d) { return std::chrono::duration<double>(d).count(); }
 
+std::string what_of(std::exception_ptr e) {
+    try {
+        std::rethrow_exception(e);
+    } catch (const std::exception& x) {
+        return x.what();
+    } catch (...) {
+        return "an exception that is not a std::exception";
+    }
+}
+
+/// One run of a plugin instance, as the owner of the callbacks its code
+/// posts or schedules: one that throws fails the run like run() throwing.
+struct RunOwner final : LoopOwner {
+    explicit RunOwner(Logger& log) : log(log) {}
+    void callback_failed(std::exception_ptr e, const char* where) override {
+        log.error("an exception escaped {}: {}", where, what_of(e));
+        if (!error) error = e;
+        if (scope) scope->cancel();
+    }
+    Logger& log;
+    std::exception_ptr error;
+    detail::Scope* scope = nullptr;  ///< while run() runs
+};
+
+/// plugin.run(), ended early (with that error) when one of its callbacks fails.
+Task<void> run_owned(Plugin& plugin, RunOwner& owner) {
+    detail::Fiber& f = co_await detail::this_fiber();
+    detail::ScopeGuard guard(f, false);
+    owner.scope = &guard.scope();
+    std::exception_ptr ended;
+    try {
+        if (!owner.error) co_await plugin.run();  // (a callback may have failed during the constructor)
+    } catch (...) {
+        ended = std::current_exception();
+    }
+    owner.scope = nullptr;
+    if (owner.error) std::rethrow_exception(owner.error);
+    if (ended) std::rethrow_exception(ended);
+}
+
 bool same_section(const InstanceSection& a, const InstanceSection& b) {
     return a.kind == b.kind && a.enabled == b.enabled && *a.table == *b.table;
 }
@@ -60,7 +100,8 @@ void check_claims(const std::vector<PreparedInstance>& instances, std::vector<st
 
 } // namespace
 
-PreparedConfig prepare_config(const std::string& path, const std::string& default_plugin_dir) {
+namespace {
+PreparedConfig prepare_config_file(const std::string& path, const std::string& default_plugin_dir) {
     PreparedConfig out;
     out.file = load_config_file(path, default_plugin_dir);
     // Every problem of the file is reported, not only the first.
@@ -86,6 +127,18 @@ PreparedConfig prepare_config(const std::string& path, const std::string& defaul
     check_claims(out.instances, problems);
     if (!problems.empty()) throw ConfigError(join_problems(problems));
     return out;
+}
+} // namespace
+
+PreparedConfig prepare_config(const std::string& path, const std::string& default_plugin_dir) {
+    try {
+        return prepare_config_file(path, default_plugin_dir);
+    } catch (const ConfigError&) {
+        throw;
+    } catch (const std::exception& e) {
+        // Whatever failed (a file system error, memory): the file was not loaded.
+        throw ConfigError(fmt::format("{}: cannot be loaded: {}", path, e.what()));
+    }
 }
 
 struct Host::Instance {
@@ -131,13 +184,22 @@ int Host::run() {
         if (group_ && !stopping_since_) group_->spawn(reload(), "reload");
     });
     watchdog_ = std::make_unique<LoopWatchdog>(loop_, hc.watchdog, exit_watchdog);
+    // An exception escaping the host's own callbacks: the plugins still get
+    // their safe state, then the process ends with exit_failure.
+    loop_.on_unowned_failure([this](std::exception_ptr e, const char* where, const std::string& running) {
+        log_.error("internal error: an exception escaped {} posted by {}: {}", where, running, what_of(e));
+        if (stopping_since_ && exit_code_ == exit_ok) exit_code_ = exit_failure;
+        begin_stop(exit_failure, "internal error");
+    });
 
     try {
         run_until_complete(loop_, main(), "host");
     } catch (const std::exception& e) {
+        loop_.on_unowned_failure(nullptr);
         log_.error("internal error: {}", e.what());
         return exit_failure;
     }
+    loop_.on_unowned_failure(nullptr);
     watchdog_.reset();
     log_.info("stopped");
     return exit_code_;
@@ -199,8 +261,12 @@ Task<void> Host::supervise(Instance& inst) {
     const auto& hc = config_.file.host;
     const auto& desc = inst.prepared.library->descriptor();
     Duration delay = hc.restart_delay;
+    detail::Fiber& fiber = co_await detail::this_fiber();
     for (;;) {
         auto started = loop_.clock().now();
+        // A new owner per run: a late callback of the last run fails nothing.
+        auto owner = std::make_shared<RunOwner>(inst.log);
+        fiber.owner = owner;
         std::unique_ptr<Plugin> plugin;
         std::exception_ptr failure;
         bool cancelled = false, config_error = false;
@@ -214,7 +280,7 @@ Task<void> Host::supervise(Instance& inst) {
                     fmt::format("cannot start: the factory of {} threw: {}", inst.prepared.library->path(), e.what()));
             }
             inst.log.info("started ({} {})", desc.kind, desc.version);
-            co_await plugin->run();
+            co_await run_owned(*plugin, *owner);
             inst.log.info("finished");
         } catch (const Cancelled&) {
             cancelled = true;
@@ -233,6 +299,7 @@ Task<void> Host::supervise(Instance& inst) {
             co_await safe_state(inst, *plugin);
             plugin.reset();
         }
+        fiber.owner.reset();
         if (cancelled) throw Cancelled();
         if (!failure) co_return;
         if (config_error) {
@@ -275,7 +342,9 @@ Task<void> Host::reload() {
         PreparedConfig next;
         try {
             next = prepare_config(config_.file.path, options_.default_plugin_dir);
-        } catch (const ConfigError& e) {
+        } catch (const std::exception& e) {
+            // (prepare_config turns everything into a ConfigError; this also
+            // keeps the reload task, a child of the instances' group, from failing it)
             log_.error("{}", e.what());
             log_.error("the new configuration was not applied; the running plugins stay as they are");
             continue;
