@@ -23,10 +23,10 @@ public:
         t->id = next_id_++;
         t->fn = std::move(fn);
         t->origin = owner_loop_.origin();
+        t->when = when;
         uv_timer_init(loop_, &t->handle);
         t->handle.data = t;
-        auto delay = std::chrono::ceil<std::chrono::milliseconds>(when - now()).count();
-        uv_timer_start(&t->handle, &RealClock::fire, delay > 0 ? std::uint64_t(delay) : 0, 0);
+        arm(t);
         timers_.emplace(t->id, t);
         return t->id;
     }
@@ -45,9 +45,22 @@ private:
         TimerId id;
         std::function<void()> fn;
         Loop::CallbackOrigin origin;
+        TimePoint when;
     };
+    /// libuv adds the delay to its cached loop time, which lags behind after
+    /// a long callback: bring it up to date first, or the timer fires early.
+    void arm(Entry* t) {
+        uv_update_time(loop_);
+        auto delay = std::chrono::ceil<std::chrono::milliseconds>(t->when - now()).count();
+        uv_timer_start(&t->handle, &RealClock::fire, delay > 0 ? std::uint64_t(delay) : 0, 0);
+    }
     static void fire(uv_timer_t* h) {
         auto* t = static_cast<Entry*>(h->data);
+        // libuv's clock may be coarser than steady_clock: never run early.
+        if (t->clock->now() < t->when) {
+            t->clock->arm(t);
+            return;
+        }
         auto fn = std::move(t->fn);
         auto origin = std::move(t->origin);
         RealClock* clock = t->clock;

@@ -515,6 +515,13 @@ void Monitor::expire(const std::string& name, std::uint64_t id, const std::strin
     if (!s) return;
     auto it = s->items.find(path);
     if (it == s->items.end() || it->second.stale) return;
+    // A timer is never trusted to be on time: expire only what is really old.
+    auto age = max_ages_.find(std::make_pair(name, path));
+    if (age == max_ages_.end()) return;
+    if (bus_.loop().clock().now() - it->second.updated < age->second) {
+        arm_expiry(*s, path, it->second);
+        return;
+    }
     const bool was_valid = it->second.effective().is_valid();
     it->second.stale = true;
     if (was_valid) log_.debug("{}{} went stale", name, path);

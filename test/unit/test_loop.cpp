@@ -7,6 +7,7 @@
 
 #include <stdexcept>
 #include <string>
+#include <thread>
 #include <vector>
 
 using namespace moat;
@@ -99,4 +100,24 @@ TEST_CASE("virtual time reports a throwing timer callback from advance()", "[loo
     loop.set_clock(clock);
     Timer t(clock, clock.now() + 1s, [] { throw std::runtime_error("virtual timer bug"); });
     CHECK_THROWS_WITH(clock.advance(2s), "virtual timer bug");
+}
+
+TEST_CASE("a real-clock timer armed after a stall in the same turn never fires early", "[loop]") {
+    Loop loop;
+    TimePoint when{}, fired{};
+    Timer timer;
+    loop.post([&] {
+        // A long callback: libuv's cached loop time now lags 150 ms behind.
+        std::this_thread::sleep_for(150ms);
+        when = loop.clock().now() + 100ms;
+        timer = Timer(loop.clock(), when, [&] { fired = loop.clock().now(); });
+    });
+    // Other work keeps the loop turning (no poll wait that would hide the lag).
+    std::function<void()> spin = [&] {
+        if (fired == TimePoint{}) loop.post(spin);
+    };
+    loop.post(spin);
+    loop.run();
+    REQUIRE(fired != TimePoint{});
+    CHECK(fired >= when);
 }

@@ -456,6 +456,50 @@ TEST_CASE("monitor: values age - a max age makes a path invalid without updates"
     f.loop.use_real_clock();
 }
 
+namespace {
+/// A clock whose timers fire only when told, as early as the test likes.
+struct ManualClock final : Clock {
+    TimePoint t = TimePoint{} + 1h;
+    TimerId next = 1;
+    std::map<TimerId, std::function<void()>> timers;
+    TimePoint now() const override { return t; }
+    TimerId schedule(TimePoint, std::function<void()> fn) override {
+        timers.emplace(next, std::move(fn));
+        return next++;
+    }
+    void cancel(TimerId id) override { timers.erase(id); }
+    void fire_all() {
+        auto due = std::move(timers);
+        timers.clear();
+        for (auto& [id, fn] : due) fn();
+    }
+};
+} // namespace
+
+TEST_CASE("monitor: an expiry timer that fires early does not make a fresh value stale", "[monitor]") {
+    Fixture f;
+    ManualClock clock;
+    f.loop.set_clock(clock);
+    const std::string name = battery + ".early";
+    Publisher p(f.daemon.address(), config({service_json(name, battery_items)}));
+    auto ready = [&]() -> Task<void> {
+        auto w = f.mon.wait_for_service(name);
+        co_await w;
+        co_await checkpoint();
+    };
+    run(f.loop, ready);
+    f.mon.set_max_age(name, "/Dc/0/Voltage", 5s);
+    clock.t += 2s;
+    clock.fire_all();  // 3 s early
+    CHECK(f.mon.value(name, "/Dc/0/Voltage") == Value(12.5));
+    REQUIRE(clock.timers.size() == 1);  // armed again for the rest
+    clock.t += 3s;
+    clock.fire_all();
+    CHECK(f.mon.value(name, "/Dc/0/Voltage").is_invalid());
+    f.mon.set_max_age(name, "/Dc/0/Voltage", std::nullopt);
+    f.loop.use_real_clock();
+}
+
 TEST_CASE("monitor: 20 services of 100 paths with three match rules", "[monitor]") {
     Fixture f;
     std::vector<std::string> services;
