@@ -686,14 +686,16 @@ Monitor::ServiceWait Monitor::wait_for_service(std::string pattern, std::optiona
     return ServiceWait(*this, std::move(pattern), timeout);
 }
 
-void Monitor::ChangeWait::start() {
-    if (!monitor_) {
-        complete();
-        return;
-    }
+Monitor::ChangeWait::ChangeWait(Monitor& m, std::string service, std::string path, std::optional<Duration> timeout)
+    : monitor_(&m), service_(std::move(service)), path_(std::move(path)), timeout_(timeout) {
     monitor_->change_waiters_.push_back(this);
     registered_ = true;
-    if (timeout_) timer_ = Timer(loop().clock(), loop().clock().now() + *timeout_, [this] { fire(std::nullopt); });
+    Clock& clock = monitor_->bus_.loop().clock();
+    if (timeout_) timer_ = Timer(clock, clock.now() + *timeout_, [this] { fire(std::nullopt); });
+}
+
+void Monitor::ChangeWait::start() {
+    if (!monitor_ || fired_) complete();
 }
 
 void Monitor::ChangeWait::abort() {
@@ -707,6 +709,8 @@ void Monitor::ChangeWait::unregister() {
 }
 
 void Monitor::ChangeWait::fire(std::optional<Value> v) {
+    if (fired_) return;
+    fired_ = true;
     result_ = std::move(v);
     unregister();
     timer_.reset();

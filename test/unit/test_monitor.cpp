@@ -415,6 +415,27 @@ TEST_CASE("monitor: services of a class with their DeviceInstance - find by Devi
     run(f.loop, body);
 }
 
+TEST_CASE("monitor: a change between wait_for_change() and its co_await is not lost", "[monitor]") {
+    Fixture f;
+    const std::string name = battery + ".gap";
+    Publisher p(f.daemon.address(), config({service_json(name, battery_items)}));
+    auto body = [&]() -> Task<void> {
+        auto w = f.mon.wait_for_service(name, 5s);
+        auto found = co_await w;
+        REQUIRE(found);
+        auto change = f.mon.wait_for_change(name, "/Dc/0/Voltage", 5s);
+        // The change arrives before the wait is awaited.
+        co_await publish(*f.bus, name, "/Dc/0/Voltage", 13.5, "items");
+        // ... and is processed by the monitor before it is.
+        while (!(f.mon.value(name, "/Dc/0/Voltage") == Value(13.5))) co_await checkpoint();
+        auto got = co_await change;
+        REQUIRE(got);
+        CHECK(*got == Value(13.5));
+        CHECK(f.mon.waiting() == 0);
+    };
+    run(f.loop, body);
+}
+
 TEST_CASE("monitor: values age - a max age makes a path invalid without updates", "[monitor]") {
     Fixture f;
     VirtualClock clock(f.loop);
