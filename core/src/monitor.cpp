@@ -601,7 +601,10 @@ Subscription Monitor::on_service_removed(std::string pattern, ServiceFn fn) {
 ServiceInfo Monitor::info(const Service& s) const {
     ServiceInfo out{s.name, s.owner, std::nullopt};
     if (auto it = s.items.find("/DeviceInstance"); it != s.items.end())
-        if (auto n = it->second.effective().as_number()) out.device_instance = std::int64_t(*n);
+        // Checked before the conversion: NaN, infinities and huge values from
+        // the bus would make it undefined; they count as no instance.
+        if (auto n = it->second.effective().as_number(); n && *n >= -9.2e18 && *n <= 9.2e18)
+            out.device_instance = std::int64_t(*n);
     if (!out.device_instance) {
         auto cls = service_class(s.name);
         if (cls == "com.victronenergy.settings" || cls == "com.victronenergy.platform" ||

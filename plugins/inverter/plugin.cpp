@@ -291,7 +291,7 @@ std::string InverterPlugin::battery() {
 Readings InverterPlugin::readings() {
     Readings r;
     const std::string sys = system_service, vb = vebus(), bat = battery();
-    if (auto n = num(sys, "/Ac/ActiveIn/NumberOfPhases")) r.n_phase = static_cast<int>(*n);
+    r.n_phase = num(sys, "/Ac/ActiveIn/NumberOfPhases");  // check_readings checks it before it is an int
     r.pv_current = num(sys, "/Dc/Pv/Current");
     r.battery_voltage = num(sys, "/Dc/Battery/Voltage");
     r.battery_current = num(sys, "/Dc/Battery/Current");

@@ -6,6 +6,8 @@
 #include "private_daemon.hpp"
 #include "publisher.hpp"
 
+#include <limits>
+
 using namespace moat;
 using namespace moat::test;
 using namespace std::chrono_literals;
@@ -411,6 +413,29 @@ TEST_CASE("monitor: services of a class with their DeviceInstance - find by Devi
         // An instance change is seen at once.
         co_await publish(*f.bus, battery + ".a", "/DeviceInstance", 5);
         CHECK(f.mon.find_by_instance(battery, 5)->name == battery + ".a");
+    };
+    run(f.loop, body);
+}
+
+TEST_CASE("monitor: a /DeviceInstance that is NaN, infinite or huge is no instance", "[monitor]") {
+    Fixture f;
+    // (Python's json reads NaN and Infinity; the publisher sends them as doubles)
+    Publisher p(f.daemon.address(),
+                config({service_json(battery + ".nan", R"("/DeviceInstance": NaN)"),
+                        service_json(battery + ".inf", R"("/DeviceInstance": Infinity)"),
+                        service_json(battery + ".minf", R"("/DeviceInstance": -Infinity)"),
+                        service_json(battery + ".huge", R"("/DeviceInstance": 1e300)"),
+                        service_json(battery + ".ok", R"("/DeviceInstance": 7.0)")}));
+    auto body = [&]() -> Task<void> {
+        f.mon.watch(battery);
+        while (f.mon.services(battery).size() < 5) co_await sleep_for(10ms);
+        for (auto& s : f.mon.services(battery)) {
+            INFO(s.name);
+            if (s.name == battery + ".ok") CHECK(s.device_instance == 7);
+            else CHECK_FALSE(s.device_instance);
+        }
+        CHECK(f.mon.find_by_instance(battery, 7)->name == battery + ".ok");
+        CHECK_FALSE(f.mon.find_by_instance(battery, std::numeric_limits<std::int64_t>::min()));
     };
     run(f.loop, body);
 }
