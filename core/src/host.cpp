@@ -322,11 +322,15 @@ Task<void> Host::safe_state(Instance& inst, Plugin& plugin) {
     try {
         co_await shielded(plugin.safe_state(), stop_deadline());
         inst.log.info("safe state reached");
+    } catch (const SafeStateNotReached& e) {
+        inst.log.error("safe state NOT reached: {}", e.what());
     } catch (const TimeoutError&) {
         inst.log.error("safe state did not complete before the {} s deadline; abandoned",
                        secs(config_.file.host.stop_timeout));
     } catch (const std::exception& e) {
         inst.log.error("safe state failed: {}", e.what());
+    } catch (...) {
+        inst.log.error("safe state failed with an exception that is not a std::exception");
     }
 }
 

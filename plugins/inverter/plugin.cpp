@@ -186,6 +186,10 @@ private:
         return write(std::move(setpoints), Monitor::call_timeout, "mode_write");
     }
     Task<void> write_safe(const char* why) override;
+    /// The safe setpoints on every phase in parallel; "" when all were
+    /// confirmed, else which phases were not and why.
+    Task<std::string> write_safe_setpoints(std::vector<double> setpoints);
+    Task<void> write_phase(std::string vb, std::size_t k, double value, std::string& failed);
 
     // ---- modes (the supervisor's and the mode loop's I/O)
     Task<void> run_mode(Mode mode, Op& op) override;
@@ -245,6 +249,8 @@ private:
     /// written by the refresh task as soon as writing is allowed.
     std::optional<std::vector<double>> skipped_;
     std::string last_write_skip_;
+    /// The last safe write: "reached" or "not reached: <phases and why>" (GetState).
+    std::string safe_state_;
     double solar_p_ = 0;
     double i_batt_avg_ = 0;
     std::vector<std::optional<double>> i_batt_window_;
@@ -456,17 +462,59 @@ Task<void> InverterPlugin::write_safe(const char* why) {
     if (low_battery_)  // a positive safe_power would discharge it (§18.5)
         for (double& v : sp) v = std::max(v, 0.0);
     ctx_.log.info("safe setpoints ({})", why);
-    co_await write(std::move(sp), stop_write_timeout_);
+    auto writing = write_safe_setpoints(std::move(sp));
+    std::string problem = co_await writing;
+    safe_state_ = problem.empty() ? "reached" : "not reached: " + problem;
+    if (!problem.empty()) ctx_.log.error("safe state not reached: {}", problem);
+    sync_items();
+}
+
+Task<std::string> InverterPlugin::write_safe_setpoints(std::vector<double> setpoints) {
+    if (fake_) {
+        ctx_.log.error("{}", set_line(setpoints, true));
+        co_return "";
+    }
+    // Not written is not safe: say why instead of skipping silently.
+    GuardDecision d = guard_now();
+    if (!d.may_write) {
+        skipped_ = std::move(setpoints);
+        co_return fmt::format("not written: {}", d.write_problem);
+    }
+    last_write_skip_.clear();
+    skipped_.reset();
+    const std::string vb = vebus();
+    ctx_.log.info("{}", set_line(setpoints, false));
+    last_written_ = setpoints;
+    last_write_ = ctx_.loop.clock().now();
+    // Every phase at once, each with the whole budget: a hanging L1 must not
+    // keep L2 and L3 from their safe setpoint.
+    std::vector<std::string> failed(setpoints.size());
+    auto body = [&](TaskGroup& g) -> Task<void> {
+        for (std::size_t k = 0; k < setpoints.size(); ++k)
+            g.spawn(write_phase(vb, k, setpoints[k], failed[k]), fmt::format("{}/safe L{}", ctx_.instance, k + 1));
+        co_return;
+    };
+    co_await with_group(body);
+    std::string problem;
+    for (std::size_t k = 0; k < failed.size(); ++k)
+        if (!failed[k].empty()) problem += fmt::format("{}L{} {}", problem.empty() ? "" : ", ", k + 1, failed[k]);
+    co_return problem;
+}
+
+Task<void> InverterPlugin::write_phase(std::string vb, std::size_t k, double value, std::string& failed) {
+    const std::string path = fmt::format("/Hub4/L{}/AcPowerSetpoint", k + 1);
+    int rc = co_await ctx_.monitor.set_value(vb, path, value, stop_write_timeout_);
+    if (rc == -1)
+        failed = fmt::format("not confirmed: no reply within {:.1f} s, an error reply or no {} on {}",
+                             secs(stop_write_timeout_), path, vb.empty() ? "vebus service" : vb);
+    else if (rc != 0)
+        failed = fmt::format("refused by {} ({})", vb, rc);
 }
 
 Task<void> InverterPlugin::safe_state() {
-    // §18.1: shielded by the host; bounded here as well.
-    try {
-        auto t = write_safe("stop");
-        co_await with_timeout(stop_write_timeout_, std::move(t));
-    } catch (const TimeoutError&) {
-        ctx_.log.error("the safe setpoints were not confirmed within {:.1f} s", secs(stop_write_timeout_));
-    }
+    // §18.1: shielded by the host; each phase's write is bounded by stop_write_timeout.
+    co_await write_safe("stop");
+    if (safe_state_ != "reached") throw SafeStateNotReached(safe_state_.substr(std::string_view("not reached: ").size()));
 }
 
 // ---------------------------------------------------------------- settle loop (§12)
@@ -588,6 +636,7 @@ Value InverterPlugin::state() {
     d["critical_settings"] = Value(std::move(critical));
     d["low_battery"] = low_battery_ ? Value(*low_battery_) : Value();
     d["input_problem"] = input_problem_.empty() ? Value() : Value(input_problem_);
+    d["safe_state"] = safe_state_.empty() ? Value() : Value(safe_state_);
     d["may_write"] = may_write_;
     d["write_problem"] = write_problem_.empty() ? Value() : Value(write_problem_);
     d["fake"] = fake_;
