@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <csignal>
+#include <map>
 
 #include "last_resort.hpp"
 #include "moat/signal_watch.hpp"
@@ -12,33 +13,132 @@ namespace {
 
 double secs(Duration d) { return std::chrono::duration<double>(d).count(); }
 
+std::string what_of(std::exception_ptr e) {
+    try {
+        std::rethrow_exception(e);
+    } catch (const std::exception& x) {
+        return x.what();
+    } catch (...) {
+        return "an exception that is not a std::exception";
+    }
+}
+
+/// One run of a plugin instance, as the owner of the callbacks its code
+/// posts or schedules: one that throws fails the run like run() throwing.
+struct RunOwner final : LoopOwner {
+    explicit RunOwner(Logger& log) : log(log) {}
+    void callback_failed(std::exception_ptr e, const char* where) override {
+        log.error("an exception escaped {}: {}", where, what_of(e));
+        if (!error) error = e;
+        if (scope) scope->cancel();
+    }
+    Logger& log;
+    std::exception_ptr error;
+    detail::Scope* scope = nullptr;  ///< while run() runs
+};
+
+/// plugin.run(), ended early (with that error) when one of its callbacks fails.
+Task<void> run_owned(Plugin& plugin, RunOwner& owner) {
+    detail::Fiber& f = co_await detail::this_fiber();
+    detail::ScopeGuard guard(f, false);
+    owner.scope = &guard.scope();
+    std::exception_ptr ended;
+    try {
+        if (!owner.error) co_await plugin.run();  // (a callback may have failed during the constructor)
+    } catch (...) {
+        ended = std::current_exception();
+    }
+    owner.scope = nullptr;
+    if (owner.error) std::rethrow_exception(owner.error);
+    if (ended) std::rethrow_exception(ended);
+}
+
 bool same_section(const InstanceSection& a, const InstanceSection& b) {
     return a.kind == b.kind && a.enabled == b.enabled && *a.table == *b.table;
 }
 
 } // namespace
 
-PreparedConfig prepare_config(const std::string& path, const std::vector<std::string>& plugin_dirs) {
+namespace {
+
+/// The plugin's own check of its tables; any exception it throws is a
+/// configuration error naming the plugin (a bug there must not take the host down).
+void run_plugin_validate(const PreparedInstance& p, const std::string& path) {
+    const auto& d = p.library->descriptor();
+    if (d.size < offsetof(PluginDescriptor, validate) + sizeof(d.validate) || !d.validate) return;
+    try {
+        d.validate(p.config);
+    } catch (const ConfigError&) {
+        throw;
+    } catch (const std::exception& e) {
+        throw ConfigError(fmt::format("{}:{}: [{}] the check of the configuration by plugin {} failed: {}", path,
+                                      p.section.line, p.section.name, p.library->path(), e.what()));
+    } catch (...) {
+        throw ConfigError(fmt::format("{}:{}: [{}] the check of the configuration by plugin {} failed with an "
+                                      "exception that is not a std::exception",
+                                      path, p.section.line, p.section.name, p.library->path()));
+    }
+}
+
+/// Two enabled instances claiming one resource (Config::claim) cannot both run.
+void check_claims(const std::vector<PreparedInstance>& instances, std::vector<std::string>& problems) {
+    struct Holder {
+        const PreparedInstance* instance;
+        const Config::Claim* claim;
+    };
+    std::map<std::string, Holder> held;
+    for (auto& p : instances) {
+        if (!p.library) continue;
+        for (auto& c : p.config.claims()) {
+            auto [it, fresh] = held.try_emplace(c.resource, Holder{&p, &c});
+            if (fresh || it->second.instance == &p) continue;
+            problems.push_back(fmt::format("{}: {} is also used by {}", p.config.where(c.key), c.resource,
+                                           it->second.instance->config.where(it->second.claim->key)));
+        }
+    }
+}
+
+} // namespace
+
+namespace {
+PreparedConfig prepare_config_file(const std::string& path, const std::vector<std::string>& plugin_dirs) {
     PreparedConfig out;
     out.file = load_config_file(path, plugin_dirs);
+    // Every problem of the file is reported, not only the first.
+    std::vector<std::string> problems;
     for (auto& s : out.file.instances) {
         PreparedInstance p;
         p.section = s;
         if (s.enabled) {
             try {
                 p.library = load_plugin(out.file.host.plugin_path, s.kind);
+                p.config = validate_config(path, s.name, s.doc, *s.table, p.library->keys());
+                run_plugin_validate(p, path);
             } catch (const PluginError& e) {
                 const toml::node* kind = s.table->get("kind");
-                throw ConfigError(fmt::format("{}:{}: [{}] {}", path, kind ? kind->source().begin.line : s.line,
-                                              s.name, e.what()));
+                problems.push_back(
+                    fmt::format("{}:{}: [{}] {}", path, kind ? kind->source().begin.line : s.line, s.name, e.what()));
+            } catch (const ConfigError& e) {
+                problems.push_back(e.what());
             }
-            p.config = validate_config(path, s.name, s.doc, *s.table, p.library->keys());
-            const auto& d = p.library->descriptor();
-            if (d.size >= offsetof(PluginDescriptor, validate) + sizeof(d.validate) && d.validate) d.validate(p.config);
         }
         out.instances.push_back(std::move(p));
     }
+    check_claims(out.instances, problems);
+    if (!problems.empty()) throw ConfigError(join_problems(problems));
     return out;
+}
+} // namespace
+
+PreparedConfig prepare_config(const std::string& path, const std::vector<std::string>& plugin_dirs) {
+    try {
+        return prepare_config_file(path, plugin_dirs);
+    } catch (const ConfigError&) {
+        throw;
+    } catch (const std::exception& e) {
+        // Whatever failed (a file system error, memory): the file was not loaded.
+        throw ConfigError(fmt::format("{}: cannot be loaded: {}", path, e.what()));
+    }
 }
 
 struct Host::Instance {
@@ -84,13 +184,22 @@ int Host::run() {
         if (group_ && !stopping_since_) group_->spawn(reload(), "reload");
     });
     watchdog_ = std::make_unique<LoopWatchdog>(loop_, hc.watchdog, exit_watchdog);
+    // An exception escaping the host's own callbacks: the plugins still get
+    // their safe state, then the process ends with exit_failure.
+    loop_.on_unowned_failure([this](std::exception_ptr e, const char* where, const std::string& running) {
+        log_.error("internal error: an exception escaped {} posted by {}: {}", where, running, what_of(e));
+        if (stopping_since_ && exit_code_ == exit_ok) exit_code_ = exit_failure;
+        begin_stop(exit_failure, "internal error");
+    });
 
     try {
         run_until_complete(loop_, main(), "host");
     } catch (const std::exception& e) {
+        loop_.on_unowned_failure(nullptr);
         log_.error("internal error: {}", e.what());
         return exit_failure;
     }
+    loop_.on_unowned_failure(nullptr);
     watchdog_.reset();
     log_.info("stopped");
     return exit_code_;
@@ -152,20 +261,26 @@ Task<void> Host::supervise(Instance& inst) {
     const auto& hc = config_.file.host;
     const auto& desc = inst.prepared.library->descriptor();
     Duration delay = hc.restart_delay;
+    detail::Fiber& fiber = co_await detail::this_fiber();
     for (;;) {
         auto started = loop_.clock().now();
+        // A new owner per run: a late callback of the last run fails nothing.
+        auto owner = std::make_shared<RunOwner>(inst.log);
+        fiber.owner = owner;
         std::unique_ptr<Plugin> plugin;
         std::exception_ptr failure;
         bool cancelled = false, config_error = false;
         try {
             try {
                 plugin = desc.create(*inst.ctx);
+            } catch (const ConfigError&) {
+                throw;  // not retried, below
             } catch (const std::exception& e) {
                 throw std::runtime_error(
                     fmt::format("cannot start: the factory of {} threw: {}", inst.prepared.library->path(), e.what()));
             }
             inst.log.info("started ({} {})", desc.kind, desc.version);
-            co_await plugin->run();
+            co_await run_owned(*plugin, *owner);
             inst.log.info("finished");
         } catch (const Cancelled&) {
             cancelled = true;
@@ -184,6 +299,7 @@ Task<void> Host::supervise(Instance& inst) {
             co_await safe_state(inst, *plugin);
             plugin.reset();
         }
+        fiber.owner.reset();
         if (cancelled) throw Cancelled();
         if (!failure) co_return;
         if (config_error) {
@@ -206,11 +322,15 @@ Task<void> Host::safe_state(Instance& inst, Plugin& plugin) {
     try {
         co_await shielded(plugin.safe_state(), stop_deadline());
         inst.log.info("safe state reached");
+    } catch (const SafeStateNotReached& e) {
+        inst.log.error("safe state NOT reached: {}", e.what());
     } catch (const TimeoutError&) {
         inst.log.error("safe state did not complete before the {} s deadline; abandoned",
                        secs(config_.file.host.stop_timeout));
     } catch (const std::exception& e) {
         inst.log.error("safe state failed: {}", e.what());
+    } catch (...) {
+        inst.log.error("safe state failed with an exception that is not a std::exception");
     }
 }
 
@@ -226,7 +346,9 @@ Task<void> Host::reload() {
         PreparedConfig next;
         try {
             next = prepare_config(config_.file.path, options_.plugin_dirs);
-        } catch (const ConfigError& e) {
+        } catch (const std::exception& e) {
+            // (prepare_config turns everything into a ConfigError; this also
+            // keeps the reload task, a child of the instances' group, from failing it)
             log_.error("{}", e.what());
             log_.error("the new configuration was not applied; the running plugins stay as they are");
             continue;

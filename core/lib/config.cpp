@@ -72,10 +72,18 @@ std::string format_limit(double v) {
 
 } // namespace
 
+std::string join_problems(std::span<const std::string> problems) {
+    std::string out;
+    for (auto& p : problems) out += (out.empty() ? "" : "\n") + p;
+    return out;
+}
+
 Config validate_config(std::string_view file, std::string_view instance, std::shared_ptr<const toml::table> doc,
                        const toml::table& section, std::span<const ConfigKey> keys, bool plugin_instance) {
+    // Every problem is collected: users fix a file in one pass.
+    std::vector<std::string> problems;
     auto err = [&](const toml::node* node, std::string_view key, std::string_view reason) {
-        return ConfigError(fmt::format("{}[{}] key '{}': {}", location(file, node), instance, key, reason));
+        problems.push_back(fmt::format("{}[{}] key '{}': {}", location(file, node), instance, key, reason));
     };
 
     // Unknown keys first: a typo must not silently fall back to a default.
@@ -87,7 +95,7 @@ Config validate_config(std::string_view file, std::string_view instance, std::sh
         if (!known) {
             std::string names;
             for (auto& key : keys) names += fmt::format("{}{}", names.empty() ? "" : ", ", key.name);
-            throw err(&v, name, fmt::format("unknown key (this plugin knows: {})", names.empty() ? "none" : names));
+            err(&v, name, fmt::format("unknown key (this plugin knows: {})", names.empty() ? "none" : names));
         }
     }
 
@@ -96,19 +104,26 @@ Config validate_config(std::string_view file, std::string_view instance, std::sh
         const toml::node* given = section.get(key.name);
         if (!given) {
             auto def = parse_default(key);
-            if (def.empty()) throw err(nullptr, key.name, "required key is missing");
+            if (def.empty()) {
+                err(&section, key.name, "required key is missing");
+                continue;
+            }
             values.insert(key.name, *def.get("value"));
             continue;
         }
-        if (!has_type(*given, key.type))
-            throw err(given, key.name, fmt::format("expected {}, got {}", to_string(key.type), describe_type(*given)));
+        if (!has_type(*given, key.type)) {
+            err(given, key.name, fmt::format("expected {}, got {}", to_string(key.type), describe_type(*given)));
+            continue;
+        }
         if (key.type == KeyType::integer || key.type == KeyType::number) {
             double v = given->is_integer() ? double(given->as_integer()->get()) : given->as_floating_point()->get();
-            if (std::isnan(v) || v < key.min || v > key.max)
-                throw err(given, key.name,
+            if (std::isnan(v) || v < key.min || v > key.max) {
+                err(given, key.name,
                           fmt::format("{} is out of range [{}, {}]", given->is_integer() ? format_limit(v) : fmt::format("{}", v),
                                       std::isinf(key.min) ? "-inf" : format_limit(key.min),
                                       std::isinf(key.max) ? "inf" : format_limit(key.max)));
+                continue;
+            }
         }
         if (key.type == KeyType::string && key.choices) {
             std::string_view s = given->as_string()->get(), choices = key.choices;
@@ -119,10 +134,14 @@ Config validate_config(std::string_view file, std::string_view instance, std::sh
                 ok = ok || choices.substr(pos, bar - pos) == s;
                 pos = bar + 1;
             }
-            if (!ok) throw err(given, key.name, fmt::format("'{}' is not one of {}", s, choices));
+            if (!ok) {
+                err(given, key.name, fmt::format("'{}' is not one of {}", s, choices));
+                continue;
+            }
         }
         values.insert(key.name, *given);
     }
+    if (!problems.empty()) throw ConfigError(join_problems(problems));
     return Config(std::string(file), std::string(instance), std::move(values), std::move(doc), &section);
 }
 
@@ -155,12 +174,18 @@ const toml::node* Config::node(std::string_view key) const {
     return values_.get(key);
 }
 
+void Config::claim(std::string_view key, std::string resource) const {
+    claims_.push_back({std::string(key), std::move(resource)});
+}
+
 void Config::fail_at(const toml::node& node, std::string_view what, std::string_view reason) const {
     throw ConfigError(fmt::format("{}[{}] {}: {}", location(file_, &node), instance_, what, reason));
 }
 
 std::string Config::where(std::string_view key) const {
-    return fmt::format("{}[{}] key '{}'", location(file_, source_ ? source_->get(key) : nullptr), instance_, key);
+    // A key left at its default is located at its instance's table.
+    const toml::node* node = source_ ? source_->get(key) : nullptr;
+    return fmt::format("{}[{}] key '{}'", location(file_, node ? node : source_), instance_, key);
 }
 
 void Config::fail(std::string_view key, std::string_view reason) const {

@@ -11,7 +11,7 @@ namespace {
 /// Timers on libuv: one uv_timer_t per pending timer, closed when done.
 class RealClock final : public Clock {
 public:
-    explicit RealClock(uv_loop_t* loop) : loop_(loop) {}
+    explicit RealClock(Loop& loop) : owner_loop_(loop), loop_(loop.uv()) {}
     ~RealClock() override {
         for (auto& [id, t] : timers_) close(t);
     }
@@ -22,10 +22,11 @@ public:
         t->clock = this;
         t->id = next_id_++;
         t->fn = std::move(fn);
+        t->origin = owner_loop_.origin();
+        t->when = when;
         uv_timer_init(loop_, &t->handle);
         t->handle.data = t;
-        auto delay = std::chrono::ceil<std::chrono::milliseconds>(when - now()).count();
-        uv_timer_start(&t->handle, &RealClock::fire, delay > 0 ? std::uint64_t(delay) : 0, 0);
+        arm(t);
         timers_.emplace(t->id, t);
         return t->id;
     }
@@ -43,12 +44,29 @@ private:
         RealClock* clock;
         TimerId id;
         std::function<void()> fn;
+        Loop::CallbackOrigin origin;
+        TimePoint when;
     };
+    /// libuv adds the delay to its cached loop time, which lags behind after
+    /// a long callback: bring it up to date first, or the timer fires early.
+    void arm(Entry* t) {
+        uv_update_time(loop_);
+        auto delay = std::chrono::ceil<std::chrono::milliseconds>(t->when - now()).count();
+        uv_timer_start(&t->handle, &RealClock::fire, delay > 0 ? std::uint64_t(delay) : 0, 0);
+    }
     static void fire(uv_timer_t* h) {
         auto* t = static_cast<Entry*>(h->data);
+        // libuv's clock may be coarser than steady_clock: never run early.
+        if (t->clock->now() < t->when) {
+            t->clock->arm(t);
+            return;
+        }
         auto fn = std::move(t->fn);
-        t->clock->cancel(t->id);
-        fn();
+        auto origin = std::move(t->origin);
+        RealClock* clock = t->clock;
+        clock->cancel(t->id);
+        // Never let an exception unwind through libuv's C frames.
+        clock->owner_loop_.invoke(origin, "a timer callback", fn);
     }
     static void close(Entry* t) {
         uv_timer_stop(&t->handle);
@@ -57,6 +75,7 @@ private:
                  [](uv_handle_t* h) { delete static_cast<Entry*>(h->data); });
     }
 
+    Loop& owner_loop_;
     uv_loop_t* loop_;
     TimerId next_id_ = 1;
     std::unordered_map<TimerId, Entry*> timers_;
@@ -68,7 +87,7 @@ Loop::Loop() {
     if (int rc = uv_loop_init(&loop_); rc != 0) throw std::runtime_error(std::string("uv_loop_init: ") + uv_strerror(rc));
     uv_idle_init(&loop_, &idle_);
     idle_.data = this;
-    real_clock_ = std::make_unique<RealClock>(&loop_);
+    real_clock_ = std::make_unique<RealClock>(*this);
     clock_ = real_clock_.get();
 }
 
@@ -85,12 +104,48 @@ void Loop::use_real_clock() { clock_ = real_clock_.get(); }
 
 void Loop::post(std::function<void()> fn) {
     if (ready_.empty()) uv_idle_start(&idle_, &Loop::on_idle);
-    ready_.push_back(Item{nullptr, {}, std::move(fn)});
+    ready_.push_back(Item{nullptr, {}, std::move(fn), origin()});
+}
+
+const std::shared_ptr<LoopOwner>& Loop::owner() const {
+    // The fiber's owner may be set while it runs (the host does, before it
+    // creates a plugin): read it now, not when the fiber was resumed.
+    return fiber_ ? fiber_->owner : owner_;
+}
+
+Loop::CallbackOrigin Loop::origin() const {
+    const char* what = running();
+    const auto& o = owner();
+    return CallbackOrigin{o, o != nullptr, what ? what : "the loop"};
+}
+
+void Loop::invoke(const CallbackOrigin& origin, const char* where, const std::function<void()>& fn) {
+    auto saved = std::move(owner_);
+    auto* saved_fiber = std::exchange(fiber_, nullptr);
+    owner_ = origin.owner.lock();
+    try {
+        fn();
+    } catch (...) {
+        auto error = std::current_exception();
+        if (owner_) owner_->callback_failed(error, where);
+        // (an owner that is gone: its instance ended; nobody else can answer)
+        else if (unowned_failure_) unowned_failure_(error, where, origin.running);
+        else if (!pending_) {
+            pending_ = error;
+            stop();
+        }
+    }
+    owner_ = std::move(saved);
+    fiber_ = saved_fiber;
+}
+
+void Loop::rethrow_pending() {
+    if (pending_) std::rethrow_exception(std::exchange(pending_, nullptr));
 }
 
 void Loop::post_resume(detail::Fiber* fiber, std::coroutine_handle<> h) {
     if (ready_.empty()) uv_idle_start(&idle_, &Loop::on_idle);
-    ready_.push_back(Item{fiber, h, {}});
+    ready_.push_back(Item{fiber, h, {}, {}});
 }
 
 bool Loop::run_ready() {
@@ -103,10 +158,12 @@ bool Loop::run_ready() {
         ran = true;
         if (item.handle) {
             set_running(item.fiber ? item.fiber->name.c_str() : "task");
-            item.handle.resume();
+            auto* saved = std::exchange(fiber_, item.fiber);
+            item.handle.resume();  // a coroutine keeps its exceptions in its promise
+            fiber_ = saved;
         } else {
             set_running("loop callback");
-            item.fn();
+            invoke(item.origin, "a posted function", item.fn);
         }
         set_running(nullptr);
     }
@@ -116,21 +173,27 @@ bool Loop::run_ready() {
 
 void Loop::on_idle(uv_idle_t* h) { static_cast<Loop*>(h->data)->run_ready(); }
 
-void Loop::run() { uv_run(&loop_, UV_RUN_DEFAULT); }
+void Loop::run() {
+    uv_run(&loop_, UV_RUN_DEFAULT);
+    rethrow_pending();
+}
 
-void Loop::run_once_nowait() { uv_run(&loop_, UV_RUN_NOWAIT); }
+void Loop::run_once_nowait() {
+    uv_run(&loop_, UV_RUN_NOWAIT);
+    rethrow_pending();
+}
 
 VirtualClock::VirtualClock(Loop& loop, TimePoint start) : loop_(loop), now_(start) {}
 
 Clock::TimerId VirtualClock::schedule(TimePoint when, std::function<void()> fn) {
     auto id = next_id_++;
-    timers_.emplace(when, std::make_pair(id, std::move(fn)));
+    timers_.emplace(when, Entry{id, std::move(fn), loop_.origin()});
     return id;
 }
 
 void VirtualClock::cancel(TimerId id) {
     for (auto it = timers_.begin(); it != timers_.end(); ++it)
-        if (it->second.first == id) {
+        if (it->second.id == id) {
             timers_.erase(it);
             return;
         }
@@ -140,14 +203,16 @@ void VirtualClock::advance(Duration d) {
     const TimePoint target = now_ + d;
     auto settle = [&] {
         while (loop_.run_ready()) {}
+        loop_.rethrow_pending();
     };
     settle();
     while (!timers_.empty() && timers_.begin()->first <= target) {
         auto it = timers_.begin();
         now_ = std::max(now_, it->first);
-        auto fn = std::move(it->second.second);
+        auto fn = std::move(it->second.fn);
+        auto it_origin = std::move(it->second.origin);
         timers_.erase(it);
-        fn();
+        loop_.invoke(it_origin, "a timer callback", fn);
         settle();
     }
     now_ = target;

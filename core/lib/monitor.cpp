@@ -515,6 +515,13 @@ void Monitor::expire(const std::string& name, std::uint64_t id, const std::strin
     if (!s) return;
     auto it = s->items.find(path);
     if (it == s->items.end() || it->second.stale) return;
+    // A timer is never trusted to be on time: expire only what is really old.
+    auto age = max_ages_.find(std::make_pair(name, path));
+    if (age == max_ages_.end()) return;
+    if (bus_.loop().clock().now() - it->second.updated < age->second) {
+        arm_expiry(*s, path, it->second);
+        return;
+    }
     const bool was_valid = it->second.effective().is_valid();
     it->second.stale = true;
     if (was_valid) log_.debug("{}{} went stale", name, path);
@@ -594,7 +601,10 @@ Subscription Monitor::on_service_removed(std::string pattern, ServiceFn fn) {
 ServiceInfo Monitor::info(const Service& s) const {
     ServiceInfo out{s.name, s.owner, std::nullopt};
     if (auto it = s.items.find("/DeviceInstance"); it != s.items.end())
-        if (auto n = it->second.effective().as_number()) out.device_instance = std::int64_t(*n);
+        // Checked before the conversion: NaN, infinities and huge values from
+        // the bus would make it undefined; they count as no instance.
+        if (auto n = it->second.effective().as_number(); n && *n >= -9.2e18 && *n <= 9.2e18)
+            out.device_instance = std::int64_t(*n);
     if (!out.device_instance) {
         auto cls = service_class(s.name);
         if (cls == "com.victronenergy.settings" || cls == "com.victronenergy.platform" ||
@@ -679,14 +689,16 @@ Monitor::ServiceWait Monitor::wait_for_service(std::string pattern, std::optiona
     return ServiceWait(*this, std::move(pattern), timeout);
 }
 
-void Monitor::ChangeWait::start() {
-    if (!monitor_) {
-        complete();
-        return;
-    }
+Monitor::ChangeWait::ChangeWait(Monitor& m, std::string service, std::string path, std::optional<Duration> timeout)
+    : monitor_(&m), service_(std::move(service)), path_(std::move(path)), timeout_(timeout) {
     monitor_->change_waiters_.push_back(this);
     registered_ = true;
-    if (timeout_) timer_ = Timer(loop().clock(), loop().clock().now() + *timeout_, [this] { fire(std::nullopt); });
+    Clock& clock = monitor_->bus_.loop().clock();
+    if (timeout_) timer_ = Timer(clock, clock.now() + *timeout_, [this] { fire(std::nullopt); });
+}
+
+void Monitor::ChangeWait::start() {
+    if (!monitor_ || fired_) complete();
 }
 
 void Monitor::ChangeWait::abort() {
@@ -700,6 +712,8 @@ void Monitor::ChangeWait::unregister() {
 }
 
 void Monitor::ChangeWait::fire(std::optional<Value> v) {
+    if (fired_) return;
+    fired_ = true;
     result_ = std::move(v);
     unregister();
     timer_.reset();

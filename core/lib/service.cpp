@@ -84,8 +84,8 @@ struct WriteStream::State {
 
 namespace {
 
-Task<Value> wait_written(std::shared_ptr<Item::Waiters> w, std::string path) {
-    const auto seen = w->writes;
+/// `seen`: the count when written() was called (the task starts later).
+Task<Value> wait_written(std::shared_ptr<Item::Waiters> w, std::string path, std::uint64_t seen) {
     while (w->writes == seen) {
         if (w->removed) throw ItemRemoved(fmt::format("item {} was removed", path));
         w->event.clear();
@@ -150,7 +150,7 @@ void Item::reset() {
     set(*options_.default_value());
 }
 
-Task<Value> Item::written() { return wait_written(waiters_, path_); }
+Task<Value> Item::written() { return wait_written(waiters_, path_, waiters_->writes); }
 
 void Item::set_options(ItemOptions options) {
     auto methods = [this](const ItemOptions& o) {

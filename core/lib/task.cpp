@@ -47,6 +47,7 @@ TaskGroup::~TaskGroup() { assert(children_.empty()); }
 TaskRef TaskGroup::spawn(Task<void> task, std::string name) {
     if (name.empty()) name = fiber_.name;
     auto child = std::make_shared<TaskRef::Child>(*this, *fiber_.loop, std::move(name), &guard_.scope());
+    child->fiber.owner = fiber_.owner;
     child->task = std::move(task);
     auto h = child->task.handle();
     h.promise().fiber = &child->fiber;

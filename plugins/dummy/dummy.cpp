@@ -224,6 +224,7 @@ public:
         if (name.rfind("com.victronenergy.", 0) != 0 || std::count(name.begin(), name.end(), '.') < 3)
             c.fail("service", "'" + name + "' is not com.victronenergy.<type>.<suffix>");
         ItemReader(c).read();
+        c.claim("service", "the D-Bus name " + name);
     }
 
     explicit Dummy(moat::Context& ctx) : ctx_(ctx), specs_(ItemReader(ctx.config).read()) {

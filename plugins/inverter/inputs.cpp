@@ -1,5 +1,7 @@
 #include "inputs.hpp"
 
+#include <cmath>
+
 #include <fmt/format.h>
 
 namespace moat::inverter {
@@ -34,10 +36,11 @@ InputCheck check_readings(const Readings& r, double r_int) {
 
     if (!r.n_phase) {
         out.problems.push_back("/Ac/ActiveIn/NumberOfPhases: invalid");
-    } else if (*r.n_phase < 1 || *r.n_phase > max_phases) {
+    } else if (!(*r.n_phase >= 1 && *r.n_phase <= max_phases) || *r.n_phase != std::floor(*r.n_phase)) {
+        // (checked as a double: converting 1e300 or NaN to int first would be undefined)
         out.problems.push_back(fmt::format("/Ac/ActiveIn/NumberOfPhases: {} is not 1..3", *r.n_phase));
     } else {
-        in.n_phase = *r.n_phase;
+        in.n_phase = static_cast<int>(*r.n_phase);
     }
     substitute(r.pv_current, in.pv_current, 0.0, "/Dc/Pv/Current");
     need(r.battery_voltage, in.battery_voltage, "/Dc/Battery/Voltage");

@@ -68,7 +68,8 @@ struct Inputs {
 /// The same values as read from the bus, where any of them may be invalid
 /// (nullopt: the service is gone or the item is invalid).
 struct Readings {
-    std::optional<int> n_phase;
+    /// As read (a double: the bus may say 2.5 or 1e300; checked before it becomes an int).
+    std::optional<double> n_phase;
     std::optional<double> pv_current, battery_voltage, battery_current, vebus_current, soc_percent;
     std::array<std::optional<double>, max_phases> consumption, grid, consumption_on_output;
     std::optional<double> low_voltage, max_charge_voltage, max_charge_current, max_discharge_current;

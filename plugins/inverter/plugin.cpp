@@ -119,6 +119,18 @@ Mode start_mode(const Config& config) {
     return *start;
 }
 
+/// The suffix of org.m_o_a_t.inv.<name>.
+std::string control_suffix(const Config& config) {
+    std::string name = config.get_string("name");
+    if (name.empty()) name = config.get_bool("fake") ? "fake" : "main";
+    return name;
+}
+
+std::string venus_service_name(const Config& config) {
+    std::string venus = config.get_string("venus_service");
+    return venus.empty() ? "com.victronenergy.moatinv." + control_suffix(config) : venus;
+}
+
 /// A refused mode change as the D-Bus error of §16.2.
 sdbus::Error dbus_error(const ModeChangeError& e) {
     return sdbus::Error(e.kind == ModeChangeError::Kind::too_early ? err_too_early : err_unknown, e.what());
@@ -134,6 +146,15 @@ public:
         return list;
     }
     explicit InverterPlugin(Context& ctx);
+    /// Everything the constructor reads, the modes table included, with the
+    /// same functions; and the bus names this instance will own.
+    static void validate(const Config& c) {
+        system_params(c);
+        start_mode(c);
+        mode_defaults(c);
+        c.claim("name", "the D-Bus name org.m_o_a_t.inv." + control_suffix(c));
+        c.claim("venus_service", "the D-Bus name " + venus_service_name(c));
+    }
     Task<void> run() override;
     Task<void> safe_state() override;
 
@@ -172,6 +193,10 @@ private:
         return write(std::move(setpoints), Monitor::call_timeout, "mode_write");
     }
     Task<void> write_safe(const char* why) override;
+    /// The safe setpoints on every phase in parallel; "" when all were
+    /// confirmed, else which phases were not and why.
+    Task<std::string> write_safe_setpoints(std::vector<double> setpoints);
+    Task<void> write_phase(std::string vb, std::size_t k, double value, std::string& failed);
 
     // ---- modes (the supervisor's and the mode loop's I/O)
     Task<void> run_mode(Mode mode, Op& op) override;
@@ -231,6 +256,8 @@ private:
     /// written by the refresh task as soon as writing is allowed.
     std::optional<std::vector<double>> skipped_;
     std::string last_write_skip_;
+    /// The last safe write: "reached" or "not reached: <phases and why>" (GetState).
+    std::string safe_state_;
     double solar_p_ = 0;
     double i_batt_avg_ = 0;
     std::vector<std::optional<double>> i_batt_window_;
@@ -251,8 +278,7 @@ InverterPlugin::InverterPlugin(Context& ctx)
       low_battery_hold_(seconds(ctx.config.get_number("low_battery_hold"))),
       sup_(*this, ctx.loop.clock(), ctx.log, seconds(ctx.config.get_number("mode_lockout")), start_mode(ctx.config),
            mode_defaults(ctx.config)) {
-    name_ = ctx.config.get_string("name");
-    if (name_.empty()) name_ = fake_ ? "fake" : "main";
+    name_ = control_suffix(ctx.config);
 }
 
 std::string InverterPlugin::string_at(const std::string& service, const std::string& path) {
@@ -278,7 +304,7 @@ std::string InverterPlugin::battery() {
 Readings InverterPlugin::readings() {
     Readings r;
     const std::string sys = system_service, vb = vebus(), bat = battery();
-    if (auto n = num(sys, "/Ac/ActiveIn/NumberOfPhases")) r.n_phase = static_cast<int>(*n);
+    r.n_phase = num(sys, "/Ac/ActiveIn/NumberOfPhases");  // check_readings checks it before it is an int
     r.pv_current = num(sys, "/Dc/Pv/Current");
     r.battery_voltage = num(sys, "/Dc/Battery/Voltage");
     r.battery_current = num(sys, "/Dc/Battery/Current");
@@ -443,17 +469,59 @@ Task<void> InverterPlugin::write_safe(const char* why) {
     if (low_battery_)  // a positive safe_power would discharge it (§18.5)
         for (double& v : sp) v = std::max(v, 0.0);
     ctx_.log.info("safe setpoints ({})", why);
-    co_await write(std::move(sp), stop_write_timeout_);
+    auto writing = write_safe_setpoints(std::move(sp));
+    std::string problem = co_await writing;
+    safe_state_ = problem.empty() ? "reached" : "not reached: " + problem;
+    if (!problem.empty()) ctx_.log.error("safe state not reached: {}", problem);
+    sync_items();
+}
+
+Task<std::string> InverterPlugin::write_safe_setpoints(std::vector<double> setpoints) {
+    if (fake_) {
+        ctx_.log.error("{}", set_line(setpoints, true));
+        co_return "";
+    }
+    // Not written is not safe: say why instead of skipping silently.
+    GuardDecision d = guard_now();
+    if (!d.may_write) {
+        skipped_ = std::move(setpoints);
+        co_return fmt::format("not written: {}", d.write_problem);
+    }
+    last_write_skip_.clear();
+    skipped_.reset();
+    const std::string vb = vebus();
+    ctx_.log.info("{}", set_line(setpoints, false));
+    last_written_ = setpoints;
+    last_write_ = ctx_.loop.clock().now();
+    // Every phase at once, each with the whole budget: a hanging L1 must not
+    // keep L2 and L3 from their safe setpoint.
+    std::vector<std::string> failed(setpoints.size());
+    auto body = [&](TaskGroup& g) -> Task<void> {
+        for (std::size_t k = 0; k < setpoints.size(); ++k)
+            g.spawn(write_phase(vb, k, setpoints[k], failed[k]), fmt::format("{}/safe L{}", ctx_.instance, k + 1));
+        co_return;
+    };
+    co_await with_group(body);
+    std::string problem;
+    for (std::size_t k = 0; k < failed.size(); ++k)
+        if (!failed[k].empty()) problem += fmt::format("{}L{} {}", problem.empty() ? "" : ", ", k + 1, failed[k]);
+    co_return problem;
+}
+
+Task<void> InverterPlugin::write_phase(std::string vb, std::size_t k, double value, std::string& failed) {
+    const std::string path = fmt::format("/Hub4/L{}/AcPowerSetpoint", k + 1);
+    int rc = co_await ctx_.monitor.set_value(vb, path, value, stop_write_timeout_);
+    if (rc == -1)
+        failed = fmt::format("not confirmed: no reply within {:.1f} s, an error reply or no {} on {}",
+                             secs(stop_write_timeout_), path, vb.empty() ? "vebus service" : vb);
+    else if (rc != 0)
+        failed = fmt::format("refused by {} ({})", vb, rc);
 }
 
 Task<void> InverterPlugin::safe_state() {
-    // §18.1: shielded by the host; bounded here as well.
-    try {
-        auto t = write_safe("stop");
-        co_await with_timeout(stop_write_timeout_, std::move(t));
-    } catch (const TimeoutError&) {
-        ctx_.log.error("the safe setpoints were not confirmed within {:.1f} s", secs(stop_write_timeout_));
-    }
+    // §18.1: shielded by the host; each phase's write is bounded by stop_write_timeout.
+    co_await write_safe("stop");
+    if (safe_state_ != "reached") throw SafeStateNotReached(safe_state_.substr(std::string_view("not reached: ").size()));
 }
 
 // ---------------------------------------------------------------- settle loop (§12)
@@ -575,6 +643,7 @@ Value InverterPlugin::state() {
     d["critical_settings"] = Value(std::move(critical));
     d["low_battery"] = low_battery_ ? Value(*low_battery_) : Value();
     d["input_problem"] = input_problem_.empty() ? Value() : Value(input_problem_);
+    d["safe_state"] = safe_state_.empty() ? Value() : Value(safe_state_);
     d["may_write"] = may_write_;
     d["write_problem"] = write_problem_.empty() ? Value() : Value(write_problem_);
     d["fake"] = fake_;
@@ -603,9 +672,7 @@ const MainParam main_params[] = {
 };
 
 void InverterPlugin::build_service() {
-    std::string venus = ctx_.config.get_string("venus_service");
-    if (venus.empty()) venus = "com.victronenergy.moatinv." + name_;
-    svc_ = std::make_unique<Service>(ctx_.loop, venus, ctx_.bus_spec, ctx_.log.child("dbus"));
+    svc_ = std::make_unique<Service>(ctx_.loop, venus_service_name(ctx_.config), ctx_.bus_spec, ctx_.log.child("dbus"));
     // §16.3
     svc_->add_mandatory(DeviceInfo{.process_name = "moat-victron/inverter",
                                    .process_version = "0.1",

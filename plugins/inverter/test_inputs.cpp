@@ -63,6 +63,13 @@ TEST_CASE("check_readings: implausible values (§18.3)", "[inverter][inputs]") {
     auto c = check_readings(r, 0.01);
     CHECK_FALSE(c.inputs);
     CHECK_THAT(c.problems, VectorContains(std::string("/Ac/ActiveIn/NumberOfPhases: 4 is not 1..3")));
+    for (double bad : {1e300, -1e300, 2.5, std::nan(""), 0.0}) {
+        INFO(bad);
+        r.n_phase = bad;
+        auto b = check_readings(r, 0.01);
+        CHECK_FALSE(b.inputs);
+        CHECK_THAT(b.problems, VectorContains(fmt::format("/Ac/ActiveIn/NumberOfPhases: {} is not 1..3", bad)));
+    }
     CHECK_THAT(c.problems, VectorContains(std::string("/Info/MaxChargeVoltage: 0 <= 0")));
     CHECK_THAT(c.problems, VectorContains(std::string("/Capacity: -1 <= 0")));
     r = complete();

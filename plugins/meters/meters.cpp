@@ -61,43 +61,23 @@ TextFormatter label_text(const Register& reg)
 
 class Meters final : public Plugin {
 public:
-    explicit Meters(Context& ctx) : ctx_(ctx), log_(ctx.log), settings_(ctx.settings, ctx.bus, ctx.log)
+    explicit Meters(Context& ctx)
+        : ctx_(ctx), log_(ctx.log), specs_(device_specs(ctx.config)), settings_(ctx.settings, ctx.bus, ctx.log)
     {
         const auto& c = ctx_.config;
         tcp_ = c.get_string("bus") == "tcp";
-        if (tcp_ && c.get_string("host").empty()) c.fail("host", "a TCP bus needs the meter's (or gateway's) address");
-        if (!tcp_ && c.get_string("device").empty()) c.fail("device", "an RTU bus needs the serial port, e.g. \"/dev/ttyUSB0\"");
-        if (const auto* devices = c.node("devices"); devices && devices->as_array()) {
-            for (const auto& d : *devices->as_array()) {
-                const auto* t = d.as_table();
-                if (!t) c.fail("devices", "each device is a table {unit = 1, type = \"sdm630v2\"}");
-                auto unit = (*t)["unit"].value<std::int64_t>();
-                auto type = (*t)["type"].value<std::string>();
-                if (!unit || *unit < 1 || *unit > 247) c.fail("devices", "each device needs a unit of 1..247");
-                std::optional<MeterKind> kind;
-                if (type) {
-                    kind = sim::kind_from_name(*type);
-                    if (!kind)
-                        c.fail("devices", fmt::format("unknown meter type '{}' (abb_b2x, em24rtu, sdm120, sdm630v1, "
-                                                      "sdm630v2, sdm72dv2)", *type));
-                }
-                add_spec({std::uint8_t(*unit), kind});
-            }
-        }
-        if (specs_.empty()) {
-            const auto* units = c.node("units");
-            if (!units || !units->as_array()) c.fail("units", "a list of unit ids");
-            for (const auto& u : *units->as_array()) {
-                auto n = u.value<std::int64_t>();
-                if (!n || *n < 1 || *n > 247) c.fail("units", "unit ids are integers 1..247");
-                add_spec({std::uint8_t(*n), std::nullopt});
-            }
-        }
-        if (specs_.empty()) c.fail("units", "no unit to probe");
         poll_ = seconds_of(c.get_number("poll_interval"));
         fail_timeout_ = seconds_of(c.get_number("fail_timeout"));
         reprobe_ = seconds_of(c.get_number("reprobe_interval"));
         default_role_ = c.get_string("role");
+    }
+
+    /// The whole configuration, nested tables included (--check-config and
+    /// before each start): the constructor reads it with the same code.
+    static void validate(const Config& c)
+    {
+        device_specs(c);
+        if (c.get_string("bus") == "rtu") c.claim("device", "the serial device " + c.get_string("device"));
     }
 
     Task<void> run() override
@@ -123,11 +103,52 @@ public:
     }
 
 private:
-    void add_spec(DeviceSpec s)
+    /// The devices to look for, from `devices` or else `units`; throws
+    /// ConfigError naming the entry's line.
+    static std::vector<DeviceSpec> device_specs(const Config& c)
     {
-        if (std::any_of(specs_.begin(), specs_.end(), [&](const DeviceSpec& o) { return o.unit == s.unit; }))
-            ctx_.config.fail("units", fmt::format("unit {} is given twice", s.unit));
-        specs_.push_back(s);
+        const bool tcp = c.get_string("bus") == "tcp";
+        if (tcp && c.get_string("host").empty()) c.fail("host", "a TCP bus needs the meter's (or gateway's) address");
+        if (!tcp && c.get_string("device").empty()) c.fail("device", "an RTU bus needs the serial port, e.g. \"/dev/ttyUSB0\"");
+        std::vector<DeviceSpec> specs;
+        auto add = [&](DeviceSpec s, const toml::node& at, const char* key) {
+            if (std::any_of(specs.begin(), specs.end(), [&](const DeviceSpec& o) { return o.unit == s.unit; }))
+                c.fail_at(at, fmt::format("key '{}'", key), fmt::format("unit {} is given twice", s.unit));
+            specs.push_back(s);
+        };
+        if (const auto* devices = c.node("devices"); devices && devices->as_array()) {
+            for (const auto& d : *devices->as_array()) {
+                const auto* t = d.as_table();
+                if (!t) c.fail_at(d, "key 'devices'", "each device is a table {unit = 1, type = \"sdm630v2\"}");
+                for (auto&& [k, v] : *t)
+                    if (k.str() != "unit" && k.str() != "type")
+                        c.fail_at(v, "key 'devices'", fmt::format("unknown key '{}' in a device (unit, type)", k.str()));
+                auto unit = (*t)["unit"].value<std::int64_t>();
+                const toml::node* type_node = t->get("type");
+                if (!unit || *unit < 1 || *unit > 247) c.fail_at(d, "key 'devices'", "each device needs a unit of 1..247");
+                std::optional<MeterKind> kind;
+                if (type_node) {
+                    auto type = type_node->value<std::string>();
+                    if (type) kind = sim::kind_from_name(*type);
+                    if (!kind)
+                        c.fail_at(*type_node, "key 'devices'",
+                                  fmt::format("unknown meter type {} (abb_b2x, em24rtu, sdm120, sdm630v1, sdm630v2, "
+                                              "sdm72dv2)", type ? "'" + *type + "'" : std::string("(not a string)")));
+                }
+                add({std::uint8_t(*unit), kind}, d, "devices");
+            }
+        }
+        if (specs.empty()) {
+            const auto* units = c.node("units");
+            if (!units || !units->as_array()) c.fail("units", "a list of unit ids");
+            for (const auto& u : *units->as_array()) {
+                auto n = u.value<std::int64_t>();
+                if (!n || *n < 1 || *n > 247) c.fail_at(u, "key 'units'", "unit ids are integers 1..247");
+                add({std::uint8_t(*n), std::nullopt}, u, "units");
+            }
+        }
+        if (specs.empty()) c.fail("units", "no unit to probe");
+        return specs;
     }
 
     std::string connection(std::uint8_t unit) const
@@ -344,8 +365,8 @@ private:
 
     Context& ctx_;
     Logger log_;
-    bool tcp_ = false;
     std::vector<DeviceSpec> specs_;
+    bool tcp_ = false;
     Duration poll_{}, fail_timeout_{}, reprobe_{};
     std::string default_role_;
     std::unique_ptr<Link> link_;

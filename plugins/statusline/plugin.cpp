@@ -14,6 +14,7 @@
 #include <filesystem>
 #include <memory>
 #include <optional>
+#include <stdexcept>
 #include <string>
 
 namespace {
@@ -41,21 +42,41 @@ public:
         if (c.get_number("max_age") > 0)
             options_.max_age = seconds_key(c, "max_age");
         log_lines_ = c.get_bool("log");
-        if (auto file = c.get_string("file"); !file.empty()) {
-            fs::path p(file);
-            if (p.is_relative())
-                p = fs::path(c.file()).parent_path() / p;
-            p = p.lexically_normal();
-            if (!p.has_filename())
-                c.fail("file", "names a directory, not a file");
+        if (auto file = output_file(c)) {
+            // The directory may appear later (a mount at boot): not a
+            // configuration error, the host retries.
             std::error_code ec;
-            const fs::path dir = p.parent_path().empty() ? fs::path(".") : p.parent_path();
-            if (!fs::is_directory(dir, ec))
-                c.fail("file", fmt::format("the directory {} does not exist", dir.string()));
-            file_.emplace(p.string());
+            const fs::path dir = fs::path(*file).parent_path();
+            if (!fs::is_directory(dir.empty() ? fs::path(".") : dir, ec))
+                throw std::runtime_error(
+                    fmt::format("{}: the directory {} does not exist", c.where("file"), dir.string()));
+            file_.emplace(*file);
         }
         service_name_ = c.get_string("service");
         format_ = *sl::parse_line_format(c.get_string("format"));
+    }
+
+    /// --check-config and each start: the same checks the constructor makes.
+    static void validate(const moat::Config& c)
+    {
+        output_file(c);
+        if (auto name = c.get_string("service"); !name.empty())
+            c.claim("service", "the D-Bus name " + name);
+    }
+
+    /// The status file's path (relative to the configuration file), if any.
+    static std::optional<std::string> output_file(const moat::Config& c)
+    {
+        auto file = c.get_string("file");
+        if (file.empty())
+            return std::nullopt;
+        fs::path p(file);
+        if (p.is_relative())
+            p = fs::path(c.file()).parent_path() / p;
+        p = p.lexically_normal();
+        if (!p.has_filename())
+            c.fail("file", "names a directory, not a file");
+        return p.string();
     }
 
     moat::Task<void> run() override

@@ -17,7 +17,7 @@ from moattest import (BUILD_DIR, HOST, RECORDER_NAME, SOURCE_DIR, TEST_PLUGINS, 
                       env_without_bus, pid_alive, run_host, toml_string)
 
 NO_BUS = "unix:path=/nonexistent/moat-test-no-bus"
-GOOD_KINDS = ["factory_throws", "fail_at_start", "fail_later", "stall", "stubborn", "worker"]
+GOOD_KINDS = ["factory_throws", "fail_at_start", "fail_later", "stall", "stubborn", "throw_in_callback", "worker"]
 BROKEN_KINDS = {
     "not_a_plugin": r"not a moat-victron plugin \(no moat_plugin_entry symbol\)",
     "wrong_abi": r"built for plugin ABI 3\.0, this host has 2\.0 \(moat SDK \S+\): rebuild the plugin",

@@ -60,10 +60,30 @@ TEST_CASE("validation errors name file, line, instance and key", "[config]") {
           "test.toml:3: [meter] key 'gain': -0.5 is out of range [0, 10]");
     CHECK(error_of("[meter]\nname = \"x\"\nparity = \"mark\"\n") ==
           "test.toml:3: [meter] key 'parity': 'mark' is not one of none|even|odd");
-    CHECK(error_of("[meter]\nport = 1\n") == "test.toml: [meter] key 'name': required key is missing");
+    CHECK(error_of("[meter]\nport = 1\n") == "test.toml:1: [meter] key 'name': required key is missing");
     CHECK(error_of("[meter]\nname = \"x\"\nids = [1, 2]\n") ==
           "test.toml:3: [meter] key 'ids': expected list of strings, got an array");
     CHECK(error_of("[meter]\nname = \"x\"\non = 1\n") == "test.toml:3: [meter] key 'on': expected boolean, got an integer");
+}
+
+TEST_CASE("validation reports every problem of a table, one per line", "[config]") {
+    CHECK(error_of("[meter]\nprot = 5\nport = 0\nparity = \"mark\"\n") ==
+          "test.toml:2: [meter] key 'prot': unknown key (this plugin knows: port, gain, name, parity, ids, on)\n"
+          "test.toml:3: [meter] key 'port': 0 is out of range [1, 65535]\n"
+          "test.toml:1: [meter] key 'name': required key is missing\n"
+          "test.toml:4: [meter] key 'parity': 'mark' is not one of none|even|odd");
+}
+
+TEST_CASE("claims are kept with the configuration; a default key is located at its table", "[config]") {
+    auto t = parse("\n[meter]\nname = \"x\"\n");
+    Config c = validate_config("test.toml", "meter", t, *t->get("meter")->as_table(), keys);
+    CHECK(c.claims().empty());
+    c.claim("parity", "the serial device /dev/x");
+    Config copy = c;
+    REQUIRE(copy.claims().size() == 1);
+    CHECK(copy.claims()[0].key == "parity");
+    CHECK(copy.claims()[0].resource == "the serial device /dev/x");
+    CHECK(c.where("parity") == "test.toml:2: [meter] key 'parity'");
 }
 
 TEST_CASE("a plugin's broken default is its own bug", "[config]") {

@@ -6,6 +6,8 @@
 #include "private_daemon.hpp"
 #include "publisher.hpp"
 
+#include <limits>
+
 using namespace moat;
 using namespace moat::test;
 using namespace std::chrono_literals;
@@ -415,6 +417,50 @@ TEST_CASE("monitor: services of a class with their DeviceInstance - find by Devi
     run(f.loop, body);
 }
 
+TEST_CASE("monitor: a /DeviceInstance that is NaN, infinite or huge is no instance", "[monitor]") {
+    Fixture f;
+    // (Python's json reads NaN and Infinity; the publisher sends them as doubles)
+    Publisher p(f.daemon.address(),
+                config({service_json(battery + ".nan", R"("/DeviceInstance": NaN)"),
+                        service_json(battery + ".inf", R"("/DeviceInstance": Infinity)"),
+                        service_json(battery + ".minf", R"("/DeviceInstance": -Infinity)"),
+                        service_json(battery + ".huge", R"("/DeviceInstance": 1e300)"),
+                        service_json(battery + ".ok", R"("/DeviceInstance": 7.0)")}));
+    auto body = [&]() -> Task<void> {
+        f.mon.watch(battery);
+        while (f.mon.services(battery).size() < 5) co_await sleep_for(10ms);
+        for (auto& s : f.mon.services(battery)) {
+            INFO(s.name);
+            if (s.name == battery + ".ok") CHECK(s.device_instance == 7);
+            else CHECK_FALSE(s.device_instance);
+        }
+        CHECK(f.mon.find_by_instance(battery, 7)->name == battery + ".ok");
+        CHECK_FALSE(f.mon.find_by_instance(battery, std::numeric_limits<std::int64_t>::min()));
+    };
+    run(f.loop, body);
+}
+
+TEST_CASE("monitor: a change between wait_for_change() and its co_await is not lost", "[monitor]") {
+    Fixture f;
+    const std::string name = battery + ".gap";
+    Publisher p(f.daemon.address(), config({service_json(name, battery_items)}));
+    auto body = [&]() -> Task<void> {
+        auto w = f.mon.wait_for_service(name, 5s);
+        auto found = co_await w;
+        REQUIRE(found);
+        auto change = f.mon.wait_for_change(name, "/Dc/0/Voltage", 5s);
+        // The change arrives before the wait is awaited.
+        co_await publish(*f.bus, name, "/Dc/0/Voltage", 13.5, "items");
+        // ... and is processed by the monitor before it is.
+        while (!(f.mon.value(name, "/Dc/0/Voltage") == Value(13.5))) co_await checkpoint();
+        auto got = co_await change;
+        REQUIRE(got);
+        CHECK(*got == Value(13.5));
+        CHECK(f.mon.waiting() == 0);
+    };
+    run(f.loop, body);
+}
+
 TEST_CASE("monitor: values age - a max age makes a path invalid without updates", "[monitor]") {
     Fixture f;
     VirtualClock clock(f.loop);
@@ -452,6 +498,50 @@ TEST_CASE("monitor: values age - a max age makes a path invalid without updates"
     clock.advance(0s);
     CHECK(log == std::vector<std::string>{"12.5", "---", "12.5"});
     // The expiry timer lives on the virtual clock, which goes before the fixture.
+    f.mon.set_max_age(name, "/Dc/0/Voltage", std::nullopt);
+    f.loop.use_real_clock();
+}
+
+namespace {
+/// A clock whose timers fire only when told, as early as the test likes.
+struct ManualClock final : Clock {
+    TimePoint t = TimePoint{} + 1h;
+    TimerId next = 1;
+    std::map<TimerId, std::function<void()>> timers;
+    TimePoint now() const override { return t; }
+    TimerId schedule(TimePoint, std::function<void()> fn) override {
+        timers.emplace(next, std::move(fn));
+        return next++;
+    }
+    void cancel(TimerId id) override { timers.erase(id); }
+    void fire_all() {
+        auto due = std::move(timers);
+        timers.clear();
+        for (auto& [id, fn] : due) fn();
+    }
+};
+} // namespace
+
+TEST_CASE("monitor: an expiry timer that fires early does not make a fresh value stale", "[monitor]") {
+    Fixture f;
+    ManualClock clock;
+    f.loop.set_clock(clock);
+    const std::string name = battery + ".early";
+    Publisher p(f.daemon.address(), config({service_json(name, battery_items)}));
+    auto ready = [&]() -> Task<void> {
+        auto w = f.mon.wait_for_service(name);
+        co_await w;
+        co_await checkpoint();
+    };
+    run(f.loop, ready);
+    f.mon.set_max_age(name, "/Dc/0/Voltage", 5s);
+    clock.t += 2s;
+    clock.fire_all();  // 3 s early
+    CHECK(f.mon.value(name, "/Dc/0/Voltage") == Value(12.5));
+    REQUIRE(clock.timers.size() == 1);  // armed again for the rest
+    clock.t += 3s;
+    clock.fire_all();
+    CHECK(f.mon.value(name, "/Dc/0/Voltage").is_invalid());
     f.mon.set_max_age(name, "/Dc/0/Voltage", std::nullopt);
     f.loop.use_real_clock();
 }

@@ -280,6 +280,25 @@ TEST_CASE("remote writes reach the owner as a callback, a stream and per item, a
     CHECK(logged);
 }
 
+TEST_CASE("a write between Item::written() and its co_await is not lost", "[service]") {
+    PrivateDaemon daemon(MOAT_TEST_DIR "/fixtures/dbus-test.conf");
+    Loop loop;
+    Service svc(loop, svc_name, daemon.address(), quiet());
+    auto client = Bus::open(loop, daemon.address(), quiet());
+    auto& item = svc.add("/X", 1, ItemOptions().writeable());
+    std::optional<Value> got;
+    auto t = [&]() -> Task<void> {
+        co_await svc.start();
+        auto next = item.written();
+        auto rc = co_await remote_set(*client, "/X", Value(7));  // before the co_await
+        CHECK(rc == 0);
+        auto waited = with_timeout(5s, std::move(next));
+        got = co_await waited;
+    };
+    run_until_complete(loop, t());
+    CHECK(got == Value(7));
+}
+
 TEST_CASE("waiting for a write to an item that goes away ends with ItemRemoved", "[service]") {
     PrivateDaemon daemon(MOAT_TEST_DIR "/fixtures/dbus-test.conf");
     Loop loop;

@@ -83,17 +83,32 @@ public:
     /// inside a table/array key (its own line when it came from the file).
     [[noreturn]] void fail_at(const toml::node& node, std::string_view what, std::string_view reason) const;
 
+    /// Something an instance holds exclusively, named after the key that
+    /// chose it: a D-Bus name, a serial device. validate() claims them; the
+    /// host reports two enabled instances claiming the same resource as a
+    /// configuration error (both would fail at run time).
+    struct Claim {
+        std::string key;
+        std::string resource;  ///< e.g. "D-Bus name org.m_o_a_t.inv.main"
+    };
+    void claim(std::string_view key, std::string resource) const;
+    const std::vector<Claim>& claims() const { return claims_; }
+
 private:
     const toml::node& at(std::string_view key) const;
     std::string file_, instance_;
     toml::table values_;                      ///< with defaults filled in
     std::shared_ptr<const toml::table> doc_;  ///< the parsed file
     const toml::table* source_ = nullptr;     ///< the section in doc_, for line numbers
+    mutable std::vector<Claim> claims_;       ///< filled by the plugin's validate()
 };
+
+/// Several problems as one ConfigError message, one per line.
+MOAT_API std::string join_problems(std::span<const std::string> problems);
 
 /// Check `section` (an instance's table inside `doc`, parsed from `file`)
 /// against `keys` (and the reserved keys when `plugin_instance`); returns the
-/// complete configuration or throws ConfigError for the first problem found.
+/// complete configuration or throws one ConfigError listing every problem found.
 MOAT_API Config validate_config(std::string_view file, std::string_view instance, std::shared_ptr<const toml::table> doc,
                        const toml::table& section, std::span<const ConfigKey> keys, bool plugin_instance = true);
 

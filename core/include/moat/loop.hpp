@@ -8,6 +8,7 @@
 #include <coroutine>
 #include <cstdint>
 #include <deque>
+#include <exception>
 #include <functional>
 #include <map>
 #include <memory>
@@ -56,6 +57,21 @@ private:
 
 namespace detail { struct Fiber; }
 
+/// Who answers for the code a fiber runs (the host makes one per plugin
+/// instance run). A function posted or a timer scheduled while an owner's
+/// code runs belongs to that owner: an exception escaping it is handed to
+/// callback_failed() instead of unwinding through libuv.
+class MOAT_API LoopOwner {
+public:
+    virtual ~LoopOwner() = default;
+    /// `where`: "a posted function" or "a timer callback".
+    virtual void callback_failed(std::exception_ptr error, const char* where) = 0;
+};
+
+/// What the loop does with an exception escaping a callback nobody owns
+/// (core code): `running` names what was running when it was posted.
+using UnownedFailureHandler = std::function<void(std::exception_ptr error, const char* where, const std::string& running)>;
+
 /// The loop: owns the uv loop, a queue of work to run on the next turn (every
 /// coroutine resumption goes through it, so nothing re-enters), and the clock.
 class MOAT_API Loop {
@@ -84,6 +100,25 @@ public:
     void run_once_nowait();
     void stop() { uv_stop(&loop_); }
 
+    /// The owner of the code running now (null: core code, or none known).
+    const std::shared_ptr<LoopOwner>& owner() const;
+    /// Handle exceptions escaping unowned callbacks. Without a handler the
+    /// loop stops and run() rethrows the first one.
+    void on_unowned_failure(UnownedFailureHandler handler) { unowned_failure_ = std::move(handler); }
+
+    /// Run `fn` as a callback of `owner` (captured when it was posted or
+    /// scheduled; `owned` false for core code): an escaping exception goes to
+    /// the owner, or to the unowned-failure handler. For clocks.
+    struct CallbackOrigin {
+        std::weak_ptr<LoopOwner> owner;
+        bool owned = false;
+        std::string running;  ///< what was running when it was posted or scheduled
+    };
+    CallbackOrigin origin() const;
+    void invoke(const CallbackOrigin& origin, const char* where, const std::function<void()>& fn);
+    /// Rethrow (once) an unowned failure that found no handler; run() does.
+    void rethrow_pending();
+
     /// What code is running right now, for the loop watchdog: the fiber's name,
     /// or a fixed label; nullptr when the loop is idle. Readable from a signal handler.
     const char* running() const { return running_.load(std::memory_order_relaxed); }
@@ -94,7 +129,9 @@ private:
         detail::Fiber* fiber;
         std::coroutine_handle<> handle;
         std::function<void()> fn;
+        CallbackOrigin origin;  ///< for fn
     };
+
     static void on_idle(uv_idle_t* h);
 
     uv_loop_t loop_{};
@@ -103,6 +140,10 @@ private:
     std::unique_ptr<Clock> real_clock_;
     Clock* clock_;
     std::atomic<const char*> running_{nullptr};
+    detail::Fiber* fiber_ = nullptr;     ///< the fiber being resumed
+    std::shared_ptr<LoopOwner> owner_;  ///< of the callback running, when no fiber is
+    UnownedFailureHandler unowned_failure_;
+    std::exception_ptr pending_;  ///< an unowned failure without a handler, for run()
 };
 
 /// A clock that only moves when told to. advance() fires due timers in order
@@ -122,7 +163,12 @@ private:
     Loop& loop_;
     TimePoint now_;
     TimerId next_id_ = 1;
-    std::multimap<TimePoint, std::pair<TimerId, std::function<void()>>> timers_;
+    struct Entry {
+        TimerId id;
+        std::function<void()> fn;
+        Loop::CallbackOrigin origin;
+    };
+    std::multimap<TimePoint, Entry> timers_;
 };
 
 } // namespace moat

@@ -149,8 +149,8 @@ public:
     /// nullopt when the timeout passed first.
     class [[nodiscard]] ChangeWait final : public Suspension {
     public:
-        ChangeWait(Monitor& m, std::string service, std::string path, std::optional<Duration> timeout)
-            : monitor_(&m), service_(std::move(service)), path_(std::move(path)), timeout_(timeout) {}
+        /// Registered here, not when awaited: a change in between is not lost.
+        ChangeWait(Monitor& m, std::string service, std::string path, std::optional<Duration> timeout);
         ~ChangeWait() { unregister(); }
         ChangeWait(const ChangeWait&) = delete;
         ChangeWait& operator=(const ChangeWait&) = delete;
@@ -171,6 +171,7 @@ public:
         Timer timer_;
         std::optional<Value> result_;
         bool registered_ = false;
+        bool fired_ = false;  ///< a change (or the timeout) came, maybe before the await
     };
 
     /// Awaitable of wait_for_service(): yields the service (at once when one
@@ -202,7 +203,8 @@ public:
     };
 
     /// `auto v = co_await monitor.wait_for_change(service, path, 5s);`
-    /// Waits for the next change of the path after this call.
+    /// Waits for the next change of the path after this call (a change before
+    /// the co_await counts; the timeout runs from this call).
     ChangeWait wait_for_change(std::string service, std::string path, std::optional<Duration> timeout = {});
     /// `auto s = co_await monitor.wait_for_service("com.victronenergy.battery", 30s);`
     ServiceWait wait_for_service(std::string pattern, std::optional<Duration> timeout = {});

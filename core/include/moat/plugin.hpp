@@ -26,6 +26,7 @@
 #include <iterator>
 #include <memory>
 #include <span>
+#include <stdexcept>
 
 #include "moat/bus.hpp"
 #include "moat/command.hpp"
@@ -73,9 +74,20 @@ struct MOAT_API Context {
     }
 };
 
+/// Thrown by safe_state() when the outputs could not all be put in their safe
+/// state (a write refused or unanswered, writing not allowed): the message
+/// names what is not safe and why. The host logs "safe state NOT reached".
+class MOAT_API SafeStateNotReached : public std::runtime_error {
+public:
+    using std::runtime_error::runtime_error;
+};
+
 /// A plugin instance. run() is its main task; the host cancels it to stop the
 /// plugin. safe_state() runs after run() ended for any reason (stop, failure,
-/// cancellation), shielded and with a deadline: put outputs in a safe state there.
+/// cancellation), shielded and with a deadline: put outputs in a safe state
+/// there. It returns only when that state was reached (the host then logs
+/// "safe state reached"); otherwise it throws (SafeStateNotReached, or any
+/// other error), and never claims what it could not confirm.
 class MOAT_API Plugin {
 public:
     virtual ~Plugin() = default;

@@ -237,7 +237,8 @@ public:
     /// are encoded by to_variant(); nothing else happens.
     void announce(const Value::Dict& entries);
 
-    /// The next remote write to this item (after validation): awaitable, yields
+    /// The next remote write to this item after this call (after validation;
+    /// one that comes before the task is awaited counts): awaitable, yields
     /// the new value (the latest one when several came before the task ran;
     /// use Service::writes() to see every write). Throws ItemRemoved when the
     /// item goes away first.

@@ -85,6 +85,7 @@ struct MOAT_API Fiber {
     std::string name;
     Scope* current = nullptr;
     Waiter* waiter = nullptr;
+    std::shared_ptr<LoopOwner> owner = nullptr;  ///< inherited by the fibers it spawns
 };
 
 /// Enter a scope for the lifetime of this object (LIFO within a fiber).

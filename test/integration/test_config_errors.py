@@ -1,0 +1,145 @@
+"""Configuration errors inside plugins' own tables and between instances:
+--check-config finds every one of them (exit 3, FILE:LINE: [instance] key 'x'),
+the host refuses to start with them, and a configuration error found only at
+start is never retried.
+
+Run: cd test/integration && MOAT_BUILD_DIR=../../build MOAT_SOURCE_DIR=../.. python3 -m unittest -v test_config_errors
+"""
+
+import os
+import re
+import unittest
+
+from moattest import BUILD_DIR, TEST_PLUGINS, HostProcess, HostTestCase, env_without_bus, run_host
+
+PLUGINS = os.path.join(BUILD_DIR, "plugins")
+NO_BUS = "unix:path=/nonexistent/moat-test-no-bus"
+
+
+def line_of(path, needle, nth=1):
+    seen = 0
+    with open(path) as f:
+        for n, line in enumerate(f, 1):
+            if needle in line:
+                seen += 1
+                if seen == nth:
+                    return n
+    raise AssertionError(f"{needle!r} is not in {path}")
+
+
+class PluginTablesTest(HostTestCase):
+    """Each example of issue 12 passed --check-config before."""
+
+    def check(self, body, plugin_dir=PLUGINS):
+        path = self.write_config(body, bus=NO_BUS, plugin_dir=plugin_dir)
+        rc, out, err = run_host(["--check-config", path], env=env_without_bus())
+        self.assertEqual(rc, 3, f"exit code of --check-config\nstdout: {out}\nstderr: {err}")
+        self.assertNotIn(": OK", out)
+        return path, err
+
+    def assert_error(self, err, path, needle, message, nth=1):
+        expected = f"{path}:{line_of(path, needle, nth)}: {message}"
+        self.assertIn(expected, err.splitlines(), f"expected the line\n  {expected}\nin\n{err}")
+
+    def test_meters_unknown_device_type(self):
+        path, err = self.check('[meters]\nbus = "rtu"\ndevice = "/dev/ttyUSB0"\n'
+                               'devices = [{unit = 1, type = "sdm999"}]\n')
+        self.assert_error(err, path, "devices =", "[meters] key 'devices': unknown meter type 'sdm999' "
+                          "(abb_b2x, em24rtu, sdm120, sdm630v1, sdm630v2, sdm72dv2)")
+
+    def test_meters_unknown_bus(self):
+        path, err = self.check('[meters]\nbus = "foo"\n')
+        self.assert_error(err, path, 'bus = "foo"', "[meters] key 'bus': 'foo' is not one of rtu|tcp")
+
+    def test_meters_device_entry_errors(self):
+        path, err = self.check('[meters]\nbus = "tcp"\nhost = "127.0.0.1"\ndevices = [\n  {unit = 1},\n'
+                               '  {unit = 300},\n]\n')
+        self.assert_error(err, path, "{unit = 300}", "[meters] key 'devices': each device needs a unit of 1..247")
+
+    def test_inverter_mode_parameter_not_a_number(self):
+        path, err = self.check('[inverter]\n[inverter.modes.p_grid]\npower = "lots"\n')
+        self.assertRegex(err, re.escape(f"{path}:") + r"\d+: \[inverter\] key 'modes': "
+                         r"p_grid\.power: expected a number or a boolean")
+
+    def test_inverter_unknown_mode(self):
+        path, err = self.check('[inverter]\n[inverter.modes.nosuch]\npower = 1\n')
+        self.assertRegex(err, re.escape(f"{path}:") + r"\d+: \[inverter\] key 'modes': nosuch: unknown mode")
+
+    def test_inverter_misspelled_mode_parameter(self):
+        path, err = self.check('[inverter]\n[inverter.modes.p_grid]\npowr = 1\n')
+        self.assertRegex(err, re.escape(f"{path}:") + r"\d+: \[inverter\] key 'modes': "
+                         r"p_grid: unknown parameter for p_grid: 'powr'")
+
+    def test_two_inverters_with_one_control_bus_name(self):
+        path, err = self.check('[inv_a]\nkind = "inverter"\n\n[inv_b]\nkind = "inverter"\nvenus_service = '
+                               '"com.victronenergy.moatinv.b"\n')
+        # neither sets `name`: both would be org.m_o_a_t.inv.main; located at the tables
+        self.assert_error(err, path, "[inv_b]", f"[inv_b] key 'name': the D-Bus name org.m_o_a_t.inv.main is also "
+                          f"used by {path}:{line_of(path, '[inv_a]')}: [inv_a] key 'name'")
+
+    def test_two_instances_with_one_venus_service(self):
+        path, err = self.check('[inv_a]\nkind = "inverter"\nname = "a"\nvenus_service = "com.victronenergy.grid.x"\n\n'
+                               '[meter]\nkind = "dummy"\nservice = "com.victronenergy.grid.x"\n')
+        self.assert_error(err, path, 'service = "com', nth=2, message="[meter] key 'service': the D-Bus name "
+                          f"com.victronenergy.grid.x is also used by {path}:{line_of(path, 'venus_service')}: "
+                          "[inv_a] key 'venus_service'")
+
+    def test_two_meter_buses_on_one_serial_device(self):
+        path, err = self.check('[m1]\nkind = "meters"\nbus = "rtu"\ndevice = "/dev/ttyUSB0"\n\n'
+                               '[m2]\nkind = "meters"\nbus = "rtu"\ndevice = "/dev/ttyUSB0"\n')
+        self.assert_error(err, path, 'device = "/dev', "[m2] key 'device': the serial device /dev/ttyUSB0 is also "
+                          f"used by {path}:{line_of(path, 'device = ')}: [m1] key 'device'", nth=2)
+
+    def test_a_disabled_instance_claims_nothing(self):
+        path = self.write_config('[m1]\nkind = "meters"\nbus = "rtu"\ndevice = "/dev/ttyUSB0"\n\n'
+                                 '[m2]\nkind = "meters"\nenabled = false\nbus = "rtu"\ndevice = "/dev/ttyUSB0"\n',
+                                 bus=NO_BUS, plugin_dir=PLUGINS)
+        rc, out, err = run_host(["--check-config", path], env=env_without_bus())
+        self.assertEqual(rc, 0, f"stdout: {out}\nstderr: {err}")
+
+    def test_every_error_of_a_file_is_reported(self):
+        path, err = self.check(
+            '[meters]\nbus = "foo"\nbaud = 5\n\n'
+            '[m2]\nkind = "meters"\nbus = "rtu"\ndevice = "/dev/ttyS1"\ndevices = [{unit = 1, type = "sdm999"}]\n\n'
+            '[inverter]\nmode = "hold"\n\n'
+            '[inv2]\nkind = "inverter"\nname = "two"\n[inv2.modes.nosuch]\npower = 1\n')
+        self.assert_error(err, path, 'bus = "foo"', "[meters] key 'bus': 'foo' is not one of rtu|tcp")
+        self.assert_error(err, path, "baud = 5", "[meters] key 'baud': 5 is out of range [1200, 230400]")
+        self.assertIn("[m2] key 'devices': unknown meter type 'sdm999'", err)
+        self.assertIn("[inverter] key 'mode': 'hold' is not one of", err)
+        self.assertIn("[inv2] key 'modes': nosuch: unknown mode", err)
+        self.assertEqual(len(err.strip().splitlines()), 5, err)
+
+    def test_the_host_refuses_to_start_and_does_not_retry(self):
+        self.start_bus()
+        path = self.write_config('[meters]\nbus = "rtu"\ndevice = "/dev/ttyUSB0"\n'
+                                 'devices = [{unit = 1, type = "sdm999"}]\n', plugin_dir=PLUGINS)
+        h = HostProcess(["--config", path])
+        self.addCleanup(h.stop)
+        rc, _ = h.wait(10)
+        self.assertEqual(rc, 3, h.describe())
+        self.assertIn("unknown meter type 'sdm999'", h.log)
+        self.assertNotIn("restarting", h.log)
+
+
+class StartTimeConfigErrorTest(HostTestCase):
+    """A ConfigError that only the factory finds stops that instance for good."""
+
+    def test_factory_config_error_is_not_retried(self):
+        self.start_bus()
+        path = self.write_config('[ft]\nkind = "factory_throws"\nconfig_error = true\n\n'
+                                 '[w]\nkind = "worker"\nlabel = "w"\n', plugin_dir=TEST_PLUGINS)
+        h = self.start_host(path)
+        h.wait_for(r"\[ft\] not restarted until the configuration is reloaded", timeout=10)
+        self.assertRegex(h.log, r"ERROR \[ft\] configuration error: .*\[ft\] key 'config_error': "
+                         r"deliberate configuration error")
+        # The worker keeps running; then a stop shows that nothing was retried meanwhile.
+        h.signal(15)
+        rc, _ = h.wait(10)
+        self.assertEqual(rc, 0, h.describe())
+        self.assertNotIn("[ft] restarting", h.log)
+        self.assertEqual(h.log.count("[ft] configuration error"), 1, h.log)
+
+
+if __name__ == "__main__":
+    unittest.main()
