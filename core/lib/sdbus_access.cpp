@@ -26,4 +26,22 @@ std::string body_signature(const sdbus::Message& msg) {
     return sig ? sig : "";
 }
 
+std::vector<Value> read_arguments(sdbus::Message& msg) {
+    std::vector<Value> out;
+    sd_bus_message* m = raw_message(msg);
+    for (;;) {
+        char type = 0;
+        const char* contents = nullptr;
+        int r = sd_bus_message_peek_type(m, &type, &contents);
+        if (r < 0) throw std::invalid_argument("malformed D-Bus message body");
+        if (r == 0) break;  // the end of the body
+        std::string sig;
+        if (type == SD_BUS_TYPE_ARRAY) sig = std::string("a") + contents;
+        else if (type == SD_BUS_TYPE_STRUCT) sig = std::string("(") + contents + ")";
+        else sig = std::string(1, type);  // a variant is "v" as well
+        out.push_back(read_value(msg, sig));
+    }
+    return out;
+}
+
 } // namespace moat::detail
