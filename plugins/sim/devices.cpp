@@ -93,10 +93,14 @@ Values vebus_values(const System& s) {
     out["/Hub4/DisableFeedIn"] = m.disable_feed_in ? 1 : 0;
     out["/Hub/ChargeVoltage"] = s.charge_voltage();
     const auto& b = s.battery;
-    out["/BatteryOperationalLimits/MaxChargeVoltage"] = b.config().max_charge_voltage;
-    out["/BatteryOperationalLimits/MaxChargeCurrent"] = b.charge_current_limit();
-    out["/BatteryOperationalLimits/MaxDischargeCurrent"] = b.discharge_current_limit();
-    out["/BatteryOperationalLimits/BatteryLowVoltage"] = b.config().low_voltage;
+    // What DVCC wrote; until a client writes, the BMS's values (the sim is DVCC then).
+    auto limit = [](const WrittenLimit& w, double bms) { return w.written ? opt(w.value) : Value(bms); };
+    out["/BatteryOperationalLimits/MaxChargeVoltage"] = limit(m.dvcc.max_charge_voltage, b.config().max_charge_voltage);
+    out["/BatteryOperationalLimits/MaxChargeCurrent"] = limit(m.dvcc.max_charge_current, b.charge_current_limit());
+    out["/BatteryOperationalLimits/MaxDischargeCurrent"] =
+        limit(m.dvcc.max_discharge_current, b.discharge_current_limit());
+    out["/BatteryOperationalLimits/BatteryLowVoltage"] = limit(m.dvcc.battery_low_voltage, b.config().low_voltage);
+    out["/Dc/0/MaxChargeCurrent"] = m.dc_max_charge_current;
     out["/Bms/AllowToCharge"] = b.allow_charge() ? 1 : 0;
     out["/Bms/AllowToDischarge"] = b.allow_discharge() ? 1 : 0;
     out["/FirmwareFeatures/BolFrame"] = 1;
@@ -246,6 +250,13 @@ std::optional<Writeable> writeable(DeviceKind kind, std::string_view path) {
             return Writeable{T::floating, -1e6, 1e6, false, true};
         if (path == "/Hub4/DisableCharge" || path == "/Hub4/DisableFeedIn") return Writeable{T::integer, 0, 1};
         if (path == "/Mode") return Writeable{T::integer, 1, 4};
+        // DVCC's limits (systemcalc rewrites them every second); invalid = no limit.
+        if (path == "/BatteryOperationalLimits/MaxChargeVoltage" || path == "/BatteryOperationalLimits/BatteryLowVoltage")
+            return Writeable{T::floating, 0, 100, true};
+        if (path == "/BatteryOperationalLimits/MaxChargeCurrent" ||
+            path == "/BatteryOperationalLimits/MaxDischargeCurrent")
+            return Writeable{T::floating, 0, 10000, true};
+        if (path == "/Dc/0/MaxChargeCurrent") return Writeable{T::floating, 0, 10000};
         break;
     case DeviceKind::battery:
         if (path == "/Sim/AllowToCharge" || path == "/Sim/AllowToDischarge") return Writeable{T::integer, -1, 1};
@@ -280,6 +291,19 @@ bool apply_write(System& s, DeviceKind kind, std::size_t index, std::string_view
         if (path == "/Hub4/DisableCharge" && d) return s.multi.disable_charge = *d != 0, true;
         if (path == "/Hub4/DisableFeedIn" && d) return s.multi.disable_feed_in = *d != 0, true;
         if (path == "/Mode" && d) return s.multi.mode = static_cast<int>(*d), true;
+        if (path.starts_with("/BatteryOperationalLimits/")) {
+            auto& l = s.multi.dvcc;
+            const auto leaf = path.substr(26);
+            WrittenLimit* w = leaf == "MaxChargeVoltage"      ? &l.max_charge_voltage
+                              : leaf == "MaxChargeCurrent"    ? &l.max_charge_current
+                              : leaf == "MaxDischargeCurrent" ? &l.max_discharge_current
+                              : leaf == "BatteryLowVoltage"   ? &l.battery_low_voltage
+                                                              : nullptr;
+            if (!w) return false;
+            w->write(d);
+            return true;
+        }
+        if (path == "/Dc/0/MaxChargeCurrent" && d) return s.multi.dc_max_charge_current = *d, true;
         return false;
     case DeviceKind::battery:
         if (path == "/Sim/AllowToCharge") return s.battery.force_allow_charge(tri(d)), true;

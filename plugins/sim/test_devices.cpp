@@ -155,3 +155,33 @@ TEST_CASE("the simulated settings hold ESS mode 3 and Venus's DVCC defaults", "[
         if (s.max.is_valid()) CHECK(*s.max.as_number() >= *s.default_value.as_number());
     }
 }
+
+TEST_CASE("the Multi takes DVCC's limits: writeable with Venus types, published as written", "[sim][devices]") {
+    System s(SystemConfig{});
+    auto v = vebus_values(s);
+    // Before any write: the BMS's values (the sim doing DVCC's job).
+    CHECK(v.at("/BatteryOperationalLimits/MaxChargeCurrent") == Value(100.0));
+    CHECK(v.at("/Dc/0/MaxChargeCurrent") == Value(100.0));
+    for (const char* p : {"/BatteryOperationalLimits/MaxChargeVoltage", "/BatteryOperationalLimits/MaxChargeCurrent",
+                          "/BatteryOperationalLimits/MaxDischargeCurrent",
+                          "/BatteryOperationalLimits/BatteryLowVoltage", "/Dc/0/MaxChargeCurrent"}) {
+        INFO(p);
+        auto w = writeable(DeviceKind::vebus, p);
+        REQUIRE(w);
+        CHECK(w->type == Writeable::Type::floating);
+        CHECK(w->min == 0);
+        CHECK(vebus_values(s).at(p).is_double());
+    }
+    CHECK(apply_write(s, DeviceKind::vebus, 0, "/BatteryOperationalLimits/MaxChargeCurrent", Value(12.0)));
+    CHECK(apply_write(s, DeviceKind::vebus, 0, "/BatteryOperationalLimits/MaxChargeVoltage", Value(54)));
+    CHECK(apply_write(s, DeviceKind::vebus, 0, "/BatteryOperationalLimits/MaxDischargeCurrent", Value()));
+    CHECK(apply_write(s, DeviceKind::vebus, 0, "/Dc/0/MaxChargeCurrent", Value(30)));
+    CHECK_FALSE(apply_write(s, DeviceKind::vebus, 0, "/BatteryOperationalLimits/Other", Value(1)));
+    v = vebus_values(s);
+    CHECK(v.at("/BatteryOperationalLimits/MaxChargeCurrent") == Value(12.0));
+    CHECK(v.at("/BatteryOperationalLimits/MaxChargeVoltage") == Value(54.0));
+    CHECK(v.at("/BatteryOperationalLimits/MaxDischargeCurrent").is_invalid());  // written invalid: no limit
+    CHECK(v.at("/Dc/0/MaxChargeCurrent") == Value(30.0));
+    CHECK(v.at("/Hub/ChargeVoltage") == Value(54.0));
+    CHECK(s.multi.charge_current_limit() == 12.0);
+}
