@@ -23,6 +23,18 @@ std::optional<double> num(const std::optional<Values>& vals, const std::string& 
 
 Value opt(std::optional<double> v) { return v ? Value(*v) : Value(); }
 
+/// Python's max(0, x), as systemcalc computes consumption: the integer 0
+/// when x <= 0 (max returns its first argument on a tie), else the double.
+Value max0(std::optional<double> x) {
+    if (!x) return Value();
+    return *x > 0 ? Value(*x) : Value(0);
+}
+
+Value value_at(const Values& vals, const std::string& path) {
+    auto it = vals.find(path);
+    return it == vals.end() ? Value() : it->second;
+}
+
 } // namespace
 
 std::string_view to_string(DeviceKind k) {
@@ -221,23 +233,80 @@ Values systemcalc(const Published& p, int phases) {
         auto grid = num(p.grid, phase_path("/Ac", n, "Power"));
         std::optional<double> multi = p.vebus ? num(p.vebus, phase_path("/Ac/ActiveIn", n, "P")) : 0.0;
         std::optional<double> cons;
-        if (grid && multi) cons = std::max(0.0, *grid - *multi);
+        if (grid && multi) cons = *grid - *multi;
         out[phase_path("/Ac/Grid", n, "Power")] = opt(grid);
         out[phase_path("/Ac/ActiveIn", n, "Power")] = opt(grid);
-        out[phase_path("/Ac/Consumption", n, "Power")] = opt(cons);
-        out[phase_path("/Ac/ConsumptionOnInput", n, "Power")] = opt(cons);
-        out[phase_path("/Ac/ConsumptionOnOutput", n, "Power")] = opt(num(p.vebus, phase_path("/Ac/Out", n, "P")));
+        out[phase_path("/Ac/Consumption", n, "Power")] = max0(cons);
+        out[phase_path("/Ac/ConsumptionOnInput", n, "Power")] = max0(cons);
+        out[phase_path("/Ac/ConsumptionOnOutput", n, "Power")] = max0(num(p.vebus, phase_path("/Ac/Out", n, "P")));
     }
     out["/Ac/Grid/NumberOfPhases"] = p.grid ? Value(phases) : Value();
     out["/Ac/ActiveIn/NumberOfPhases"] = phases;
     out["/Ac/ActiveIn/Source"] = 1;
     out["/Ac/Consumption/NumberOfPhases"] = phases;
+    out["/Ac/ConsumptionOnInput/NumberOfPhases"] = phases;
+    out["/Ac/ConsumptionOnOutput/NumberOfPhases"] = phases;
+    // The AC input the GUI's overview shows: one, the grid meter.
+    out["/Ac/In/NumberOfAcInputs"] = 1;
+    out["/Ac/In/0/ServiceName"] = p.grid ? Value(p.grid_name) : Value();
+    out["/Ac/In/0/ServiceType"] = p.grid ? Value("grid") : Value();
+    out["/Ac/In/0/DeviceInstance"] = p.grid ? Value(p.grid_instance) : Value();
+    out["/Ac/In/0/Source"] = 1;
+    out["/Ac/In/0/Connected"] = 1;
     out["/VebusService"] = p.vebus ? Value(p.vebus_name) : Value();
     out["/VebusInstance"] = p.vebus ? Value(p.vebus_instance) : Value();
     out["/SystemState/State"] = p.vebus ? Value(0xFC) : Value();  // external control (Hub4Mode 3)
     out["/Hub"] = 4;
     out["/SystemType"] = "ESS";
-    out["/Control/Dvcc"] = 1;
+    out["/Serial"] = "moatsim00001";  // a VRM portal id of our own: nothing to collide with
+
+    // Battery selection, as systemcalc names it: "<product> on <connection>".
+    const std::string described = p.battery_product + " on " + p.battery_connection;
+    const std::string short_name = fmt::format("com.victronenergy.battery/{}", p.battery_instance);
+    out["/AutoSelectedBatteryService"] = bat ? Value(described) : Value("No battery monitor found");
+    out["/AvailableBatteryServices"] =
+        bat ? Value(fmt::format(R"({{"default": "Automatic", "nobattery": "No battery monitor", "{}": "{}"}})",
+                                short_name, described))
+            : Value(R"({"default": "Automatic", "nobattery": "No battery monitor"})");
+    out["/ActiveBmsService"] = bat ? Value(p.battery_name) : Value();
+    out["/ActiveBmsInstance"] = bat ? Value(p.battery_instance) : Value();
+    out["/Dc/Battery/VoltageService"] = bat ? Value(p.battery_name) : Value();
+    out["/Dc/Battery/TemperatureService"] = bat ? Value(p.battery_name) : Value();
+    out["/Dc/Battery/TimeToGo"] = opt(num(bat, "/TimeToGo"));
+    out["/Dc/Battery/ChargeVoltage"] = opt(num(p.vebus, "/Hub/ChargeVoltage"));
+    out["/Dc/System/Power"] = Value();  // HasDcSystem 0: systemcalc publishes None
+
+    // DVCC: on (/Settings/Services/Bol 1). The sim applies the BMS's limits
+    // itself (docs/simulation.md), so every kind of limit counts as written.
+    out["/Control/Dvcc"] = true;
+    out["/Control/SolarChargeVoltage"] = 1;
+    out["/Control/SolarChargeCurrent"] = 1;
+    out["/Control/BmsParameters"] = bat ? 1 : 0;
+    out["/Control/MaxChargeCurrent"] = 1;
+    out["/Control/EffectiveChargeVoltage"] = opt(num(p.vebus, "/Hub/ChargeVoltage"));
+    // Shared sense is not simulated: nothing is sent to the chargers.
+    out["/Control/SolarChargerVoltageSense"] = 0;
+    out["/Control/SolarChargerTemperatureSense"] = 0;
+    out["/Control/BatteryCurrentSense"] = 0;
+    out["/Control/BatteryVoltageSense"] = 0;
+    out["/Control/ExtraBatteryCurrent"] = 0;
+    out["/Control/VebusSoc"] = 0;
+    out["/Control/ScheduledCharge"] = 0;
+    // ESS: BatteryLife's state and the SoC limit it holds, from the settings.
+    out["/Control/EssState"] = value_at(p.settings, "/Settings/CGwacs/BatteryLife/State");
+    out["/Control/ActiveSocLimit"] = value_at(p.settings, "/Settings/CGwacs/BatteryLife/SocLimit");
+    out["/Dvcc/Alarms/FirmwareInsufficient"] = 0;
+    out["/Dvcc/Alarms/MultipleBatteries"] = 0;
+    // The system state flags, from what the BMS allows.
+    auto flag = [&](const char* path) -> Value {
+        auto v = num(bat, path);
+        return v ? Value(*v == 0 ? 1 : 0) : Value();
+    };
+    out["/SystemState/ChargeDisabled"] = flag("/Io/AllowToCharge");
+    out["/SystemState/DischargeDisabled"] = flag("/Io/AllowToDischarge");
+    for (const char* f : {"/SystemState/LowSoc", "/SystemState/BatteryLife", "/SystemState/SlowCharge",
+                          "/SystemState/UserChargeLimited", "/SystemState/UserDischargeLimited"})
+        out[f] = 0;
     return out;
 }
 

@@ -26,6 +26,8 @@ const ConfigKey top_keys[] = {
     {"load", K::table, "{}", "the household load per phase"},
     {"faults", K::table, "{}", "faults injected at start (also settable through /Sim/Fault)"},
     {"settings", K::table, "{}", "com.victronenergy.settings with the ESS and DVCC settings"},
+    {"system", K::boolean, "true",
+     "publish com.victronenergy.system (false: leave it to Victron's systemcalc, run against the simulated devices)"},
 };
 
 const ConfigKey vebus_keys[] = {
@@ -231,6 +233,9 @@ SimConfig parse_config(const Config& config) {
         if (auto x = fault(f, key); x != Fault::none) out.faults[kind] = x;
     out.fault_after = f.get_number("after");
     out.vanish_seconds = f.get_number("vanish_seconds");
+    out.system_service = config.get_bool("system");
+    if (!out.system_service && out.faults.contains(DeviceKind::system))
+        config.fail("faults", "key 'system': there is no simulated system service (system = false)");
     if (out.grid_modbus && out.faults.contains(DeviceKind::grid))
         config.fail("faults", "key 'grid': the grid meter is served over Modbus (grid.modbus), not on D-Bus");
     return out;

@@ -193,6 +193,43 @@ class SetpointTest(SimCase):
         self.assertEqual(self.get(VEBUS, "/Hub4/L1/AcPowerSetpoint"), -1000.0, "the written value stays readable")
 
 
+class SystemServiceTest(SimCase):
+
+    def test_the_paths_consumers_read_with_systemcalcs_types(self):
+        self.start_sim(NIGHT)
+        items = self.items(SYSTEM)
+        expect = {"/Control/Dvcc": (dbus.Boolean, True), "/Control/SolarChargeVoltage": (dbus.Int32, 1),
+                  "/Control/SolarChargeCurrent": (dbus.Int32, 1), "/Control/BmsParameters": (dbus.Int32, 1),
+                  "/Control/MaxChargeCurrent": (dbus.Int32, 1), "/Control/EssState": (dbus.Int32, 2),
+                  "/Control/ActiveSocLimit": (dbus.Double, 10.0), "/Control/EffectiveChargeVoltage": (dbus.Double, 55.2),
+                  "/Ac/ConsumptionOnOutput/L1/Power": (dbus.Int32, 0), "/Ac/In/0/ServiceName": (dbus.String, GRID),
+                  "/Ac/In/0/DeviceInstance": (dbus.Int32, 30), "/ActiveBmsService": (dbus.String, BATTERY),
+                  "/AutoSelectedBatteryService": (dbus.String, "MoaT simulated battery on Simulation"),
+                  "/Dc/Battery/ChargeVoltage": (dbus.Double, 55.2), "/Serial": (dbus.String, None),
+                  "/SystemState/DischargeDisabled": (dbus.Int32, 0), "/Dvcc/Alarms/MultipleBatteries": (dbus.Int32, 0)}
+        for path, (cls, value) in expect.items():
+            with self.subTest(path=path):
+                self.assertIn(path, items)
+                self.assertIs(type(items[path]), cls)
+                if value is not None:
+                    self.assertEqual(items[path], value)
+        self.assertIn('"com.victronenergy.battery/512"', items["/AvailableBatteryServices"])
+        # DVCC's voltage written to the Multi shows as the effective charge voltage
+        self.assertEqual(self.set(VEBUS, "/BatteryOperationalLimits/MaxChargeVoltage", dbus.Double(54.0)), 0)
+        self.until("the system shows the written voltage",
+                   lambda: self.get(SYSTEM, "/Control/EffectiveChargeVoltage") == 54.0)
+
+    def test_system_false_leaves_room_for_victrons_systemcalc(self):
+        self.start_sim(NIGHT + "system = false\n", wait=False)
+        self.host.wait_for("simulating 1 phase", 10)
+        for name in (VEBUS, BATTERY, SOLAR, GRID, SETTINGS):
+            self.assertTrue(self.has_owner(name), name)
+        self.assertFalse(self.has_owner(SYSTEM))
+        # the name is free for another program (Victron's systemcalc)
+        self.assertEqual(self.conn.request_name(SYSTEM, dbus.bus.NAME_FLAG_DO_NOT_QUEUE),
+                         dbus.bus.REQUEST_NAME_REPLY_PRIMARY_OWNER)
+
+
 class DvccTest(SimCase):
     """What Victron's systemcalc writes to a Multi every second with DVCC on."""
 
