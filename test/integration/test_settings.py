@@ -179,7 +179,9 @@ class PlainTypesTest(SettingsCase):
         return self.client.conn.get_object(SETTINGS, path, introspect=False)
 
     def velib_add_setting(self, path, value, mn, mx, silent=False):
-        """SettingsDevice's steps for one setting, as velib takes them."""
+        """SettingsDevice.addSetting's steps for one setting, as velib takes
+        them: None when the setting is there with these attributes, else the
+        AddSetting result."""
         item = self.proxy(path)
         try:
             exists = True
@@ -187,10 +189,10 @@ class PlainTypesTest(SettingsCase):
         except dbus.exceptions.DBusException as e:
             self.assertEqual(e.get_dbus_name(), UNKNOWN_OBJECT)
             exists = False
-        if exists and bool(item.GetSilent()) == silent:
+        if exists and (value, mn, mx, silent) == item.GetAttributes():
             return None
-        # velib's own test: type(value) == int / float, anything else is a string
-        type_ = "i" if type(value) == int else "f" if type(value) == float else "s"
+        # velib's type choice: isinstance(value, int) (bools included) -> 'i'
+        type_ = "i" if isinstance(value, int) else "f" if isinstance(value, float) else "s"
         relative = path.replace("/Settings/", "", 1)
         method = self.proxy("/Settings").AddSilentSetting if silent else self.proxy("/Settings").AddSetting
         return int(method("", relative, value, type_, mn, mx))
@@ -215,7 +217,23 @@ class PlainTypesTest(SettingsCase):
         self.assertEqual(int(self.proxy("/Settings").AddSetting("", "P/Int", 5, "i", 0, 10)), 0)
         self.assertEqual(self.call("/Settings/P/Int", "GetValue"), 7)
 
+    def test_systemcalcs_battery_configuration(self):
+        # systemcalc's battery-data code: two string settings (ssssii), one
+        # integer (ssisii), then SetValue on the first one
+        base = "/Settings/SystemSetup/Batteries/Configuration/com_victronenergy_battery_512"
+        self.assertEqual(self.velib_add_setting(base + "/Service", "", 0, 0), 0)
+        self.assertEqual(self.velib_add_setting(base + "/Name", "", 0, 0), 0)
+        self.assertEqual(self.velib_add_setting(base + "/Enabled", 0, 0, 1), 0)
+        self.assertEqual(int(self.proxy(base + "/Service").SetValue("com.victronenergy.battery/512")), 0)
+        self.assertEqual(self.call(base + "/Service", "GetValue"), "com.victronenergy.battery/512")
+        # the next start finds all three as they were added: no second add
+        for path, value, mn, mx in ((base + "/Service", "", 0, 0), (base + "/Enabled", 0, 0, 1)):
+            self.assertIsNone(self.velib_add_setting(path, value, mn, mx), path)
+
     def test_bool_default_ssbsii(self):
+        self.assertEqual(self.velib_add_setting("/Settings/B/Velib", True, 0, 1), 0)  # velib: a bool is an 'i'
+        self.assertEqual(self.call("/Settings/B/Velib", "GetValue"), 1)
+
         # a bool where the default goes, with and without the interface
         self.assertEqual(int(self.proxy("/Settings").AddSetting("", "B/Flag", True, "i", 0, 1)), 0)
         v = self.call("/Settings/B/Flag", "GetValue")
