@@ -39,6 +39,15 @@ std::vector<Value> read_arguments(sdbus::Message& msg) {
         if (type == SD_BUS_TYPE_ARRAY) sig = std::string("a") + contents;
         else if (type == SD_BUS_TYPE_STRUCT) sig = std::string("(") + contents + ")";
         else sig = std::string(1, type);  // a variant is "v" as well
+        // A struct or fd (also inside a variant or array) has no Value: it is
+        // skipped and read as invalid, so that the handler can refuse that
+        // argument alone (AddSetting answers -6 for a struct default).
+        const std::string inner = type == SD_BUS_TYPE_VARIANT && contents ? contents : sig;
+        if (inner.find_first_of("(h") != std::string::npos) {
+            if (sd_bus_message_skip(m, sig.c_str()) < 0) throw std::invalid_argument("malformed D-Bus message body");
+            out.emplace_back();
+            continue;
+        }
         out.push_back(read_value(msg, sig));
     }
     return out;

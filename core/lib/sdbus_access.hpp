@@ -33,7 +33,9 @@ std::string body_signature(const sdbus::Message& msg);
 /// decoded as read_value() does (variants flattened). For methods that take
 /// the declared types and plain ones alike: dbus-python callers without
 /// introspection send a bare `s` or `i` where a method declares `v`.
-/// Throws std::invalid_argument for what read_value() cannot decode.
+/// Structs and fds (alone or inside a variant or array) are skipped and read
+/// as invalid; throws std::invalid_argument for anything else read_value()
+/// cannot decode.
 std::vector<Value> read_arguments(sdbus::Message& msg);
 
 /// RAII for an sd_bus_slot.

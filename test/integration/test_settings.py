@@ -265,6 +265,11 @@ class PlainTypesTest(SettingsCase):
         self.assertEqual(add("ssssss", "dev_1", "ClassAndVrmInstance", "battery:1", "s", "", "",
                              path="/Settings/Devices"), 0)
         self.assertEqual(self.call("/Settings/Devices/dev_1/ClassAndVrmInstance", "GetValue"), "battery:1")
+        # a struct where the default goes cannot be converted: -6, as before
+        self.assertEqual(self.call("/Settings", "AddSetting", "Q", "Tuple", dbus.Struct(("battery", 1), signature="si"),
+                                   "s", "", "", signature="ssvsvv", iface=SETTINGS_IFACE), -6)
+        self.assertEqual(self.call("/Settings", "AddSetting", "Q", "Tuple2", ("battery", 1), "s", 0, 0,
+                                   signature="ss(si)sii", iface=None), -6)
         # not six arguments, or no string where the group goes: InvalidArgs
         self.assertEqual(self.error_name("/Settings", "AddSetting", "", "X", 1, "i", 0, signature="ssisi",
                                          iface=SETTINGS_IFACE), INVALID_ARGS)
