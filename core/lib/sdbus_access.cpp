@@ -26,4 +26,31 @@ std::string body_signature(const sdbus::Message& msg) {
     return sig ? sig : "";
 }
 
+std::vector<Value> read_arguments(sdbus::Message& msg) {
+    std::vector<Value> out;
+    sd_bus_message* m = raw_message(msg);
+    for (;;) {
+        char type = 0;
+        const char* contents = nullptr;
+        int r = sd_bus_message_peek_type(m, &type, &contents);
+        if (r < 0) throw std::invalid_argument("malformed D-Bus message body");
+        if (r == 0) break;  // the end of the body
+        std::string sig;
+        if (type == SD_BUS_TYPE_ARRAY) sig = std::string("a") + contents;
+        else if (type == SD_BUS_TYPE_STRUCT) sig = std::string("(") + contents + ")";
+        else sig = std::string(1, type);  // a variant is "v" as well
+        // A struct or fd (also inside a variant or array) has no Value: it is
+        // skipped and read as invalid, so that the handler can refuse that
+        // argument alone (AddSetting answers -6 for a struct default).
+        const std::string inner = type == SD_BUS_TYPE_VARIANT && contents ? contents : sig;
+        if (inner.find_first_of("(h") != std::string::npos) {
+            if (sd_bus_message_skip(m, sig.c_str()) < 0) throw std::invalid_argument("malformed D-Bus message body");
+            out.emplace_back();
+            continue;
+        }
+        out.push_back(read_value(msg, sig));
+    }
+    return out;
+}
+
 } // namespace moat::detail

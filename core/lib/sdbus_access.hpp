@@ -12,6 +12,10 @@
 #include <sdbus-c++/sdbus-c++.h>
 #include <systemd/sd-bus.h>
 
+#include <vector>
+
+#include "moat/value.hpp"
+
 namespace moat::detail {
 
 /// The sd_bus_message behind an sdbus-c++ message (borrowed).
@@ -24,6 +28,15 @@ sdbus::MethodCall adopt_call(sd_bus_message* call, const sdbus::Message& like);
 
 /// The full signature of a message's body ("" when it has no arguments).
 std::string body_signature(const sdbus::Message& msg);
+
+/// Every argument of `msg` from its current read position to the end, each
+/// decoded as read_value() does (variants flattened). For methods that take
+/// the declared types and plain ones alike: dbus-python callers without
+/// introspection send a bare `s` or `i` where a method declares `v`.
+/// Structs and fds (alone or inside a variant or array) are skipped and read
+/// as invalid; throws std::invalid_argument for anything else read_value()
+/// cannot decode.
+std::vector<Value> read_arguments(sdbus::Message& msg);
 
 /// RAII for an sd_bus_slot.
 class SlotGuard {

@@ -74,6 +74,10 @@ struct Item::Waiters {
     std::uint64_t writes = 0;
     Value last;
     bool removed = false;
+    /// Reasons a remote write was refused that were logged at info already:
+    /// once per item and reason, so that a client retrying every second does
+    /// not flood the log.
+    std::set<std::string, std::less<>> refusals_logged;
 };
 
 struct WriteStream::State {
@@ -192,15 +196,20 @@ struct Service::Filter {
             const char* iface = sd_bus_message_get_interface(m);
             const char* member = sd_bus_message_get_member(m);
             if (!path || !member) return 0;
-            bool ours;
-            if (!iface) ours = true;  // velib answers calls without an interface
-            else if (std::string_view(iface) == busitem_interface && std::string_view(member) == "SetValue")
-                ours = std::string_view(sd_bus_message_get_signature(m, 1)) != "v";  // bare value, wrong count
-            else ours = false;
-            if (!ours) return 0;
             Kind kind;
             std::string p(path);
             if (!self->service->is_our_path(p, &kind)) return 0;  // sd-bus answers UnknownObject
+            const std::string_view sig = sd_bus_message_get_signature(m, 1);
+            bool ours;
+            if (!iface) ours = true;  // velib answers calls without an interface
+            else if (std::string_view(iface) == busitem_interface && std::string_view(member) == "SetValue")
+                ours = sig != "v";  // bare value, wrong count
+            else if (const auto* extra = self->service->extra_method(kind, member, iface))
+                // Plain types where the method declares variants (dbus-python without
+                // introspection): sdbus-c++ would refuse them; the handler reads any form.
+                ours = sig != extra->in_signature;
+            else ours = false;
+            if (!ours) return 0;
             sdbus::MethodCall call = detail::adopt_call(m, self->like);
             self->service->dispatch(p, call);
             return 1;
@@ -542,10 +551,21 @@ void Service::handle_set_value(Item& item, sdbus::MethodCall& call) {
         throw sdbus::Error(error_invalid_args,
                            fmt::format("SetValue takes one value (a variant), got signature '{}': {}", sig, e.what()));
     }
+    // A refused write is logged at info once per item and reason (later ones
+    // at debug): a user sees why another program's write did not take.
+    auto refuse = [&](std::int32_t code, std::string_view reason) {
+        const bool first = item.waiters_->refusals_logged.emplace(reason).second;
+        log_.log(first ? LogLevel::info : LogLevel::debug, "{}: write of {:r} to {} by {} refused with {}: {}{}", name_,
+                 written, item.path_, call.getSender(), code, reason,
+                 first ? "; further refusals for this reason are logged at debug" : "");
+        reply_code(code);
+    };
     if (item.options_.write_policy()) {
         const std::string path = item.path_;
         WriteResult r = item.options_.write_policy()(item, written);
-        if (!r.store || find(path) != &item || *r.store == item.value_) return reply_code(r.code);
+        if (find(path) != &item) return reply_code(r.code);  // the policy removed it
+        if (!r.store && r.code != 0) return refuse(r.code, "its write policy said no");
+        if (!r.store || *r.store == item.value_) return reply_code(r.code);
         Value old_value = std::exchange(item.value_, std::move(*r.store));
         batch_changed_.erase(path);
         emit_properties_changed(item);
@@ -553,9 +573,9 @@ void Service::handle_set_value(Item& item, sdbus::MethodCall& call) {
         write_accepted(item, std::move(old_value), call.getSender());
         return;
     }
-    if (!item.options_.is_writeable()) return reply_code(1);
+    if (!item.options_.is_writeable()) return refuse(1, "not writeable");
     auto coerced = coerce(written, item.options_.type());
-    if (!coerced) return reply_code(1);
+    if (!coerced) return refuse(1, "wrong type (cannot be converted to the item's type)");
     if (*coerced == item.value_) {  // no validator, no signal, type kept
         reply_code(0);
         if (item.options_.reports_equal_writes()) write_accepted(item, item.value_, call.getSender(), false);
@@ -566,12 +586,13 @@ void Service::handle_set_value(Item& item, sdbus::MethodCall& call) {
             auto d = coerced->as_number();
             if (!d || (item.options_.min() && *d < item.options_.min()->as_number().value_or(*d)) ||
                 (item.options_.max() && *d > item.options_.max()->as_number().value_or(*d)))
-                return reply_code(2);
+                return refuse(2, "outside the item's limits");
         }
     }
     const std::string path = item.path_;
-    if (item.options_.validator() && !item.options_.validator()(*coerced)) return reply_code(2);
+    const bool valid = !item.options_.validator() || item.options_.validator()(*coerced);
     if (find(path) != &item) return reply_code(2);  // the validator removed it
+    if (!valid) return refuse(2, "its validator said no");
     Value old_value = std::exchange(item.value_, std::move(*coerced));
     batch_changed_.erase(path);  // announced here, not again by an open batch
     emit_properties_changed(item);  // before the reply, as velib

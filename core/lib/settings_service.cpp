@@ -3,11 +3,32 @@
 // management methods are extra methods of `/` and the group nodes.
 #include "moat/settings_service.hpp"
 
+#include "sdbus_access.hpp"
+
 namespace moat {
 
 namespace {
 
 using Dict = std::map<std::string, sdbus::Variant>;
+
+constexpr const char* error_invalid_args = "org.freedesktop.DBus.Error.InvalidArgs";
+
+/// The arguments of a management method in whatever form they came: the
+/// declared one, or plain types where it declares variants (velib's
+/// SettingsDevice and systemcalc send `ssssii`, `ssbsii`, ... without an
+/// interface; localsettings takes them). Bad arguments are an InvalidArgs reply.
+std::vector<Value> arguments(sdbus::MethodCall& call, std::string_view usage) {
+    try {
+        return detail::read_arguments(call);
+    } catch (const std::invalid_argument& e) {
+        throw sdbus::Error(error_invalid_args, fmt::format("{} takes {}: {}", call.getMemberName(), usage, e.what()));
+    }
+}
+
+[[noreturn]] void bad_arguments(sdbus::MethodCall& call, std::string_view usage) {
+    throw sdbus::Error(error_invalid_args, fmt::format("{} takes {}, got signature '{}'", call.getMemberName(), usage,
+                                                       detail::body_signature(call)));
+}
 
 template <class... A>
 void reply(sdbus::MethodCall& call, const A&... a) {
@@ -269,45 +290,80 @@ Value SettingsService::value(const std::string& path) const {
 // ---- the management methods --------------------------------------------------
 
 void SettingsService::handle_add_setting(const std::string& object, sdbus::MethodCall& call, bool silent) {
-    std::string group, name, letter;
-    sdbus::Variant def, min, max;
-    call >> group >> name >> def >> letter >> min >> max;
-    const std::string path = join(object, {group, name});
+    constexpr std::string_view usage = "(s group, s name, default, s type, min, max)";
+    const auto args = arguments(call, usage);
+    if (args.size() != 6 || !args[0].is_string() || !args[1].is_string() || !args[3].is_string())
+        bad_arguments(call, usage);
+    const std::string path = join(object, {args[0].as_string(), args[1].as_string()});
     int code;
-    if (auto type = setting_type(letter))
-        code = add_from_bus(path, decoded(def), *type, decoded(min), decoded(max), silent, object == "/");
+    if (auto type = setting_type(args[3].as_string()))
+        code = add_from_bus(path, args[2], *type, args[4], args[5], silent, object == "/");
     else code = settings_code::unknown_type;
     reply(call, std::int32_t(code));
 }
 
 void SettingsService::handle_add_settings(const std::string& object, sdbus::MethodCall& call) {
-    std::vector<Dict> entries;
-    call >> entries;
+    constexpr std::string_view usage = "one array of dicts (aa{sv})";
+    // Each entry decoded, with the D-Bus types of its path and default: the
+    // default's type selects the setting's (§11.2).
+    struct Entry {
+        Value::Dict values;
+        std::string path_type, default_type;
+    };
+    std::vector<Entry> entries;
+    if (detail::body_signature(call) == "aa{sv}") {
+        std::vector<Dict> raw;
+        call >> raw;
+        for (const auto& d : raw) {
+            Entry e;
+            for (const auto& [k, v] : d) {
+                e.values.emplace(k, decoded(v));
+                if (k == "path") e.path_type = v.peekValueType();
+                if (k == "default") e.default_type = v.peekValueType();
+            }
+            entries.push_back(std::move(e));
+        }
+    } else {
+        // Plain dicts (a{ss}, a{si}, ...): the types are those of the decoded values.
+        const auto args = arguments(call, usage);
+        if (args.size() != 1 || !(args[0].is_invalid() || args[0].is_list())) bad_arguments(call, usage);
+        auto type_of = [](const Value& v) -> std::string {
+            if (v.is_int()) return "x";
+            if (v.is_double()) return "d";
+            if (v.is_string()) return "s";
+            return v.is_bool() ? "b" : "";
+        };
+        if (args[0].is_list())
+            for (const auto& item : args[0].as_list()) {
+                if (!item.is_dict()) bad_arguments(call, usage);
+                Entry e{item.as_dict(), "", ""};
+                if (auto p = e.values.find("path"); p != e.values.end()) e.path_type = type_of(p->second);
+                if (auto d = e.values.find("default"); d != e.values.end()) e.default_type = type_of(d->second);
+                entries.push_back(std::move(e));
+            }
+    }
     std::vector<Dict> results;
     for (const auto& entry : entries) {
         Dict result;
         int code = settings_code::ok;
         std::string path;
-        auto p = entry.find("path");
-        if (p != entry.end()) result.emplace("path", p->second);
-        auto d = entry.find("default");
-        if (p == entry.end() || p->second.peekValueType() != "s") code = settings_code::invalid_path;
+        auto get = [&](const char* key) {
+            auto it = entry.values.find(key);
+            return it == entry.values.end() ? Value() : it->second;
+        };
+        if (auto p = entry.values.find("path"); p != entry.values.end()) result.emplace("path", to_variant(p->second));
+        if (entry.path_type != "s") code = settings_code::invalid_path;
         else {
-            path = join(object, {p->second.get<std::string>()});
-            // The default's D-Bus type selects the setting's type (§11.2).
-            const std::string sig = d == entry.end() ? "" : d->second.peekValueType();
+            path = join(object, {get("path").as_string()});
+            const std::string& sig = entry.default_type;
             std::optional<SettingType> type;
             if (sig == "i" || sig == "x") type = SettingType::integer;
             else if (sig == "d") type = SettingType::floating;
             else if (sig == "s") type = SettingType::string;
             if (!type) code = settings_code::unknown_type;
             else {
-                auto get = [&](const char* key) {
-                    auto it = entry.find(key);
-                    return it == entry.end() ? Value() : decoded(it->second);
-                };
                 Value silent = get("silent");
-                code = add_from_bus(path, decoded(d->second), *type, get("min"), get("max"),
+                code = add_from_bus(path, get("default"), *type, get("min"), get("max"),
                                     silent.is_number() && *silent.as_number() != 0, object == "/");
             }
         }
@@ -319,8 +375,18 @@ void SettingsService::handle_add_settings(const std::string& object, sdbus::Meth
 }
 
 void SettingsService::handle_remove_settings(const std::string& object, sdbus::MethodCall& call) {
+    constexpr std::string_view usage = "one array of paths (as)";
+    const auto args = arguments(call, usage);
+    // An empty array arrives as invalid; a lone string is taken as one path.
+    if (args.size() != 1) bad_arguments(call, usage);
     std::vector<std::string> paths;
-    call >> paths;
+    if (args[0].is_string()) paths.push_back(args[0].as_string());
+    else if (args[0].is_list())
+        for (const auto& p : args[0].as_list()) {
+            if (!p.is_string()) bad_arguments(call, usage);
+            paths.push_back(p.as_string());
+        }
+    else if (args[0].is_valid()) bad_arguments(call, usage);
     std::vector<std::int32_t> codes;
     for (const auto& p : paths) codes.push_back(std::int32_t(remove(join(object, {p}))));
     reply(call, codes);

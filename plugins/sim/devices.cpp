@@ -23,6 +23,18 @@ std::optional<double> num(const std::optional<Values>& vals, const std::string& 
 
 Value opt(std::optional<double> v) { return v ? Value(*v) : Value(); }
 
+/// Python's max(0, x), as systemcalc computes consumption: the integer 0
+/// when x <= 0 (max returns its first argument on a tie), else the double.
+Value max0(std::optional<double> x) {
+    if (!x) return Value();
+    return *x > 0 ? Value(*x) : Value(0);
+}
+
+Value value_at(const Values& vals, const std::string& path) {
+    auto it = vals.find(path);
+    return it == vals.end() ? Value() : it->second;
+}
+
 } // namespace
 
 std::string_view to_string(DeviceKind k) {
@@ -93,10 +105,14 @@ Values vebus_values(const System& s) {
     out["/Hub4/DisableFeedIn"] = m.disable_feed_in ? 1 : 0;
     out["/Hub/ChargeVoltage"] = s.charge_voltage();
     const auto& b = s.battery;
-    out["/BatteryOperationalLimits/MaxChargeVoltage"] = b.config().max_charge_voltage;
-    out["/BatteryOperationalLimits/MaxChargeCurrent"] = b.charge_current_limit();
-    out["/BatteryOperationalLimits/MaxDischargeCurrent"] = b.discharge_current_limit();
-    out["/BatteryOperationalLimits/BatteryLowVoltage"] = b.config().low_voltage;
+    // What DVCC wrote; until a client writes, the BMS's values (the sim is DVCC then).
+    auto limit = [](const WrittenLimit& w, double bms) { return w.written ? opt(w.value) : Value(bms); };
+    out["/BatteryOperationalLimits/MaxChargeVoltage"] = limit(m.dvcc.max_charge_voltage, b.config().max_charge_voltage);
+    out["/BatteryOperationalLimits/MaxChargeCurrent"] = limit(m.dvcc.max_charge_current, b.charge_current_limit());
+    out["/BatteryOperationalLimits/MaxDischargeCurrent"] =
+        limit(m.dvcc.max_discharge_current, b.discharge_current_limit());
+    out["/BatteryOperationalLimits/BatteryLowVoltage"] = limit(m.dvcc.battery_low_voltage, b.config().low_voltage);
+    out["/Dc/0/MaxChargeCurrent"] = m.dc_max_charge_current;
     out["/Bms/AllowToCharge"] = b.allow_charge() ? 1 : 0;
     out["/Bms/AllowToDischarge"] = b.allow_discharge() ? 1 : 0;
     out["/FirmwareFeatures/BolFrame"] = 1;
@@ -217,23 +233,80 @@ Values systemcalc(const Published& p, int phases) {
         auto grid = num(p.grid, phase_path("/Ac", n, "Power"));
         std::optional<double> multi = p.vebus ? num(p.vebus, phase_path("/Ac/ActiveIn", n, "P")) : 0.0;
         std::optional<double> cons;
-        if (grid && multi) cons = std::max(0.0, *grid - *multi);
+        if (grid && multi) cons = *grid - *multi;
         out[phase_path("/Ac/Grid", n, "Power")] = opt(grid);
         out[phase_path("/Ac/ActiveIn", n, "Power")] = opt(grid);
-        out[phase_path("/Ac/Consumption", n, "Power")] = opt(cons);
-        out[phase_path("/Ac/ConsumptionOnInput", n, "Power")] = opt(cons);
-        out[phase_path("/Ac/ConsumptionOnOutput", n, "Power")] = opt(num(p.vebus, phase_path("/Ac/Out", n, "P")));
+        out[phase_path("/Ac/Consumption", n, "Power")] = max0(cons);
+        out[phase_path("/Ac/ConsumptionOnInput", n, "Power")] = max0(cons);
+        out[phase_path("/Ac/ConsumptionOnOutput", n, "Power")] = max0(num(p.vebus, phase_path("/Ac/Out", n, "P")));
     }
     out["/Ac/Grid/NumberOfPhases"] = p.grid ? Value(phases) : Value();
     out["/Ac/ActiveIn/NumberOfPhases"] = phases;
     out["/Ac/ActiveIn/Source"] = 1;
     out["/Ac/Consumption/NumberOfPhases"] = phases;
+    out["/Ac/ConsumptionOnInput/NumberOfPhases"] = phases;
+    out["/Ac/ConsumptionOnOutput/NumberOfPhases"] = phases;
+    // The AC input the GUI's overview shows: one, the grid meter.
+    out["/Ac/In/NumberOfAcInputs"] = 1;
+    out["/Ac/In/0/ServiceName"] = p.grid ? Value(p.grid_name) : Value();
+    out["/Ac/In/0/ServiceType"] = p.grid ? Value("grid") : Value();
+    out["/Ac/In/0/DeviceInstance"] = p.grid ? Value(p.grid_instance) : Value();
+    out["/Ac/In/0/Source"] = 1;
+    out["/Ac/In/0/Connected"] = 1;
     out["/VebusService"] = p.vebus ? Value(p.vebus_name) : Value();
     out["/VebusInstance"] = p.vebus ? Value(p.vebus_instance) : Value();
     out["/SystemState/State"] = p.vebus ? Value(0xFC) : Value();  // external control (Hub4Mode 3)
     out["/Hub"] = 4;
     out["/SystemType"] = "ESS";
-    out["/Control/Dvcc"] = 1;
+    out["/Serial"] = "moatsim00001";  // a VRM portal id of our own: nothing to collide with
+
+    // Battery selection, as systemcalc names it: "<product> on <connection>".
+    const std::string described = p.battery_product + " on " + p.battery_connection;
+    const std::string short_name = fmt::format("com.victronenergy.battery/{}", p.battery_instance);
+    out["/AutoSelectedBatteryService"] = bat ? Value(described) : Value("No battery monitor found");
+    out["/AvailableBatteryServices"] =
+        bat ? Value(fmt::format(R"({{"default": "Automatic", "nobattery": "No battery monitor", "{}": "{}"}})",
+                                short_name, described))
+            : Value(R"({"default": "Automatic", "nobattery": "No battery monitor"})");
+    out["/ActiveBmsService"] = bat ? Value(p.battery_name) : Value();
+    out["/ActiveBmsInstance"] = bat ? Value(p.battery_instance) : Value();
+    out["/Dc/Battery/VoltageService"] = bat ? Value(p.battery_name) : Value();
+    out["/Dc/Battery/TemperatureService"] = bat ? Value(p.battery_name) : Value();
+    out["/Dc/Battery/TimeToGo"] = opt(num(bat, "/TimeToGo"));
+    out["/Dc/Battery/ChargeVoltage"] = opt(num(p.vebus, "/Hub/ChargeVoltage"));
+    out["/Dc/System/Power"] = Value();  // HasDcSystem 0: systemcalc publishes None
+
+    // DVCC: on (/Settings/Services/Bol 1). The sim applies the BMS's limits
+    // itself (docs/simulation.md), so every kind of limit counts as written.
+    out["/Control/Dvcc"] = true;
+    out["/Control/SolarChargeVoltage"] = 1;
+    out["/Control/SolarChargeCurrent"] = 1;
+    out["/Control/BmsParameters"] = bat ? 1 : 0;
+    out["/Control/MaxChargeCurrent"] = 1;
+    out["/Control/EffectiveChargeVoltage"] = opt(num(p.vebus, "/Hub/ChargeVoltage"));
+    // Shared sense is not simulated: nothing is sent to the chargers.
+    out["/Control/SolarChargerVoltageSense"] = 0;
+    out["/Control/SolarChargerTemperatureSense"] = 0;
+    out["/Control/BatteryCurrentSense"] = 0;
+    out["/Control/BatteryVoltageSense"] = 0;
+    out["/Control/ExtraBatteryCurrent"] = 0;
+    out["/Control/VebusSoc"] = 0;
+    out["/Control/ScheduledCharge"] = 0;
+    // ESS: BatteryLife's state and the SoC limit it holds, from the settings.
+    out["/Control/EssState"] = value_at(p.settings, "/Settings/CGwacs/BatteryLife/State");
+    out["/Control/ActiveSocLimit"] = value_at(p.settings, "/Settings/CGwacs/BatteryLife/SocLimit");
+    out["/Dvcc/Alarms/FirmwareInsufficient"] = 0;
+    out["/Dvcc/Alarms/MultipleBatteries"] = 0;
+    // The system state flags, from what the BMS allows.
+    auto flag = [&](const char* path) -> Value {
+        auto v = num(bat, path);
+        return v ? Value(*v == 0 ? 1 : 0) : Value();
+    };
+    out["/SystemState/ChargeDisabled"] = flag("/Io/AllowToCharge");
+    out["/SystemState/DischargeDisabled"] = flag("/Io/AllowToDischarge");
+    for (const char* f : {"/SystemState/LowSoc", "/SystemState/BatteryLife", "/SystemState/SlowCharge",
+                          "/SystemState/UserChargeLimited", "/SystemState/UserDischargeLimited"})
+        out[f] = 0;
     return out;
 }
 
@@ -246,6 +319,13 @@ std::optional<Writeable> writeable(DeviceKind kind, std::string_view path) {
             return Writeable{T::floating, -1e6, 1e6, false, true};
         if (path == "/Hub4/DisableCharge" || path == "/Hub4/DisableFeedIn") return Writeable{T::integer, 0, 1};
         if (path == "/Mode") return Writeable{T::integer, 1, 4};
+        // DVCC's limits (systemcalc rewrites them every second); invalid = no limit.
+        if (path == "/BatteryOperationalLimits/MaxChargeVoltage" || path == "/BatteryOperationalLimits/BatteryLowVoltage")
+            return Writeable{T::floating, 0, 100, true};
+        if (path == "/BatteryOperationalLimits/MaxChargeCurrent" ||
+            path == "/BatteryOperationalLimits/MaxDischargeCurrent")
+            return Writeable{T::floating, 0, 10000, true};
+        if (path == "/Dc/0/MaxChargeCurrent") return Writeable{T::floating, 0, 10000};
         break;
     case DeviceKind::battery:
         if (path == "/Sim/AllowToCharge" || path == "/Sim/AllowToDischarge") return Writeable{T::integer, -1, 1};
@@ -280,6 +360,19 @@ bool apply_write(System& s, DeviceKind kind, std::size_t index, std::string_view
         if (path == "/Hub4/DisableCharge" && d) return s.multi.disable_charge = *d != 0, true;
         if (path == "/Hub4/DisableFeedIn" && d) return s.multi.disable_feed_in = *d != 0, true;
         if (path == "/Mode" && d) return s.multi.mode = static_cast<int>(*d), true;
+        if (path.starts_with("/BatteryOperationalLimits/")) {
+            auto& l = s.multi.dvcc;
+            const auto leaf = path.substr(26);
+            WrittenLimit* w = leaf == "MaxChargeVoltage"      ? &l.max_charge_voltage
+                              : leaf == "MaxChargeCurrent"    ? &l.max_charge_current
+                              : leaf == "MaxDischargeCurrent" ? &l.max_discharge_current
+                              : leaf == "BatteryLowVoltage"   ? &l.battery_low_voltage
+                                                              : nullptr;
+            if (!w) return false;
+            w->write(d);
+            return true;
+        }
+        if (path == "/Dc/0/MaxChargeCurrent" && d) return s.multi.dc_max_charge_current = *d, true;
         return false;
     case DeviceKind::battery:
         if (path == "/Sim/AllowToCharge") return s.battery.force_allow_charge(tri(d)), true;

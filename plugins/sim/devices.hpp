@@ -37,15 +37,20 @@ Values invalidated(const Values& v);
 
 /// What is on the bus now: nullopt for a service that is not (vanished).
 struct Published {
-    std::string vebus_name, battery_name;
-    std::int64_t vebus_instance = 0, battery_instance = 0;
+    std::string vebus_name, battery_name, grid_name;
+    std::int64_t vebus_instance = 0, battery_instance = 0, grid_instance = 0;
+    /// The battery's /ProductName and /Mgmt/Connection (systemcalc names a battery by both).
+    std::string battery_product = "MoaT simulated battery", battery_connection = "Simulation";
     std::optional<Values> vebus, battery, grid;
     std::vector<std::optional<Values>> solar;
+    /// The settings the system service shows (/Settings/CGwacs/BatteryLife/*); empty without a settings service.
+    Values settings;
 };
 
 /// The system service's values, from the published device values as
-/// systemcalc computes them (only what our plugins read, venus-dbus.md §12.5).
-/// A missing or invalid input makes the derived value invalid.
+/// systemcalc computes them, with systemcalc's D-Bus types: what the GUI, our
+/// plugins and typical Node-RED flows read (docs/simulation.md lists the rest
+/// as not simulated). A missing or invalid input makes the derived value invalid.
 Values systemcalc(const Published& p, int phases);
 
 /// Which writeable paths a device has, and how they coerce (§3.2).

@@ -96,8 +96,12 @@ void Battery::update_bms() {
     else if (soc_ > c_.rearm_soc) bms_discharge_ = true;
 }
 
-Multi::Multi(const MultiConfig& c) : c_(c) {
+Multi::Multi(const MultiConfig& c) : dc_max_charge_current(c.max_charge_current), c_(c) {
     if (c.phases < 1 || c.phases > max_phases) throw std::invalid_argument("a Multi has 1 to 3 phases");
+}
+
+double Multi::charge_current_limit() const {
+    return std::max(0.0, std::min(dc_max_charge_current, dvcc.max_charge_current.or_else(dc_max_charge_current)));
 }
 
 void Multi::write_setpoint(int phase, double watts, double now_s) {
@@ -201,9 +205,12 @@ void System::substep(double dt) {
     const double charge_max = battery.max_charge_now(charge_voltage());
     MultiLimits lim;
     lim.allow_charge = battery.allow_charge();
-    lim.allow_discharge = battery.allow_discharge();
-    lim.dc_charge_max = charge_max;
-    lim.dc_discharge_max = battery.discharge_current_limit() + pv_avail;
+    // Below DVCC's BatteryLowVoltage the Multi stops inverting (no hysteresis here).
+    lim.allow_discharge = battery.allow_discharge() && v >= multi.dvcc.battery_low_voltage.or_else(0.0);
+    lim.dc_charge_max = std::min(charge_max, multi.charge_current_limit());
+    // DVCC's discharge limit holds for the battery: the Multi may draw that plus the PV.
+    lim.dc_discharge_max =
+        std::min(battery.discharge_current_limit(), multi.dvcc.max_discharge_current.or_else(1e9)) + pv_avail;
     lim.load = load.power();
     t_ += dt;
     multi.step(dt, t_, v, lim);

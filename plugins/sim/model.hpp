@@ -140,6 +140,23 @@ struct MultiConfig {
     double tau_s = 1.5;         ///< first-order time constant
     double timeout_s = 60;      ///< no setpoint rewrite for this long → 0 W
     double efficiency = 0.95;   ///< each way
+    double max_charge_current = 100;  ///< the charger's own limit /Dc/0/MaxChargeCurrent at start (A)
+};
+
+/// A limit a client (DVCC in systemcalc) wrote to the Multi: not written
+/// yet, written with a value, or written invalid (no limit).
+struct WrittenLimit {
+    bool written = false;
+    std::optional<double> value;
+    void write(std::optional<double> v) { written = true, value = v; }
+    /// The written value when one was written, else `otherwise`.
+    double or_else(double otherwise) const { return written && value ? *value : otherwise; }
+};
+
+/// What DVCC writes to a Multi: /BatteryOperationalLimits/* (from the BMS,
+/// never negative). A Multi keeps them in RAM until they are written again.
+struct DvccLimits {
+    WrittenLimit max_charge_voltage, max_charge_current, max_discharge_current, battery_low_voltage;
 };
 
 /// What limits the Multi from outside in one step.
@@ -166,6 +183,12 @@ public:
     bool fallen_back(double now_s) const;
 
     int mode = 3;                ///< 1 charger only, 2 inverter only, 3 on, 4 off
+    DvccLimits dvcc;
+    /// /Dc/0/MaxChargeCurrent: the charger's limit (A), writeable, RAM only.
+    double dc_max_charge_current;
+    /// The DC charge current the Multi allows itself (A, ≥ 0): its own limit
+    /// and DVCC's MaxChargeCurrent.
+    double charge_current_limit() const;
     /// /Settings/CGwacs/Hub4Mode: only 3 (external control) follows the setpoints; otherwise 0 W.
     int hub4_mode = 3;
     bool disable_charge = false;
@@ -255,8 +278,9 @@ public:
     /// the voltage the step used; battery current == pv_current() + this.
     double multi_dc_current() const { return i_multi_; }
     double grid(int n) const { return load.power()[n] + multi.ac_in(n); }
-    /// Charge voltage the Multi wants (and DVCC would give the chargers): the BMS's CVL.
-    double charge_voltage() const { return battery.config().max_charge_voltage; }
+    /// Charge voltage the Multi regulates to: DVCC's MaxChargeVoltage once
+    /// written, else the BMS's CVL (the sim doing DVCC's job itself).
+    double charge_voltage() const { return multi.dvcc.max_charge_voltage.or_else(battery.config().max_charge_voltage); }
     std::array<Energy, max_phases> grid_energy;
     double pv_yield_kwh(std::size_t i) const { return yield_[i]; }
 

@@ -154,7 +154,8 @@ private:
         if (!modbus_grid_)
             add(DeviceKind::grid, 0, "com.victronenergy.grid." + sfx, cfg_.grid_instance, "MoaT simulated grid meter",
                 0x100);
-        add(DeviceKind::system, 0, "com.victronenergy.system", 0, "MoaT simulated system", 0x100);
+        if (cfg_.system_service)
+            add(DeviceKind::system, 0, "com.victronenergy.system", 0, "MoaT simulated system", 0x100);
         faults_pending_ = !cfg_.faults.empty() && cfg_.fault_after > 0;
     }
 
@@ -171,6 +172,13 @@ private:
         p.vebus_instance = cfg_.vebus_instance;
         p.battery_name = devices_[1]->name;
         p.battery_instance = cfg_.battery_instance;
+        p.battery_product = devices_[1]->info.product_name;
+        p.battery_connection = devices_[1]->info.connection;
+        p.grid_name = "com.victronenergy.grid." + cfg_.suffix;
+        p.grid_instance = cfg_.grid_instance;
+        if (settings_)
+            for (const char* path : {"/Settings/CGwacs/BatteryLife/State", "/Settings/CGwacs/BatteryLife/SocLimit"})
+                p.settings[path] = settings_->value(path);
         for (auto& x : devices_) {
             switch (x->kind) {
             case DeviceKind::vebus: p.vebus = x->on_bus; break;
@@ -180,7 +188,7 @@ private:
             case DeviceKind::system: break;
             }
         }
-        if (modbus_grid_) p.grid = grid_from_bus();
+        if (modbus_grid_) p.grid = grid_from_bus(p.grid_name, p.grid_instance);
         auto v = systemcalc(p, sys_.phases());
         v["/Sim/Hour"] = sys_.hour();
         return v;
@@ -286,12 +294,14 @@ private:
     /// The grid as systemcalc sees it with the meter on Modbus: the phase
     /// powers of the grid service on the bus with the lowest device instance
     /// (none: no grid, the system's grid values go invalid).
-    std::optional<Values> grid_from_bus() const {
+    std::optional<Values> grid_from_bus(std::string& name, std::int64_t& instance) const {
         auto grids = ctx_.monitor.services("com.victronenergy.grid");
         const ServiceInfo* best = nullptr;
         for (const auto& s : grids)
             if (!best || s.device_instance.value_or(INT64_MAX) < best->device_instance.value_or(INT64_MAX)) best = &s;
         if (!best) return std::nullopt;
+        name = best->name;
+        instance = best->device_instance.value_or(0);
         Values v;
         for (int n = 1; n <= sys_.phases(); ++n) {
             const auto path = fmt::format("/Ac/L{}/Power", n);

@@ -26,6 +26,8 @@ const ConfigKey top_keys[] = {
     {"load", K::table, "{}", "the household load per phase"},
     {"faults", K::table, "{}", "faults injected at start (also settable through /Sim/Fault)"},
     {"settings", K::table, "{}", "com.victronenergy.settings with the ESS and DVCC settings"},
+    {"system", K::boolean, "true",
+     "publish com.victronenergy.system (false: leave it to Victron's systemcalc, run against the simulated devices)"},
 };
 
 const ConfigKey vebus_keys[] = {
@@ -33,6 +35,8 @@ const ConfigKey vebus_keys[] = {
     {"tau", K::number, "1.5", "time constant of the response to the setpoint (s)", 0, 60},
     {"timeout", K::number, "60.0", "fall back to 0 W when no setpoint was written for this long (s)", 0.1, 86400},
     {"efficiency", K::number, "0.95", "conversion efficiency, each way", 0.5, 1},
+    {"max_charge_current", K::number, "100.0", "the charger's DC current limit /Dc/0/MaxChargeCurrent at start (A)", 0,
+     1e4},
     {"instance", K::integer, "276", "/DeviceInstance", 0, 1023},
 };
 
@@ -161,6 +165,7 @@ SimConfig parse_config(const Config& config) {
     sys.multi.tau_s = v.get_number("tau");
     sys.multi.timeout_s = v.get_number("timeout");
     sys.multi.efficiency = v.get_number("efficiency");
+    sys.multi.max_charge_current = v.get_number("max_charge_current");
     out.vebus_instance = v.get_int("instance");
 
     const auto b = sub(config, "battery", *config.node("battery")->as_table(), battery_keys);
@@ -228,6 +233,9 @@ SimConfig parse_config(const Config& config) {
         if (auto x = fault(f, key); x != Fault::none) out.faults[kind] = x;
     out.fault_after = f.get_number("after");
     out.vanish_seconds = f.get_number("vanish_seconds");
+    out.system_service = config.get_bool("system");
+    if (!out.system_service && out.faults.contains(DeviceKind::system))
+        config.fail("faults", "key 'system': there is no simulated system service (system = false)");
     if (out.grid_modbus && out.faults.contains(DeviceKind::grid))
         config.fail("faults", "key 'grid': the grid meter is served over Modbus (grid.modbus), not on D-Bus");
     return out;

@@ -43,6 +43,7 @@ struct SimConfig {
     double vanish_seconds = 10;          ///< a vanished service returns after this (0 = never)
     double stop_linger = 1.0;            ///< s the services stay on the bus after a stop (safe-state writes)
     bool settings = true;                ///< publish com.victronenergy.settings
+    bool system_service = true;          ///< publish com.victronenergy.system (false: Victron's systemcalc runs)
     std::string settings_file;           ///< its persistence file ("" = in memory only), absolute or as given
 };
 

@@ -35,6 +35,7 @@ TEST_CASE("the sim's defaults make a complete one-phase system", "[sim][config]"
     CHECK(c.settings);
     CHECK(c.stop_linger == 1.0);
     CHECK(c.settings_file.empty());  // in memory only
+    CHECK(c.system.multi.max_charge_current == 100);
 }
 
 TEST_CASE("the settings file is relative to the config file", "[sim][config]") {
@@ -96,4 +97,13 @@ TEST_CASE("grid.modbus serves the grid meter over Modbus instead of D-Bus", "[si
                Catch::Contains("one phase"));
     CHECK_THAT(error_of("[sim]\ngrid = { modbus = { port = 5020 } }\nfaults = { grid = \"freeze\" }\n"),
                Catch::Contains("served over Modbus"));
+}
+
+TEST_CASE("system = false leaves the system service to Victron's systemcalc", "[sim][config]") {
+    CHECK(parse_config(load("[sim]\n")).system_service);
+    CHECK(parse_config(load("[sim]\nvebus = { max_charge_current = 35.0 }\n")).system.multi.max_charge_current == 35);
+    auto c = parse_config(load("[sim]\nsystem = false\n"));
+    CHECK_FALSE(c.system_service);
+    CHECK_THAT(error_of("[sim]\nsystem = false\nfaults = { system = \"freeze\" }\n"),
+               Catch::Contains("no simulated system service"));
 }

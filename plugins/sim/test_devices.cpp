@@ -155,3 +155,65 @@ TEST_CASE("the simulated settings hold ESS mode 3 and Venus's DVCC defaults", "[
         if (s.max.is_valid()) CHECK(*s.max.as_number() >= *s.default_value.as_number());
     }
 }
+
+TEST_CASE("the Multi takes DVCC's limits: writeable with Venus types, published as written", "[sim][devices]") {
+    System s(SystemConfig{});
+    auto v = vebus_values(s);
+    // Before any write: the BMS's values (the sim doing DVCC's job).
+    CHECK(v.at("/BatteryOperationalLimits/MaxChargeCurrent") == Value(100.0));
+    CHECK(v.at("/Dc/0/MaxChargeCurrent") == Value(100.0));
+    for (const char* p : {"/BatteryOperationalLimits/MaxChargeVoltage", "/BatteryOperationalLimits/MaxChargeCurrent",
+                          "/BatteryOperationalLimits/MaxDischargeCurrent",
+                          "/BatteryOperationalLimits/BatteryLowVoltage", "/Dc/0/MaxChargeCurrent"}) {
+        INFO(p);
+        auto w = writeable(DeviceKind::vebus, p);
+        REQUIRE(w);
+        CHECK(w->type == Writeable::Type::floating);
+        CHECK(w->min == 0);
+        CHECK(vebus_values(s).at(p).is_double());
+    }
+    CHECK(apply_write(s, DeviceKind::vebus, 0, "/BatteryOperationalLimits/MaxChargeCurrent", Value(12.0)));
+    CHECK(apply_write(s, DeviceKind::vebus, 0, "/BatteryOperationalLimits/MaxChargeVoltage", Value(54)));
+    CHECK(apply_write(s, DeviceKind::vebus, 0, "/BatteryOperationalLimits/MaxDischargeCurrent", Value()));
+    CHECK(apply_write(s, DeviceKind::vebus, 0, "/Dc/0/MaxChargeCurrent", Value(30)));
+    CHECK_FALSE(apply_write(s, DeviceKind::vebus, 0, "/BatteryOperationalLimits/Other", Value(1)));
+    v = vebus_values(s);
+    CHECK(v.at("/BatteryOperationalLimits/MaxChargeCurrent") == Value(12.0));
+    CHECK(v.at("/BatteryOperationalLimits/MaxChargeVoltage") == Value(54.0));
+    CHECK(v.at("/BatteryOperationalLimits/MaxDischargeCurrent").is_invalid());  // written invalid: no limit
+    CHECK(v.at("/Dc/0/MaxChargeCurrent") == Value(30.0));
+    CHECK(v.at("/Hub/ChargeVoltage") == Value(54.0));
+    CHECK(s.multi.charge_current_limit() == 12.0);
+}
+
+TEST_CASE("the system service carries what consumers read, with systemcalc's types", "[sim][devices]") {
+    System s(SystemConfig{});
+    s.advance(1);
+    auto p = publish(s);
+    p.settings["/Settings/CGwacs/BatteryLife/State"] = Value(2);
+    p.settings["/Settings/CGwacs/BatteryLife/SocLimit"] = Value(10.0);
+    auto sys = systemcalc(p, 1);
+    CHECK(sys.at("/Control/Dvcc") == Value(true));
+    CHECK(sys.at("/Control/Dvcc").is_bool());
+    for (const char* path : {"/Control/SolarChargeVoltage", "/Control/SolarChargeCurrent", "/Control/BmsParameters",
+                             "/Control/MaxChargeCurrent", "/Control/EssState", "/Dvcc/Alarms/FirmwareInsufficient",
+                             "/Ac/In/0/DeviceInstance", "/ActiveBmsInstance", "/SystemState/DischargeDisabled"}) {
+        INFO(path);
+        CHECK(sys.at(path).is_int());
+    }
+    CHECK(sys.at("/Control/EffectiveChargeVoltage") == Value(55.2));
+    CHECK(sys.at("/Control/ActiveSocLimit") == Value(10.0));
+    CHECK(sys.at("/AutoSelectedBatteryService") == Value("MoaT simulated battery on Simulation"));
+    CHECK(sys.at("/AvailableBatteryServices").as_string().find("\"com.victronenergy.battery/512\"") != std::string::npos);
+    CHECK(sys.at("/ActiveBmsService") == Value("com.victronenergy.battery.t"));
+    CHECK(sys.at("/Ac/In/0/ServiceName").is_string());
+    // The Multi's AC output carries nothing: systemcalc's max(0, x) gives the integer 0.
+    CHECK(sys.at("/Ac/ConsumptionOnOutput/L1/Power") == Value(0));
+    CHECK(sys.at("/Ac/ConsumptionOnOutput/L1/Power").is_int());
+    CHECK(sys.at("/Ac/Consumption/L1/Power").is_double());  // the load is positive
+    // Without a battery: the selection says so.
+    p.battery.reset();
+    sys = systemcalc(p, 1);
+    CHECK(sys.at("/AutoSelectedBatteryService") == Value("No battery monitor found"));
+    CHECK(sys.at("/ActiveBmsService").is_invalid());
+}

@@ -1,6 +1,7 @@
 #include <catch2/catch.hpp>
 
 #include <cmath>
+#include <functional>
 
 #include "clocked.hpp"
 #include "model.hpp"
@@ -306,4 +307,63 @@ TEST_CASE("the load is there from the start, before the first step", "[sim][mode
     c.load.noise_w = 30;
     System s(c);
     CHECK(s.grid(0) == Approx(400));  // no noise drawn yet, the Multi at 0 W
+}
+
+namespace {
+
+/// A night (no PV) with the Multi told to charge with 3000 W, advanced by `seconds`.
+System charging(double seconds, const std::function<void(System&)>& limits) {
+    SystemConfig c = night();
+    c.solar.clear();
+    c.multi.tau_s = 0.1;
+    System s(c);
+    limits(s);
+    s.multi.write_setpoint(0, 3000, s.now());
+    s.advance(seconds);
+    return s;
+}
+
+} // namespace
+
+TEST_CASE("the Multi honours DVCC's limits like a Multi", "[sim][model]") {
+    // Unlimited: 3000 W · 0.95 at ~52 V is far above 20 A.
+    auto free = charging(5, [](System&) {});
+    CHECK(free.battery.current() > 40);
+    // MaxChargeCurrent: the battery current (no PV) is the limit.
+    auto ccl = charging(5, [](System& s) { s.multi.dvcc.max_charge_current.write(20.0); });
+    CHECK(ccl.battery.current() == Approx(20).margin(0.01));
+    check_balance(ccl);
+    // /Dc/0/MaxChargeCurrent limits the same way; the lower of both holds.
+    auto dc = charging(5, [](System& s) {
+        s.multi.dc_max_charge_current = 8;
+        s.multi.dvcc.max_charge_current.write(20.0);
+    });
+    CHECK(dc.battery.current() == Approx(8).margin(0.01));
+    // Written invalid: no DVCC limit.
+    auto none = charging(5, [](System& s) { s.multi.dvcc.max_charge_current.write(std::nullopt); });
+    CHECK(none.battery.current() == Approx(free.battery.current()));
+    // MaxChargeVoltage: constant voltage at the written value, below the BMS's.
+    auto cvl = charging(5, [](System& s) {
+        s.multi.dvcc.max_charge_voltage.write(s.battery.open_circuit_voltage() + 0.05);
+    });
+    CHECK(cvl.battery.current() == Approx(5).margin(0.5));  // (0.05 V) / 0.01 ohm
+    CHECK(cvl.battery.voltage() == Approx(cvl.charge_voltage()).margin(0.001));
+}
+
+TEST_CASE("DVCC's discharge limit and low voltage stop the Multi inverting", "[sim][model]") {
+    auto inverting = [](const std::function<void(System&)>& limits) {
+        SystemConfig c = night();
+        c.solar.clear();
+        c.multi.tau_s = 0.1;
+        System s(c);
+        limits(s);
+        s.multi.write_setpoint(0, -3000, s.now());
+        s.advance(5);
+        return s;
+    };
+    CHECK(inverting([](System&) {}).battery.current() < -40);
+    auto dcl = inverting([](System& s) { s.multi.dvcc.max_discharge_current.write(15.0); });
+    CHECK(dcl.battery.current() == Approx(-15).margin(0.01));
+    auto low = inverting([](System& s) { s.multi.dvcc.battery_low_voltage.write(60.0); });
+    CHECK(std::abs(low.battery.current()) < 0.5);
 }

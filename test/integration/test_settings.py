@@ -165,6 +165,155 @@ class AddTest(SettingsCase):
         self.assertEqual(self.error_name("/Settings/R", "GetValue"), UNKNOWN_OBJECT)
 
 
+INVALID_ARGS = "org.freedesktop.DBus.Error.InvalidArgs"
+
+
+class PlainTypesTest(SettingsCase):
+    """What velib's SettingsDevice and Victron's systemcalc send: dbus-python
+    proxies without introspection, so no interface field and plain types
+    where the methods declare variants (`ssssii`, `ssbsii`, ...)."""
+
+    def proxy(self, path):
+        # velib: bus.get_object(service, path, introspect=False); method calls
+        # on it carry no interface and guess each argument's type.
+        return self.client.conn.get_object(SETTINGS, path, introspect=False)
+
+    def velib_add_setting(self, path, value, mn, mx, silent=False):
+        """SettingsDevice.addSetting's steps for one setting, as velib takes
+        them: None when the setting is there with these attributes, else the
+        AddSetting result."""
+        item = self.proxy(path)
+        try:
+            exists = True
+            item.GetValue()
+        except dbus.exceptions.DBusException as e:
+            self.assertEqual(e.get_dbus_name(), UNKNOWN_OBJECT)
+            exists = False
+        if exists and (value, mn, mx, silent) == item.GetAttributes():
+            return None
+        # velib's type choice: isinstance(value, int) (bools included) -> 'i'
+        type_ = "i" if isinstance(value, int) else "f" if isinstance(value, float) else "s"
+        relative = path.replace("/Settings/", "", 1)
+        method = self.proxy("/Settings").AddSilentSetting if silent else self.proxy("/Settings").AddSetting
+        return int(method("", relative, value, type_, mn, mx))
+
+    def test_velib_add_setting_without_interface(self):
+        # systemcalc's battery-service setting: ssssii
+        self.assertEqual(self.velib_add_setting("/Settings/SystemSetup/BatteryService", "default", 0, 0), 0)
+        self.assertEqual(self.call("/Settings/SystemSetup/BatteryService", "GetValue"), "default")
+        self.assertEqual(self.velib_add_setting("/Settings/P/Int", 5, 0, 10), 0)  # ssisii
+        self.assertEqual((self.call("/Settings/P/Int", "GetValue"), self.call("/Settings/P/Int", "GetMax")), (5, 10))
+        self.assertEqual(self.velib_add_setting("/Settings/P/Float", 2.5, 0, 0), 0)  # ssdsii
+        v = self.call("/Settings/P/Float", "GetValue")
+        self.assertEqual((v, type(v)), (2.5, dbus.Double))
+        self.assertEqual(self.velib_add_setting("/Settings/P/Range", 1.5, 0.5, 3.5), 0)  # ssdsdd
+        self.assertEqual(self.call("/Settings/P/Range", "GetMin"), 0.5)
+        self.assertEqual(self.velib_add_setting("/Settings/P/Quiet", 1, 0, 1, silent=True), 0)
+        self.assertTrue(self.call("/Settings/P/Quiet", "GetSilent", iface=SETTINGS_IFACE))
+        # found the second time round (GetValue and GetSilent without interface): no add
+        self.assertIsNone(self.velib_add_setting("/Settings/P/Quiet", 1, 0, 1, silent=True))
+        # an existing setting keeps its value
+        self.assertEqual(self.set("/Settings/P/Int", 7), 0)
+        self.assertEqual(int(self.proxy("/Settings").AddSetting("", "P/Int", 5, "i", 0, 10)), 0)
+        self.assertEqual(self.call("/Settings/P/Int", "GetValue"), 7)
+
+    def test_systemcalcs_battery_configuration(self):
+        # systemcalc's battery-data code: two string settings (ssssii), one
+        # integer (ssisii), then SetValue on the first one
+        base = "/Settings/SystemSetup/Batteries/Configuration/com_victronenergy_battery_512"
+        self.assertEqual(self.velib_add_setting(base + "/Service", "", 0, 0), 0)
+        self.assertEqual(self.velib_add_setting(base + "/Name", "", 0, 0), 0)
+        self.assertEqual(self.velib_add_setting(base + "/Enabled", 0, 0, 1), 0)
+        self.assertEqual(int(self.proxy(base + "/Service").SetValue("com.victronenergy.battery/512")), 0)
+        self.assertEqual(self.call(base + "/Service", "GetValue"), "com.victronenergy.battery/512")
+        # the next start finds all three as they were added: no second add
+        for path, value, mn, mx in ((base + "/Service", "", 0, 0), (base + "/Enabled", 0, 0, 1)):
+            self.assertIsNone(self.velib_add_setting(path, value, mn, mx), path)
+
+    def test_bool_default_ssbsii(self):
+        self.assertEqual(self.velib_add_setting("/Settings/B/Velib", True, 0, 1), 0)  # velib: a bool is an 'i'
+        self.assertEqual(self.call("/Settings/B/Velib", "GetValue"), 1)
+
+        # a bool where the default goes, with and without the interface
+        self.assertEqual(int(self.proxy("/Settings").AddSetting("", "B/Flag", True, "i", 0, 1)), 0)
+        v = self.call("/Settings/B/Flag", "GetValue")
+        self.assertEqual((v, type(v)), (1, dbus.Int32))
+        self.assertEqual(self.call("/Settings", "AddSetting", "", "B/Off", False, "i", 0, 1, signature="ssbsii",
+                                   iface=SETTINGS_IFACE), 0)
+        self.assertEqual(self.call("/Settings/B/Off", "GetValue"), 0)
+
+    def test_plain_types_with_the_interface_and_the_codes(self):
+        def add(sig, *args, path="/Settings", method="AddSetting"):
+            return int(self.call(path, method, *args, signature=sig, iface=SETTINGS_IFACE))
+        self.assertEqual(add("ssssii", "", "Q/Str", "x", "s", 0, 0), 0)
+        self.assertEqual(self.call("/Settings/Q/Str", "GetValue"), "x")
+        self.assertEqual(add("ssisii", "Q", "Int", 3, "i", 0, 5, method="AddSilentSetting"), 0)
+        self.assertTrue(self.call("/Settings/Q/Int", "GetSilent", iface=SETTINGS_IFACE))
+        self.assertEqual(add("ssdsdd", "Q", "F", 0.5, "f", 0.0, 1.0, path="/"), -9)
+        self.assertEqual(add("ssdsdd", "Settings/Q", "F", 0.5, "f", 0.0, 1.0, path="/"), 0)
+        # the rules hold for the converted values
+        self.assertEqual(add("ssisii", "Q", "Out", 11, "i", 0, 10), -7)
+        self.assertEqual(add("ssssss", "Q", "Bad", "abc", "i", "", ""), -6)
+        self.assertEqual(add("ssisii", "Q", "T", 1, "b", 0, 0), -3)
+        self.assertEqual(add("ssisii", "Q", "_U", 1, "i", 0, 0), -2)
+        self.assertEqual(add("ssssii", "Q", "Int", "3", "s", 0, 0), -5)
+        self.assertEqual(add("ssssii", "", "Q", "3", "i", 0, 0), -8)
+        self.assertEqual(add("ssssii", "Q", "IntFromText", "42", "i", 0, 100), 0)
+        v = self.call("/Settings/Q/IntFromText", "GetValue")
+        self.assertEqual((v, type(v)), (42, dbus.Int32))
+        # the older device-instance form, plain (velib: strings for min and max)
+        self.assertEqual(add("ssssss", "dev_1", "ClassAndVrmInstance", "battery:1", "s", "", "",
+                             path="/Settings/Devices"), 0)
+        self.assertEqual(self.call("/Settings/Devices/dev_1/ClassAndVrmInstance", "GetValue"), "battery:1")
+        # a struct where the default goes cannot be converted: -6, as before
+        self.assertEqual(self.call("/Settings", "AddSetting", "Q", "Tuple", dbus.Struct(("battery", 1), signature="si"),
+                                   "s", "", "", signature="ssvsvv", iface=SETTINGS_IFACE), -6)
+        self.assertEqual(self.call("/Settings", "AddSetting", "Q", "Tuple2", ("battery", 1), "s", 0, 0,
+                                   signature="ss(si)sii", iface=None), -6)
+        # not six arguments, or no string where the group goes: InvalidArgs
+        self.assertEqual(self.error_name("/Settings", "AddSetting", "", "X", 1, "i", 0, signature="ssisi",
+                                         iface=SETTINGS_IFACE), INVALID_ARGS)
+        self.assertEqual(self.error_name("/Settings", "AddSetting", 1, "X", 1, "i", 0, 0, signature="isisii",
+                                         iface=None), INVALID_ARGS)
+
+    def test_add_settings_and_remove_settings_plain(self):
+        # dbus-python guesses a{ss} from a dict of strings
+        r = self.proxy("/").AddSettings([{"path": "/Settings/R/S", "default": "x"}])
+        self.assertEqual([dict(e) for e in r], [{"path": "/Settings/R/S", "error": 0, "value": "x"}])
+        r = self.call("/Settings", "AddSettings", [{"path": "R/T", "default": "4"}], signature="aa{ss}",
+                      iface=SETTINGS_IFACE)
+        self.assertEqual(dict(r[0])["error"], 0)
+        self.assertEqual(self.call("/Settings/R/T", "GetValue"), "4")
+        r = self.call("/Settings", "AddSettings", [{"path": 3, "default": 4}], signature="aa{si}",
+                      iface=SETTINGS_IFACE)
+        self.assertEqual(dict(r[0])["error"], -4)
+        # RemoveSettings without an interface
+        self.assertEqual(list(self.proxy("/Settings").RemoveSettings(["R/S", "R/Nope"])), [0, -1])
+        self.assertEqual(self.error_name("/Settings/R/S", "GetValue"), UNKNOWN_OBJECT)
+        self.assertEqual(self.error_name("/Settings", "RemoveSettings", 5, signature="i", iface=SETTINGS_IFACE),
+                         INVALID_ARGS)
+
+    def test_get_attributes_without_interface(self):
+        self.assertEqual(self.velib_add_setting("/Settings/A/X", 3, 0, 9), 0)
+        self.assertEqual(tuple(self.proxy("/Settings/A/X").GetAttributes()), (3, 0, 9, 0))
+
+
+class RefusedWriteLogTest(SettingsCase):
+    def test_a_refused_write_is_logged_once_per_path_and_reason(self):
+        self.add_many([{"path": "/Settings/L/F", "default": 1.5, "min": 0.0, "max": 2.0},
+                       {"path": "/Settings/L/G", "default": 1.5}])
+        for _ in range(3):
+            self.assertEqual(self.set("/Settings/L/F", "abc"), -1)
+            self.assertEqual(self.set("/Settings/L/G", "abc"), -1)
+        self.assertEqual(self.set("/Settings/L/F", 1.0), 0)  # a write that takes is logged as before
+        self.service.stop()  # the log is complete
+        log = self.service.log()
+        refused = [line for line in log.splitlines() if "refused" in line]
+        self.assertEqual(len([x for x in refused if "/Settings/L/F" in x]), 1, log)
+        self.assertEqual(len([x for x in refused if "/Settings/L/G" in x]), 1, log)
+        self.assertIn("'abc'", refused[0])
+
+
 class ValueTest(SettingsCase):
     def setUp(self):
         super().setUp()

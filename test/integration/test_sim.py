@@ -193,6 +193,88 @@ class SetpointTest(SimCase):
         self.assertEqual(self.get(VEBUS, "/Hub4/L1/AcPowerSetpoint"), -1000.0, "the written value stays readable")
 
 
+class SystemServiceTest(SimCase):
+
+    def test_the_paths_consumers_read_with_systemcalcs_types(self):
+        self.start_sim(NIGHT)
+        items = self.items(SYSTEM)
+        expect = {"/Control/Dvcc": (dbus.Boolean, True), "/Control/SolarChargeVoltage": (dbus.Int32, 1),
+                  "/Control/SolarChargeCurrent": (dbus.Int32, 1), "/Control/BmsParameters": (dbus.Int32, 1),
+                  "/Control/MaxChargeCurrent": (dbus.Int32, 1), "/Control/EssState": (dbus.Int32, 2),
+                  "/Control/ActiveSocLimit": (dbus.Double, 10.0), "/Control/EffectiveChargeVoltage": (dbus.Double, 55.2),
+                  "/Ac/ConsumptionOnOutput/L1/Power": (dbus.Int32, 0), "/Ac/In/0/ServiceName": (dbus.String, GRID),
+                  "/Ac/In/0/DeviceInstance": (dbus.Int32, 30), "/ActiveBmsService": (dbus.String, BATTERY),
+                  "/AutoSelectedBatteryService": (dbus.String, "MoaT simulated battery on Simulation"),
+                  "/Dc/Battery/ChargeVoltage": (dbus.Double, 55.2), "/Serial": (dbus.String, None),
+                  "/SystemState/DischargeDisabled": (dbus.Int32, 0), "/Dvcc/Alarms/MultipleBatteries": (dbus.Int32, 0)}
+        for path, (cls, value) in expect.items():
+            with self.subTest(path=path):
+                self.assertIn(path, items)
+                self.assertIs(type(items[path]), cls)
+                if value is not None:
+                    self.assertEqual(items[path], value)
+        self.assertIn('"com.victronenergy.battery/512"', items["/AvailableBatteryServices"])
+        # DVCC's voltage written to the Multi shows as the effective charge voltage
+        self.assertEqual(self.set(VEBUS, "/BatteryOperationalLimits/MaxChargeVoltage", dbus.Double(54.0)), 0)
+        self.until("the system shows the written voltage",
+                   lambda: self.get(SYSTEM, "/Control/EffectiveChargeVoltage") == 54.0)
+
+    def test_system_false_leaves_room_for_victrons_systemcalc(self):
+        self.start_sim(NIGHT + "system = false\n", wait=False)
+        self.host.wait_for("simulating 1 phase", 10)
+        for name in (VEBUS, BATTERY, SOLAR, GRID, SETTINGS):
+            self.assertTrue(self.has_owner(name), name)
+        self.assertFalse(self.has_owner(SYSTEM))
+        # the name is free for another program (Victron's systemcalc)
+        self.assertEqual(self.conn.request_name(SYSTEM, dbus.bus.NAME_FLAG_DO_NOT_QUEUE),
+                         dbus.bus.REQUEST_NAME_REPLY_PRIMARY_OWNER)
+
+
+class DvccTest(SimCase):
+    """What Victron's systemcalc writes to a Multi every second with DVCC on."""
+
+    def systemcalc_set(self, path, value):
+        # dbusmonitor's SetValue: a wrapped value, no interface field
+        return int(self.conn.call_blocking(VEBUS, path, None, "SetValue", "v", (value,), timeout=5))
+
+    def test_the_multi_takes_dvccs_limits_and_honours_them(self):
+        self.start_sim(NIGHT)
+        limits = {"/BatteryOperationalLimits/MaxChargeVoltage": dbus.Double(55.0),
+                  "/BatteryOperationalLimits/MaxChargeCurrent": dbus.Int32(10),
+                  "/BatteryOperationalLimits/MaxDischargeCurrent": dbus.Double(150.0),
+                  "/BatteryOperationalLimits/BatteryLowVoltage": dbus.Double(46.0)}
+        for path, value in limits.items():
+            self.assertEqual(self.systemcalc_set(path, value), 0, path)
+        v = self.get(VEBUS, "/BatteryOperationalLimits/MaxChargeCurrent")
+        self.assertEqual((v, type(v)), (10.0, dbus.Double), "stored with the Venus type")
+        self.set(VEBUS, "/Hub4/L1/AcPowerSetpoint", dbus.Double(3000.0))
+        # no sun: the battery current is the Multi's, held to the written limit
+        self.until("the battery charges with 10 A", lambda: abs(self.get(BATTERY, "/Dc/0/Current") - 10) < 0.2, 5)
+        self.until("the grid pays only for 10 A",
+                   lambda: self.get(VEBUS, "/Ac/ActiveIn/L1/P") < 10 * 56 / 0.95 + 5, 3)
+        # the Multi's own charge current limit, held in RAM
+        self.assertEqual(self.systemcalc_set("/Dc/0/MaxChargeCurrent", dbus.Double(4.0)), 0)
+        self.until("the battery charges with 4 A", lambda: abs(self.get(BATTERY, "/Dc/0/Current") - 4) < 0.2, 5)
+        self.assertEqual(self.get(VEBUS, "/Dc/0/MaxChargeCurrent"), 4.0)
+        # the discharge limit, as DVCC passes the BMS's on
+        self.assertEqual(self.systemcalc_set("/BatteryOperationalLimits/MaxDischargeCurrent", dbus.Double(5.0)), 0)
+        self.set(VEBUS, "/Hub4/L1/AcPowerSetpoint", dbus.Double(-3000.0))
+        self.until("the battery gives 5 A", lambda: abs(self.get(BATTERY, "/Dc/0/Current") + 5) < 0.2, 5)
+        # refused: negative limits, and paths a Multi does not let anyone write
+        self.assertEqual(self.systemcalc_set("/BatteryOperationalLimits/MaxChargeCurrent", dbus.Double(-1.0)), 2)
+        self.assertEqual(self.systemcalc_set("/BatteryOperationalLimits/MaxChargeCurrent", dbus.Double(-2.0)), 2)
+        self.assertEqual(self.systemcalc_set("/Dc/0/Voltage", dbus.Double(50.0)), 1)
+        self.assertEqual(self.systemcalc_set("/Dc/0/Voltage", dbus.Double(51.0)), 1)
+        # a write that takes is logged after them: once it is there, so are they
+        mark = self.host.mark()
+        self.set(VEBUS, "/Hub4/L1/AcPowerSetpoint", dbus.Double(0.0))
+        self.host.wait_for("AcPowerSetpoint written by", 3, since=mark)
+        self.assertIsNotNone(self.host.find("MaxChargeCurrent by .* refused with 2: its validator said no"))
+        self.assertIsNotNone(self.host.find("/Dc/0/Voltage by .* refused with 1: not writeable"))
+        self.assertEqual(len(self.host.find_all("INFO.*MaxChargeCurrent by .* refused")), 1, "once per path and reason")
+        self.assertEqual(len(self.host.find_all("INFO.*/Dc/0/Voltage by .* refused")), 1, "once per path and reason")
+
+
 class SettingsTest(SimCase):
 
     def test_ess_and_dvcc_settings_exist_with_their_types(self):
