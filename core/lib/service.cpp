@@ -512,7 +512,19 @@ WriteStream Service::writes() {
 }
 
 void Service::write_accepted(Item& item, Value old_value, const std::string& sender, bool changed) {
-    if (changed) log_.info("{}: {} written by {}: {:r} -> {:r}", name_, item.path_, sender, old_value, item.value_);
+    if (changed && log_.enabled(write_log_level_)) {
+        // As the item's text shows it (a setpoint in whole watts, not 17 digits).
+        auto shown = [&](const Value& v) {
+            if (v.is_invalid() || !item.options_.text()) return fmt::format("{:r}", v);
+            try {
+                return item.options_.text()(v);
+            } catch (const std::exception&) {
+                return fmt::format("{:r}", v);
+            }
+        };
+        log_.write(write_log_level_, fmt::format("{}: {} written by {}: {} -> {}", name_, item.path_, sender,
+                                                 shown(old_value), shown(item.value_)));
+    }
     else log_.debug("{}: {} rewritten by {}: {:r}", name_, item.path_, sender, item.value_);
     Write w{item.path_, std::move(old_value), item.value_, sender, changed};
     item.waiters_->last = item.value_;

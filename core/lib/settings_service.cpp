@@ -214,8 +214,17 @@ int SettingsService::add_from_bus(const std::string& path, const Value& default_
     if (outcome.created) {
         export_setting(path);
         announce_full(path);
-        log_.info("new setting {} = {:r} (type {}{})", path, settings_.at(path).value, type_letter(type),
-                  silent ? ", silent" : "");
+        // Each at debug; one line at info per burst (a client adds dozens at its start).
+        log_.debug("new setting {} = {:r} (type {}{})", path, settings_.at(path).value, type_letter(type),
+                   silent ? ", silent" : "");
+        if (new_settings_++ == 0)
+            loop_.post([this, alive = std::weak_ptr<int>(alive_)] {
+                if (alive.expired()) return;
+                if (new_settings_ == 1) log_.info("new setting {}", last_new_setting_);
+                else log_.info("{} new settings (the list at log level debug)", new_settings_);
+                new_settings_ = 0;
+            });
+        last_new_setting_ = path;
         changed();
     } else if (outcome.changed) {
         service_->at(path).set_options(options_for(path));

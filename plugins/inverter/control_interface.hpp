@@ -20,7 +20,11 @@ inline constexpr const char* set_mode_param = "SetModeParam"; ///< (s param, v v
 inline constexpr const char* get_state = "GetState";          ///< () -> a{sv}
 
 // Error names of refused calls.
-inline constexpr const char* error_too_early = "org.m_o_a_t.inv.too_early";
-inline constexpr const char* error_unknown = "org.m_o_a_t.inv.unknown";
+inline constexpr const char* error_too_early = "org.m_o_a_t.inv.too_early";  ///< lock-out; the message says how long
+inline constexpr const char* error_unknown = "org.m_o_a_t.inv.unknown";      ///< no such mode, or the mode is refused
+/// Not a parameter of the mode (the message lists them).
+inline constexpr const char* error_unknown_parameter = "org.m_o_a_t.inv.unknown_parameter";
+/// A parameter's value of the wrong type or out of range (the message names the range).
+inline constexpr const char* error_invalid_value = "org.m_o_a_t.inv.invalid_value";
 
 } // namespace moat::inverter::control

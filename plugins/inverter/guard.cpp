@@ -31,7 +31,11 @@ GuardDecision evaluate_guard(const GuardInput& in, GuardDuration timeout) {
     }
     d.inputs_ok = d.input_problem.empty();
 
-    if (!in.vebus_present) d.write_problem = "no vebus service";
+    // Name what is really missing: the system service names the Multi.
+    if (!in.vebus_present)
+        d.write_problem = !in.system_present       ? "no com.victronenergy.system service (it names the Multi's service)"
+                          : in.vebus_name.empty() ? "com.victronenergy.system names no Multi (/VebusService is empty)"
+                                                  : fmt::format("the Multi's service {} is not on the bus", in.vebus_name);
     else if (!in.hub4_mode || *in.hub4_mode != 3)
         d.write_problem = in.hub4_mode ? fmt::format("ESS mode (Hub4Mode) is {:g}, not 3", *in.hub4_mode)
                                        : "ESS mode (Hub4Mode) is unknown";

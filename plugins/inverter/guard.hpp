@@ -17,6 +17,8 @@ using GuardDuration = std::chrono::nanoseconds;
 /// What the plugin knows about its inputs at one moment.
 struct GuardInput {
     bool vebus_present = false;    ///< system /VebusService names a service that is on the bus
+    bool system_present = true;    ///< com.victronenergy.system is on the bus
+    std::string vebus_name;        ///< what system /VebusService names ("" = nothing)
     bool battery_present = false;  ///< the same for /Dc/Battery/BatteryService
     /// check_readings()'s problems (empty: the inputs are complete and plausible).
     std::vector<std::string> problems;

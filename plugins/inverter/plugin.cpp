@@ -80,7 +80,8 @@ std::optional<double> number(const Value& v) {
 ParamValue param_value(const Value& v, std::string_view name) {
     if (v.is_invalid()) return std::nullopt;
     if (auto n = v.as_number()) return *n;
-    throw sdbus::Error(err_unknown, fmt::format("{}: expected a number, a boolean or None, not {}", name, kind_name(v)));
+    throw sdbus::Error(control::error_invalid_value,
+                       fmt::format("{}: expected a number, a boolean or None, not {}", name, kind_name(v)));
 }
 
 Value double_list(const std::vector<double>& v) {
@@ -133,7 +134,12 @@ std::string venus_service_name(const Config& config) {
 
 /// A refused mode change as the D-Bus error of §16.2.
 sdbus::Error dbus_error(const ModeChangeError& e) {
-    return sdbus::Error(e.kind == ModeChangeError::Kind::too_early ? err_too_early : err_unknown, e.what());
+    using Kind = ModeChangeError::Kind;
+    const char* name = e.kind == Kind::too_early           ? err_too_early
+                       : e.kind == Kind::unknown_parameter ? control::error_unknown_parameter
+                       : e.kind == Kind::invalid_value     ? control::error_invalid_value
+                                                           : err_unknown;
+    return sdbus::Error(name, e.what());
 }
 
 // ---------------------------------------------------------------- the plugin
@@ -237,6 +243,8 @@ private:
     // guard state
     bool guard_checked_ = false;
     bool may_write_ = false;
+    bool ever_allowed_ = false;         ///< writing was allowed once (the start is over)
+    bool write_problem_warned_ = false; ///< the current write problem was logged as a warning
     std::optional<std::string> low_battery_;  ///< why the battery is low, while it counts as low
     std::optional<TimePoint> battery_fine_since_;  ///< while low: since when no reading was low
     bool feed_in_refused_ = false;
@@ -338,6 +346,8 @@ GuardDecision InverterPlugin::guard_now(std::optional<Inputs>* inputs) {
     GuardInput g;
     const std::string vb = vebus(), bat = battery();
     g.vebus_present = present(vb);
+    g.system_present = present(system_service);
+    g.vebus_name = vb;
     g.battery_present = present(bat);
     auto check = check_readings(readings(), sp_.r_int);
     g.problems = check.problems;
@@ -393,9 +403,16 @@ void InverterPlugin::check_guard() {
     GuardDecision d = guard_now(&in);
     watch_low_battery(in);
     watch_feed_in();
-    if (!guard_checked_ || d.may_write != may_write_ || d.write_problem != write_problem_) {
+    // At start the services appear one by one: within the first input timeout
+    // a missing one is expected (info); if it is still missing then, a warning.
+    bool starting = !ever_allowed_ && ctx_.loop.clock().now() - started_ < input_timeout_;
+    bool changed = !guard_checked_ || d.may_write != may_write_ || d.write_problem != write_problem_;
+    if (changed || (!d.may_write && !starting && !write_problem_warned_)) {
         if (d.may_write) ctx_.log.info("writing to the Multi is allowed (ESS mode 3, ESS assistant present)");
+        else if (starting) ctx_.log.info("not writing to the Multi yet: {}", d.write_problem);
         else ctx_.log.warning("not writing to the Multi: {}", d.write_problem);
+        write_problem_warned_ = !d.may_write && !starting;
+        ever_allowed_ = ever_allowed_ || d.may_write;
         may_write_ = d.may_write;
         write_problem_ = d.write_problem;
     }
@@ -789,7 +806,7 @@ void InverterPlugin::build_control() {
                     try {
                         val = from_variant(v);
                     } catch (const std::exception& e) {
-                        throw sdbus::Error(err_unknown, fmt::format("{}: {}", k, e.what()));
+                        throw sdbus::Error(control::error_invalid_value, fmt::format("{}: {}", k, e.what()));
                     }
                     op[k] = param_value(val, k);
                 }
@@ -804,7 +821,7 @@ void InverterPlugin::build_control() {
                 try {
                     val = from_variant(value);
                 } catch (const std::exception& e) {
-                    throw sdbus::Error(err_unknown, fmt::format("{}: {}", param, e.what()));
+                    throw sdbus::Error(control::error_invalid_value, fmt::format("{}: {}", param, e.what()));
                 }
                 sup_.change_param(param, param_value(val, param));
                 return true;

@@ -1,5 +1,7 @@
 #include "supervisor.hpp"
 
+#include <cmath>
+
 #include <fmt/format.h>
 
 namespace moat::inverter {
@@ -9,6 +11,25 @@ namespace {
 std::optional<std::string> refusal(Mode m) {
     if (m == Mode::analyze) return "mode analyze needs the MoaT BMS bridge, which is not available yet";
     return std::nullopt;
+}
+
+} // namespace
+
+namespace {
+
+/// A refused parameter: unknown (the message lists the mode's parameters) or
+/// a value out of type or range (check_param's message names the range).
+ModeChangeError param_error(Mode mode, const std::string& name, const std::string& error, bool via_set_mode) {
+    using Kind = ModeChangeError::Kind;
+    if (name.empty() || name.front() == '_' || !find_param(mode, name, via_set_mode)) {
+        std::string list;
+        for (auto& p : mode_info(mode).params)
+            if (!p.hidden) list += (list.empty() ? "" : ", ") + std::string(p.name);
+        return ModeChangeError(Kind::unknown_parameter,
+                               fmt::format("{} (the parameters of {}: {})", error, to_string(mode),
+                                           list.empty() ? "none" : list));
+    }
+    return ModeChangeError(Kind::invalid_value, error);
 }
 
 } // namespace
@@ -24,14 +45,21 @@ std::pair<Mode, bool> ModeSupervisor::check_change(const std::string& name, cons
     bool different = !m || *m != target();
     if (different) {
         // The original checks the window before the name (§15): too_early wins.
-        if (pending_mode_ || (ever_started_ && clock_.now() - mode_started_ < lockout_))
-            throw ModeChangeError(Kind::too_early, "try again later");
+        if (pending_mode_)
+            throw ModeChangeError(Kind::too_early, "a mode change is under way; try again in a moment");
+        if (ever_started_ && clock_.now() - mode_started_ < lockout_) {
+            double left = std::chrono::duration<double>(*lockout_left()).count();
+            throw ModeChangeError(Kind::too_early,
+                                  fmt::format("mode {} started less than {:g} s ago; try again in {:.0f} s",
+                                              to_string(mode_), std::chrono::duration<double>(lockout_).count(),
+                                              std::ceil(left)));
+        }
         if (!m) throw ModeChangeError(Kind::unknown, fmt::format("unknown mode '{}'", name));
         if (auto why = refusal(*m)) throw ModeChangeError(Kind::unknown, *why);
     }
     int n = io_.n_phase();
     for (auto& [k, v] : args)
-        if (auto err = inverter::check_param(*m, k, v, n, true)) throw ModeChangeError(Kind::unknown, *err);
+        if (auto err = inverter::check_param(*m, k, v, n, true)) throw param_error(*m, k, *err, true);
     return {*m, different};
 }
 
@@ -57,7 +85,7 @@ std::optional<std::string> ModeSupervisor::check_param(const std::string& name, 
 }
 
 void ModeSupervisor::change_param(const std::string& name, const ParamValue& value) {
-    if (auto err = check_param(name, value)) throw ModeChangeError(ModeChangeError::Kind::unknown, *err);
+    if (auto err = check_param(name, value)) throw param_error(target(), name, *err, false);
     Op& op = pending_mode_ ? pending_op_ : op_;
     log_.info("SetModeParam {} {} -> {}", name, param_to_value(op[name]), param_to_value(value));
     op[name] = value;

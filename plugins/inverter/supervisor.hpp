@@ -22,7 +22,10 @@ namespace moat::inverter {
 
 /// A refused mode change; `kind` picks the D-Bus error name (§16.2).
 struct ModeChangeError : std::runtime_error {
-    enum class Kind { too_early, unknown };
+    /// too_early: within the lock-out after a mode start; unknown: no such
+    /// mode, or the mode is refused; unknown_parameter: not a parameter of the
+    /// mode; invalid_value: a parameter's value of the wrong type or range.
+    enum class Kind { too_early, unknown, unknown_parameter, invalid_value };
     ModeChangeError(Kind k, const std::string& what) : std::runtime_error(what), kind(k) {}
     Kind kind;
 };

@@ -134,7 +134,7 @@ TEST_CASE("supervisor: another mode is refused for 30 s after a start, its own p
         co_await r.at(10);
         auto [kind, what] = refusal([&] { r.sup.change_mode("p_inv", {{"power", 500.0}}); });
         CHECK(kind == Kind::too_early);
-        CHECK(what == "try again later");
+        CHECK(what == "mode p_grid started less than 30 s ago; try again in 20 s");
         CHECK(*r.sup.lockout_left() == 20s);
         // The same mode: parameters change at once, the mode keeps running.
         CHECK_FALSE(refusal([&] { r.sup.change_mode("p_grid", {{"power", -100.0}}); }).first);
@@ -171,10 +171,12 @@ TEST_CASE("supervisor: unknown modes, analyze and bad arguments are refused and 
         auto analyze = refusal([&] { r.sup.change_mode("analyze", {}); });
         CHECK(analyze.first == Kind::unknown);
         CHECK_THAT(analyze.second, Catch::Contains("MoaT BMS"));
-        CHECK(refusal([&] { r.sup.change_mode("p_inv", {{"phase", 4.0}}); }).first == Kind::unknown);
-        CHECK(refusal([&] { r.sup.change_mode("p_inv", {{"bogus", 1.0}}); }).first == Kind::unknown);
-        CHECK(refusal([&] { r.sup.change_param("bogus", 1.0); }).first == Kind::unknown);
-        CHECK(refusal([&] { r.sup.change_param("_private", 1.0); }).first == Kind::unknown);
+        CHECK(refusal([&] { r.sup.change_mode("p_inv", {{"phase", 4.0}}); }).first == Kind::invalid_value);
+        auto bogus = refusal([&] { r.sup.change_mode("p_inv", {{"bogus", 1.0}}); });
+        CHECK(bogus.first == Kind::unknown_parameter);
+        CHECK_THAT(bogus.second, Catch::EndsWith("(the parameters of p_inv: power, excess, phase)"));
+        CHECK(refusal([&] { r.sup.change_param("bogus", 1.0); }).first == Kind::unknown_parameter);
+        CHECK(refusal([&] { r.sup.change_param("_private", 1.0); }).first == Kind::unknown_parameter);
         CHECK(r.sup.check_param("bogus", 1.0).has_value());
         CHECK_FALSE(r.sup.check_param("power", 1.0).has_value());
         co_await r.at(32);

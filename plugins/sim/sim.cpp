@@ -204,6 +204,8 @@ private:
         svc->add("/Sim/Fault", static_cast<int>(d.fault), options(d.kind, "/Sim/Fault")
                  .text(format::table({{0, "none"}, {1, "freeze"}, {2, "invalid"}, {3, "vanish"}})));
         Device* dev = &d;
+        // A controller writes the Multi every second or so: that is debug detail.
+        if (d.kind == DeviceKind::vebus) svc->set_write_log_level(LogLevel::debug);
         svc->on_write([this, dev](const Write& w) { written(*dev, w); });
         co_await svc->start();
         d.svc = std::move(svc);

@@ -281,15 +281,20 @@ class TestControlInterface(InverterTestCase):
         self.assertEqual(set(info), {"power", "excess", "_l"})
         self.assertEqual(c.error_of("GetModeInfo", "nonsense", signature="s")[0], "org.m_o_a_t.inv.unknown")
         # within the lock-out
-        self.assertEqual(c.error_of("SetMode", "p_inv", {}, signature="sa{sv}")[0], "org.m_o_a_t.inv.too_early")
+        name, msg = c.error_of("SetMode", "p_inv", {}, signature="sa{sv}")
+        self.assertEqual(name, "org.m_o_a_t.inv.too_early")
+        self.assertRegex(msg, r"mode off started less than 3 s ago; try again in [1-3] s")
         time.sleep(3.1)
         self.assertEqual(c.error_of("SetMode", "nonsense", {}, signature="sa{sv}")[0], "org.m_o_a_t.inv.unknown")
-        self.assertEqual(c.error_of("SetMode", "p_inv", {"bogus": 1.0}, signature="sa{sv}")[0],
-                         "org.m_o_a_t.inv.unknown")
-        self.assertEqual(c.error_of("SetMode", "p_inv", {"phase": 4}, signature="sa{sv}")[0],
-                         "org.m_o_a_t.inv.unknown")
+        name, msg = c.error_of("SetMode", "p_inv", {"bogus": 1.0}, signature="sa{sv}")
+        self.assertEqual(name, "org.m_o_a_t.inv.unknown_parameter")
+        self.assertIn("(the parameters of p_inv: ", msg)
+        self.assertIn("power", msg)
+        name, msg = c.error_of("SetMode", "p_inv", {"phase": 4}, signature="sa{sv}")
+        self.assertEqual(name, "org.m_o_a_t.inv.invalid_value")
+        self.assertIn("phase: 4 is out of range [", msg)
         self.assertEqual(c.error_of("SetMode", "p_inv", {"power": "x"}, signature="sa{sv}")[0],
-                         "org.m_o_a_t.inv.unknown")
+                         "org.m_o_a_t.inv.invalid_value")
         name, msg = c.error_of("SetMode", "analyze", {}, signature="sa{sv}")
         self.assertEqual(name, "org.m_o_a_t.inv.unknown")
         self.assertIn("BMS", msg)
@@ -300,8 +305,9 @@ class TestControlInterface(InverterTestCase):
         t0 = time.monotonic()
         self.assertTrue(c.inv("SetModeParam", "power", 50.0, signature="sv"))
         self.wait_for_setpoints([-(900 - 50) / 3] * 3, since=t0)
-        self.assertEqual(c.error_of("SetModeParam", "current", 1.0, signature="sv")[0], "org.m_o_a_t.inv.unknown")
-        self.assertEqual(c.error_of("SetModeParam", "_x", 1.0, signature="sv")[0], "org.m_o_a_t.inv.unknown")
+        self.assertEqual(c.error_of("SetModeParam", "current", 1.0, signature="sv")[0],
+                         "org.m_o_a_t.inv.unknown_parameter")
+        self.assertEqual(c.error_of("SetModeParam", "_x", 1.0, signature="sv")[0], "org.m_o_a_t.inv.unknown_parameter")
         # mandatory Victron items
         self.assertEqual(c.item("/ProductId"), 123211)
         self.assertEqual(c.item("/ProductName"), "MoaT Inverter Controller")

@@ -307,6 +307,9 @@ public:
     /// False for a service that is not a device (the settings service):
     /// start() then does not look for the mandatory paths.
     void set_device(bool is_device) { device_ = is_device; }
+    /// The level of the log line for each accepted remote write that changes
+    /// a value (default info; a simulated device written every second: debug).
+    void set_write_log_level(LogLevel level) { write_log_level_ = level; }
 
     /// Export `path` (absolute, D-Bus object path syntax) with `value`.
     /// Throws std::invalid_argument for a bad path, an existing one, or one
@@ -443,6 +446,7 @@ private:
     bool started_ = false;
     bool device_ = true;
     bool invalidate_on_stop_ = true;
+    LogLevel write_log_level_ = LogLevel::info;
     // Objects and items removed while a handler runs go when dispatch() returns.
     int dispatch_depth_ = 0;
     std::string dispatching_;

@@ -219,6 +219,9 @@ private:
     std::unique_ptr<Service> service_;
     bool unsaved_ = false;
     std::size_t saves_ = 0;
+    std::size_t new_settings_ = 0;  ///< added this loop turn, for one summary line
+    std::string last_new_setting_;
+    std::shared_ptr<int> alive_ = std::make_shared<int>(0);  ///< for work posted to the loop
     Timer save_timer_;
     bool save_timer_armed_ = false;
 };
