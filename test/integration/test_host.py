@@ -428,7 +428,7 @@ class RunningHostTest(HostTestCase):
         mark = h.mark()
         h.signal(signal.SIGTERM)
         h.wait_for(r"\[host\] stopping \(Terminated\)", 3, since=mark)
-        time.sleep(0.3)
+        self.wait_events(h, "s", ["started", "in safe state"])
         self.assertTrue(h.running(), "the stubborn safe state must keep the host stopping\n" + h.describe())
         sent = time.monotonic()
         h.signal(signal.SIGTERM)
