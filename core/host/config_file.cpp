@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <netinet/in.h>
@@ -119,12 +120,15 @@ ConfigFile load_config_file(const std::string& path, const std::vector<std::stri
     if (!dir.empty()) hc.plugin_path.push_back(beside_file(dir));
     else if (!plugin_dirs.empty()) hc.plugin_path.push_back(plugin_dirs.back());
 
+    std::vector<std::string> problems;  // all of them, not only the first
     for (auto&& [key, node] : root) {
         std::string name(key.str());
         if (name == "host") continue;
-        if (!node.is_table())
-            throw ConfigError(fmt::format("{}key '{}': expected a table [{}] for a plugin instance, got a value",
-                                          location(path, &node), name, name));
+        if (!node.is_table()) {
+            problems.push_back(fmt::format("{}key '{}': expected a table [{}] for a plugin instance, got a value",
+                                           location(path, &node), name, name));
+            continue;
+        }
         InstanceSection s;
         s.name = name;
         s.doc = out.doc;
@@ -132,19 +136,28 @@ ConfigFile load_config_file(const std::string& path, const std::vector<std::stri
         s.line = node.source().begin.line;
         s.kind = name;
         if (auto* k = s.table->get("kind")) {
-            if (!k->is_string() || k->as_string()->get().empty())
-                throw ConfigError(fmt::format("{}[{}] key 'kind': expected a plugin kind (a non-empty string)",
-                                              location(path, k), name));
+            if (!k->is_string() || k->as_string()->get().empty()) {
+                problems.push_back(fmt::format("{}[{}] key 'kind': expected a plugin kind (a non-empty string)",
+                                               location(path, k), name));
+                continue;
+            }
             s.kind = k->as_string()->get();
         }
         if (auto* e = s.table->get("enabled")) {
-            if (!e->is_boolean())
-                throw ConfigError(fmt::format("{}[{}] key 'enabled': expected boolean", location(path, e), name));
+            if (!e->is_boolean()) {
+                problems.push_back(fmt::format("{}[{}] key 'enabled': expected boolean", location(path, e), name));
+                continue;
+            }
             s.enabled = e->as_boolean()->get();
         }
         out.instances.push_back(std::move(s));
     }
-    // toml++ keeps tables sorted by key; plugins start in the order of the file.
+    // toml++ keeps tables sorted by key: report and start in the order of the file.
+    std::sort(problems.begin(), problems.end(), [&](const std::string& a, const std::string& b) {
+        auto line = [&](const std::string& m) { return std::atol(m.c_str() + path.size() + 1); };  // "PATH:LINE: "
+        return line(a) < line(b);
+    });
+    if (!problems.empty()) throw ConfigError(join_problems(problems));
     std::sort(out.instances.begin(), out.instances.end(), [](auto& a, auto& b) { return a.line < b.line; });
     return out;
 }

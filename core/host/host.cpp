@@ -340,6 +340,9 @@ Task<void> Host::reload() {
         co_return;
     }
     reloading_ = true;
+    // MOAT_FAULT=host:reload: a callback of the host's own (no plugin owns
+    // it) throws, so a test can see the internal-error path.
+    if (!options_.faults.empty()) loop_.post([this] { options_.faults.pass("host", "reload"); });
     do {
         reload_pending_ = false;
         log_.info("SIGHUP: re-reading {}", config_.file.path);

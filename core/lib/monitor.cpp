@@ -60,6 +60,7 @@ struct Subscription::Registry {
         std::string pattern, path;
         Monitor::ChangeFn change;
         Monitor::ServiceFn service;
+        Loop::CallbackOrigin origin;  ///< who subscribed: answers for the observer's exceptions
     };
     std::map<std::uint64_t, std::shared_ptr<Entry>> entries;
     std::uint64_t next = 1;
@@ -562,14 +563,12 @@ void Monitor::deliver() {
         }
         for (auto& [id, e] : targets) {
             if (!registry->entries.count(id)) continue;  // an earlier callback unsubscribed it
-            try {
+            // Not swallowed: a plugin's observer that throws fails that plugin
+            // instance, as its posted functions do (Loop::invoke).
+            bus_.loop().invoke(e->origin, "a monitor observer", [&] {
                 if (ev.kind == change_event) e->change(ev.info.name, ev.path, ev.value);
                 else e->service(ev.info);
-            } catch (const std::exception& ex) {
-                log_.error("a monitor observer of {} failed: {}", e->pattern, ex.what());
-            } catch (...) {
-                log_.error("a monitor observer of {} failed", e->pattern);
-            }
+            });
         }
     }
 }
@@ -577,9 +576,9 @@ void Monitor::deliver() {
 std::uint64_t Monitor::subscribe(int kind, std::string pattern, std::string path, ChangeFn cfn, ServiceFn sfn) {
     watch(pattern);
     auto id = registry_->next++;
-    registry_->entries.emplace(id, std::make_shared<Subscription::Registry::Entry>(
-                                       Subscription::Registry::Entry{kind, std::move(pattern), std::move(path),
-                                                                     std::move(cfn), std::move(sfn)}));
+    registry_->entries.emplace(id, std::make_shared<Subscription::Registry::Entry>(Subscription::Registry::Entry{
+                                       kind, std::move(pattern), std::move(path), std::move(cfn), std::move(sfn),
+                                       bus_.loop().origin()}));
     ++registry_->count[kind];
     return id;
 }

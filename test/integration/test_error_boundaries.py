@@ -53,6 +53,27 @@ class CallbackFailureTest(HostTestCase):
         self.fails_and_restarts("timer", "timer callback")
 
 
+class CoreCallbackFailureTest(HostTestCase):
+    """An exception escaping a callback of the host's own code (MOAT_FAULT=host:reload):
+    logged with what posted it, every safe state runs, exit 1."""
+
+    def test_internal_error_stops_every_plugin_through_its_safe_state(self):
+        self.start_recorder()
+        path = self.write_config(f'[a]\nkind = "fail_later"\n{REC}\nafter = 3600\n\n'
+                                 f'[b]\nkind = "fail_later"\n{REC}\nafter = 3600\n')
+        h = self.start_host(path, env=dict(os.environ, MOAT_FAULT="host:reload"))
+        for name in "ab":
+            self.wait_until(f"{name} started", lambda: self.recorder.events(name) == ["started"], 10, h)
+        h.signal(signal.SIGHUP)
+        rc, _ = h.wait(10)
+        self.assertEqual(rc, 1, h.describe())
+        self.assertRegex(h.log, r"ERROR \[host\] internal error: an exception escaped a posted function posted "
+                         r"by reload: .*host.*reload")
+        for name in "ab":
+            self.assertEqual(self.recorder.events(name), ["started", "safe"], self.context(h))
+        self.assertIn("stopping (internal error)", h.log)
+
+
 class ValidateBugTest(HostTestCase):
     """A plugin's validate() throwing std::logic_error (a bug of the plugin)."""
 

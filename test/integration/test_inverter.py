@@ -464,21 +464,26 @@ class TestSafety(InverterTestCase):
         self.start("p_grid")
         self.wait_for_setpoints([-300.0] * 3)
         self.client.set(SETTINGS, "/Settings/CGwacs/Hub4Mode", 1)
-        t0 = time.monotonic()
-        time.sleep(2.0)  # several cycles and refresh intervals
-        late = [w for w in self.writes(t0 + 0.05)]
-        self.assertEqual(late, [])
+        # Events, not a margin of time: the guard saw the change, then a write
+        # of the running mode was attempted and held back.
         self.host.wait_for(r"not writing to the Multi: ESS mode \(Hub4Mode\) is 1, not 3")
-        # a stop does not write either
+        self.host.wait_for(r"not writing SET inverter .*: ESS mode \(Hub4Mode\) is 1, not 3")
+        before = len(self.writes())
+        # a stop does not write either, and says that the safe state was not reached
         self.host.signal(signal.SIGTERM)
         self.host.wait(5)
-        self.assertEqual(self.writes(t0 + 0.05), [])
+        self.assertIn("safe state NOT reached: not written: ESS mode (Hub4Mode) is 1, not 3", self.host.log)
+        self.assertEqual(self.writes()[before:], [])
 
     def test_no_ess_assistant_no_writes(self):
         self.client.set(VEBUS, "/Hub4/AssistantId", 0)
         self.start("p_grid")
-        self.host.wait_for(r"not writing.*no ESS assistant", timeout=5)
-        time.sleep(1.0)
+        self.host.wait_for(r"not writing to the Multi: .*no ESS assistant", timeout=5)
+        # a write of the mode was attempted and held back (an event, not a sleep)
+        self.host.wait_for(r"not writing SET inverter .*no ESS assistant", timeout=5)
+        self.host.signal(signal.SIGTERM)
+        self.host.wait(5)
+        self.assertRegex(self.host.log, r"safe state NOT reached: not written: .*no ESS assistant")
         self.assertEqual(self.writes(), [])
 
     def test_a_write_skipped_before_the_settings_came_is_made_up(self):

@@ -14,6 +14,7 @@ public:
         for (;;) co_await sleep_for(std::chrono::hours(1));
     }
     Task<void> safe_state() override {
+        co_await test_plugins::report(ctx_, "in safe state");  // lets a test act while it hangs here
         for (;;) {
             try {
                 co_await sleep_for(std::chrono::hours(1));

@@ -136,6 +136,20 @@ TEST_CASE("the config file has a [host] table and instance tables", "[config]") 
     CHECK(cfg.instances[2].enabled);
 }
 
+TEST_CASE("config file: every instance table error is reported, in the order of the file", "[config]") {
+    TempFile f("[b]\nkind = 3\n[a]\nenabled = \"yes\"\n[c]\nkind = \"\"\n");
+    std::string err;
+    try {
+        load_config_file(f.path.string(), "/default");
+    } catch (const ConfigError& e) {
+        err = e.what();
+    }
+    const std::string p = f.path.string();
+    CHECK(err == p + ":2: [b] key 'kind': expected a plugin kind (a non-empty string)\n" + p +
+                     ":4: [a] key 'enabled': expected boolean\n" + p +
+                     ":6: [c] key 'kind': expected a plugin kind (a non-empty string)");
+}
+
 TEST_CASE("config file errors name the line", "[config]") {
     CHECK(load_error("[host]\nbus = \"system\"\nwatchdg = 5\n") ==
           "FILE:3: [host] key 'watchdg': unknown key (this plugin knows: bus, plugin_dir, plugin_path, log_level, log_timestamps, "

@@ -173,7 +173,12 @@ TEST_CASE("monitor: follows ItemsChanged and PropertiesChanged - equal values ar
             log.push_back(path + "=" + repr(v));
         });
         auto only_soc = f.mon.on_change(name, "/Soc", [&](auto&, auto&, const Value& v) { log.push_back("soc " + repr(v)); });
+        // A throwing observer does not keep the others from their events, and
+        // is not swallowed: nobody owns this one, so the loop's handler gets it.
         auto thrower = f.mon.on_change(name, "/Soc", [&](auto&, auto&, auto&) { throw std::runtime_error("observer bug"); });
+        f.loop.on_unowned_failure([&](std::exception_ptr, const char* where, const std::string&) {
+            log.push_back(std::string("failed: ") + where);
+        });
 
         co_await publish(*f.bus, name, "/Dc/0/Voltage", 13.0, "prop");
         CHECK(f.mon.value(name, "/Dc/0/Voltage") == Value(13.0));
@@ -194,7 +199,8 @@ TEST_CASE("monitor: follows ItemsChanged and PropertiesChanged - equal values ar
     };
     run(f.loop, body);
     CHECK(log == std::vector<std::string>{"/Dc/0/Voltage=13.0", "/Dc/0/Voltage=13.5", "/New='n'",
-                                          "/ProductName=---", "/Soc=55", "soc 55"});
+                                          "/ProductName=---", "/Soc=55", "soc 55", "failed: a monitor observer"});
+    f.loop.on_unowned_failure(nullptr);
 }
 
 TEST_CASE("monitor: a scan reply never overwrites a newer signal value", "[monitor]") {
@@ -438,6 +444,39 @@ TEST_CASE("monitor: a /DeviceInstance that is NaN, infinite or huge is no instan
         CHECK_FALSE(f.mon.find_by_instance(battery, std::numeric_limits<std::int64_t>::min()));
     };
     run(f.loop, body);
+}
+
+namespace {
+struct OwnerLog final : LoopOwner {
+    std::vector<std::string> failures;
+    void callback_failed(std::exception_ptr e, const char* where) override {
+        try {
+            std::rethrow_exception(e);
+        } catch (const std::exception& x) {
+            failures.push_back(std::string(where) + ": " + x.what());
+        }
+    }
+};
+} // namespace
+
+TEST_CASE("monitor: an observer that throws fails the owner that subscribed it", "[monitor]") {
+    Fixture f;
+    const std::string name = battery + ".observer";
+    Publisher p(f.daemon.address(), config({service_json(name, battery_items)}));
+    auto owner = std::make_shared<OwnerLog>();
+    std::optional<Subscription> sub;
+    auto body = [&]() -> Task<void> {
+        detail::Fiber& fiber = co_await detail::this_fiber();
+        fiber.owner = owner;
+        sub = f.mon.on_change(name, "/Soc", [](auto&, auto&, const Value&) { throw std::runtime_error("observer bug"); });
+        auto w = f.mon.wait_for_service(name, 5s);
+        co_await w;
+        co_await publish(*f.bus, name, "/Soc", 55, "items");
+        while (owner->failures.empty()) co_await checkpoint();
+    };
+    run(f.loop, body);
+    CHECK(owner->failures == std::vector<std::string>{"a monitor observer: observer bug"});
+    sub.reset();
 }
 
 TEST_CASE("monitor: a change between wait_for_change() and its co_await is not lost", "[monitor]") {

@@ -37,7 +37,8 @@
 //
 // Callbacks run on a later loop turn than the D-Bus message that caused them
 // (never inside sd-bus dispatch), in the order of the events; an exception
-// from a callback is logged and does not reach the monitor.
+// from a callback does not reach the monitor or the other callbacks: it goes
+// to whoever subscribed (a plugin instance fails, see LoopOwner in loop.hpp).
 #pragma once
 
 #include "moat/export.hpp"
