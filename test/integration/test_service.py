@@ -310,7 +310,7 @@ class WriteTest(ServiceCase):
         self.assertEqual(dict(arg), {"Value": 70, "Text": "70%"})
         self.assertEqual(events[1][:2], ("reply", "set"))
         self.assertIn("/Soc written by", self.service.log())
-        self.assertIn("55 -> 70", self.service.log())
+        self.assertIn("55% -> 70%", self.service.log())  # as the item's text shows it
 
     def test_bad_arguments_are_errors_not_crashes(self):
         self.assertEqual(self.set("/Free", dbus.Int32(12), signature="i"), 0, "a bare int32 is accepted like v(i)")

@@ -418,8 +418,9 @@ class DemoTest(SimCase):
         self.assertTrue(h.find(r"\[sim\] every phase got a setpoint after the stop", since=mark), h.describe())
         for k in (1, 2, 3):  # the sim logs changed setpoints ("-397 W"): the last value of each phase is 0
             changes = h.find_all(rf"/Hub4/L{k}/AcPowerSetpoint written by \S+: \S+ W -> (\S+) W")
-            self.assertTrue(changes, f"L{k}: no setpoint write logged\n{h.describe()}")
-            self.assertEqual(float(changes[-1].group(1)), 0.0, f"L{k}: not left at 0 W on Ctrl-C\n{h.describe()}")
+            last = float(changes[-1].group(1)) if changes else 0.0  # never changed: still the initial 0 W
+            self.assertEqual(last, 0.0, f"L{k}: not left at 0 W on Ctrl-C\n{h.describe()}")
+        self.assertTrue(h.find(r"/Hub4/L\d/AcPowerSetpoint written by \S+: \S+ W -> -?\d+ W"), "writes are logged")
         self.assertFalse(h.find(r"not writing SET inverter 0", since=mark), h.describe())
         self.assertFalse(pid_alive(pid), "the private dbus-daemon is gone")
         children = subprocess.run(["pgrep", "-P", str(h.pid)], capture_output=True, text=True).stdout.split()
