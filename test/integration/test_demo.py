@@ -81,6 +81,16 @@ class DemoTalkTest(HostTestCase):
         self.assertEqual(rc, 4, out + err)
         self.assertIn("no demo is running", err)
 
+    def test_the_log_at_info_is_quiet(self):
+        h = self.start_demo("quiet")
+        h.wait_for(r"\[statusline\] .*  Grid +-?\d+W", 20)
+        h.wait_for(r"\[sim/settings\] \d+ new settings \(the list at log level debug\)", 5)
+        self.assertNotIn("Failed to set fd limit", h.log)  # the private bus's own warning
+        self.assertNotIn("new setting /Settings/CGwacs/Hub4Mode", h.log)  # the start's 31: one summary line
+        self.assertNotRegex(h.log, r"WARNING \[inverter\] not writing to the Multi")  # the start-up race
+        self.assertNotIn("AcPowerSetpoint written by", h.log)  # the Multi's writes are debug detail
+        self.assertEqual(len(re.findall(r"\[heartbeat\] beat", h.log)), 1)  # every 60 s
+
     def test_two_demos_use_their_own_bus_and_meter_port(self):
         a = self.start_demo("a")
         b = self.start_demo("b")
