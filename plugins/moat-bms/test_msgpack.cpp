@@ -127,7 +127,7 @@ TEST_CASE("ext 4 (a proxy reference) decodes opaquely and is never sent")
     CHECK_THROWS_AS(encode(v), EncodeError);
 }
 
-TEST_CASE("a prefix needs more bytes; garbage is an error")
+TEST_CASE("a prefix needs more bytes, garbage is an error")
 {
     const auto full = hex("83 A1 61 92 A4 62 61 74 74 A4 69 6E 66 6F A1 64 81 A3 67 65 6E 05 A1 69 0C");
     for (std::size_t n = 0; n < full.size(); ++n) {
