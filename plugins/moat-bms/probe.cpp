@@ -17,13 +17,6 @@ namespace {
 
 using namespace std::chrono;
 
-struct ProbeOptions {
-    std::string device, socket;
-    bool json = false;
-    std::optional<bool> guarded;
-    Duration timeout = seconds(30);
-};
-
 std::string opt_json(const std::optional<double>& v)
 {
     return v && std::isfinite(*v) ? fmt::format("{:.4f}", *v) : "null";
@@ -53,22 +46,27 @@ std::string opt_text(const std::optional<double>& v, const char* f)
     return v ? fmt::format(fmt::runtime(f), *v) : "-";
 }
 
-void print_text(const std::string& where, const msgpack::Value& config, const RingSnapshot& s)
+std::string text_report(const std::string& where, const msgpack::Value& config, const RingSnapshot& s)
 {
     const auto* n = config_at(config, "batt.batt.n");
-    fmt::print("controller on {}\n", where);
-    fmt::print("configuration: {}\n", config.dump(2000));
-    fmt::print("ring: {} modules (hops); configured cells: {}\n", s.hops, n ? n->dump() : "?");
-    fmt::print("{:>4} {:>8} {:>5} {:>4} {:>8} {:>8} {:>9} {:>7} {:>7} {:>5}\n", "cell", "volts", "raw", "bal", "load C", "cell C",
+    std::string out;
+    auto print = [&out](const char* f, const auto&... a) { out += fmt::format(fmt::runtime(f), a...); };
+    print("controller on {}\n", where);
+    print("configuration: {}\n", config.dump(2000));
+    print("ring: {} modules (hops); configured cells: {}\n", s.hops, n ? n->dump() : "?");
+    print("{:>4} {:>8} {:>5} {:>4} {:>8} {:>8} {:>9} {:>7} {:>7} {:>5}\n", "cell", "volts", "raw", "bal", "load C", "cell C",
                "cal", "byp raw", "tmp raw", "board");
     for (const auto& c : s.cells)
-        fmt::print("{:>4} {:>8} {:>5} {:>4} {:>8} {:>8} {:>9.6f} {:>7} {:>7} {:>5}\n", c.index, opt_text(c.volts, "{:.4f}"), c.voltage.raw(),
+        print("{:>4} {:>8} {:>5} {:>4} {:>8} {:>8} {:>9.6f} {:>7} {:>7} {:>5}\n", c.index, opt_text(c.volts, "{:.4f}"), c.voltage.raw(),
                    c.voltage.balancing() ? "yes" : "-", opt_text(c.load_celsius, "{:.2f}"), opt_text(c.cell_celsius, "{:.2f}"),
                    c.settings.calibration(), c.settings.bypass_volt_raw, c.settings.bypass_temp_raw, c.settings.board_version);
-    for (const auto& w : s.warnings) fmt::print("warning: {}\n", w);
+    for (const auto& w : s.warnings) print("warning: {}\n", w);
+    return out;
 }
 
-Task<int> run(CommandContext& ctx, ProbeOptions o)
+} // namespace
+
+Task<int> run_probe(Loop& loop, Logger log, ProbeOptions o, std::string& out, std::string& err)
 {
     SessionOptions so;
     so.device = o.device;
@@ -76,13 +74,13 @@ Task<int> run(CommandContext& ctx, ProbeOptions o)
     so.guarded = o.guarded.value_or(!o.device.empty());
     so.ring_attempts = 3;
     const std::string where = o.device.empty() ? o.socket : o.device;
-    Link link(ctx.loop, so, ctx.log);
+    Link link(loop, so, log);
     msgpack::Value config;
     std::optional<RingSnapshot> snap;
     auto on_up = [&](LinkSession& s) -> Task<void> {
         config = s.config;
         const auto* n = config_at(s.config, s.app + ".batt.n");
-        auto r = read_ring(s, n && n->integer() ? int(*n->integer()) : 0, ctx.log);
+        auto r = read_ring(s, n && n->integer() ? int(*n->integer()) : 0, log);
         snap = co_await r;
     };
     std::string error;
@@ -97,20 +95,18 @@ Task<int> run(CommandContext& ctx, ProbeOptions o)
         error = e.what();
     }
     if (!error.empty()) {
-        fmt::print(stderr, "moat-bms probe: {}\n", error);
+        err = fmt::format("moat-bms probe: {}\n", error);
         co_return command_failed;
     }
     if (!snap || snap->hops == 0 || snap->cells.empty()) {
-        fmt::print(stderr, "moat-bms probe: no cells answered on the ring of {}\n", where);
+        err = fmt::format("moat-bms probe: no cells answered on the ring of {}\n", where);
         co_return command_no_data;
     }
-    if (o.json) fmt::print("{}\n", snapshot_json(config, *snap));
-    else print_text(where, config, *snap);
-    std::fflush(stdout);
+    out = o.json ? snapshot_json(config, *snap) + "\n" : text_report(where, config, *snap);
     co_return command_ok;
 }
 
-CommandTask parse(const std::vector<std::string>& args)
+ProbeOptions parse_probe(const std::vector<std::string>& args)
 {
     ProbeOptions o;
     ArgReader a(args);
@@ -130,9 +126,19 @@ CommandTask parse(const std::vector<std::string>& args)
         } else throw UsageError(a.unknown());
     }
     if (o.device.empty() == o.socket.empty()) throw UsageError("give exactly one of --device PATH and --socket PATH");
-    return [o](CommandContext& ctx) { return run(ctx, o); };
+    return o;
 }
 
+namespace {
+Task<int> run_command(CommandContext& ctx, ProbeOptions o)
+{
+    std::string out, err;
+    const int rc = co_await run_probe(ctx.loop, ctx.log, std::move(o), out, err);
+    std::fputs(out.c_str(), stdout);
+    std::fputs(err.c_str(), stderr);
+    std::fflush(stdout);
+    co_return rc;
+}
 } // namespace
 
 const ClientCommand probe_command{
@@ -146,7 +152,8 @@ const ClientCommand probe_command{
     [](const std::vector<std::string>& args) -> CommandTask {
         // The command word is "moat-bms"; its first argument must be "probe".
         if (args.empty() || args[0] != "probe") throw UsageError("usage: moat-victron moat-bms probe --device PATH | --socket PATH [--json]");
-        return parse(std::vector<std::string>(args.begin() + 1, args.end()));
+        ProbeOptions o = parse_probe(std::vector<std::string>(args.begin() + 1, args.end()));
+        return [o](CommandContext& ctx) { return run_command(ctx, o); };
     },
 };
 

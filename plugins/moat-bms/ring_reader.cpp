@@ -23,15 +23,25 @@ Task<int> ring_size(LinkSession& s)
     CellRequest one;
     one.command = Command::read_voltage_and_status;
     auto t = s.cells.request(std::move(one));
-    Reply r = co_await t;
-    co_return int(r.header.hops);
+    std::optional<Reply> r;
+    try {
+        r = co_await t;
+    } catch (const CellError& e) {
+        // Nobody at hop 0 took the command: an empty ring (the packet went round).
+        if (e.kind() != CellErrorKind::no_such_cell) throw;
+    }
+    co_return r ? int(r->header.hops) : 0;
 }
 
 Task<RingSnapshot> read_ring(LinkSession& s, int n, Logger& log)
 {
     RingSnapshot snap;
     snap.hops = co_await ring_size(s);
-    if (n <= 0) n = snap.hops;
+    if (n > snap.hops) {
+        snap.warnings.push_back(fmt::format("the ring has {} modules, the configuration {} cells", snap.hops, n));
+        log.warning("{}", snap.warnings.back());
+    }
+    if (n <= 0 || n > snap.hops) n = snap.hops;
     n = std::min(n, max_cells);
     if (n <= 0) co_return snap;
     auto read = [&](Command c) { return s.cells.request(CellRequest{.command = c, .start = 0, .count = n, .records = {}}); };

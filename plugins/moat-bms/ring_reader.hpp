@@ -31,9 +31,11 @@ struct RingSnapshot {
     std::vector<std::string> warnings;  ///< config vs module mismatches, invalid readings
 };
 
-/// The ring's module count: a voltage read of module 0 comes back with hops = ring size.
+/// The ring's module count: a voltage read of module 0 comes back with hops = ring size
+/// (0 when no module answers at hop 0).
 Task<int> ring_size(LinkSession& s);
-/// Read `n` modules from hop 0 (settings, voltages, temperatures).
+/// Read `n` modules from hop 0 (settings, voltages, temperatures); fewer, with a
+/// warning, when the ring is shorter; n <= 0: the whole ring.
 Task<RingSnapshot> read_ring(LinkSession& s, int n, Logger& log);
 
 } // namespace moat::bms

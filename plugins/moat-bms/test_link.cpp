@@ -4,6 +4,7 @@
 // back-off timings, the packet queue bound, an exclusive port.
 #include "link_session.hpp"
 #include "port.hpp"
+#include "probe.hpp"
 #include "ring_reader.hpp"
 #include "sim_device.hpp"
 #include "test_support.hpp"
@@ -17,7 +18,7 @@
 using namespace moat;
 using namespace moat::bms;
 using namespace std::chrono_literals;
-using msgpack::Value;
+using MValue = msgpack::Value;
 
 namespace {
 
@@ -141,7 +142,7 @@ TEST_CASE("invalid msgpack resyncs; five decode errors within 10 s end the sessi
             // Four errors: each resyncs on the next guard and the reply arrives.
             r.device->faults.invalid_msgpack = 4;
             for (int k = 0; k < 4; ++k) {
-                auto p = s.client.ping(Value("a"));
+                auto p = s.client.ping(MValue("a"));
                 const std::string got = co_await p;
                 CHECK(got == "R:a");
                 ++pings;
@@ -150,7 +151,7 @@ TEST_CASE("invalid msgpack resyncs; five decode errors within 10 s end the sessi
             co_await sleep_for(11s);  // the four fall out of the window
             r.device->faults.invalid_msgpack = 5;
             for (;;) {
-                auto p = s.client.ping(Value("b"));
+                auto p = s.client.ping(MValue("b"));
                 co_await p;
                 co_await sleep_for(100ms);
             }
@@ -228,7 +229,7 @@ TEST_CASE("an in_pkt flood is bounded: the oldest packets are dropped and counte
             dropped = s.client.counters().pkts_dropped;
             CHECK(s.client.counters().pkts == 300);
             CHECK(s.cells.counters().strays + dropped == 300);
-            auto p = s.client.ping(Value(1));
+            auto p = s.client.ping(MValue(1));
             const std::string got = co_await p;
             CHECK(got == "R:1");  // the link survived
         };
@@ -276,4 +277,65 @@ TEST_CASE("the session works over a pty with the real guarded framing")
     });
     CHECK(hops == 16);
     ::close(pty.keep_slave);
+}
+
+namespace {
+
+/// Probe a simulated controller of `modules` modules on a pty (real time).
+int probe_sim(int modules, std::vector<std::string> extra, std::string& out, std::string& err, bool hold_port = false)
+{
+    RealLoop v;
+    Pty pty = open_pty();
+    sim::ControllerOptions co;
+    co.modules = modules;
+    sim::SimDevice device(v.loop, std::make_unique<ByteStream>(v.loop, pty.master, "pty"), co, {}, Logger("sim", null_sink()));
+    const int held = hold_port ? open_tty(pty.slave_path) : -1;
+    std::vector<std::string> args{"--device", pty.slave_path};
+    args.insert(args.end(), extra.begin(), extra.end());
+    int rc = -1;
+    v.run(60s, [&]() -> Task<void> {
+        auto body = [&](TaskGroup& g) -> Task<void> {
+            g.spawn(device.run(), "sim");
+            auto p = run_probe(v.loop, Logger("probe", null_sink()), parse_probe(args), out, err);
+            rc = co_await p;
+            g.cancel();
+        };
+        co_await with_group(body);
+    });
+    if (held >= 0) ::close(held);
+    ::close(pty.keep_slave);
+    return rc;
+}
+
+} // namespace
+
+TEST_CASE("probe prints the configuration, the ring and every cell")
+{
+    std::string out, err;
+    CHECK(probe_sim(16, {}, out, err) == 0);
+    CHECK(out.find("ring: 16 modules (hops); configured cells: 16") != std::string::npos);
+    CHECK(out.find("  15   3.2973  3730") != std::string::npos);
+    CHECK(err.empty());
+}
+
+TEST_CASE("probe --json: one object with config, hops and cells")
+{
+    std::string out, err;
+    CHECK(probe_sim(4, {"--json"}, out, err) == 0);
+    auto parsed = out.substr(0, 12);
+    CHECK(parsed == "{\"config\":{\"");
+    CHECK(out.find("\"hops\":4,\"cells\":[{\"index\":0,\"voltage\":3.2973") != std::string::npos);
+    CHECK(out.find("\"index\":3") != std::string::npos);
+    CHECK(out.find("\"index\":4") == std::string::npos);  // batt.n is 16, the ring has 4: the ring wins, with a warning
+}
+
+TEST_CASE("probe fails clearly: no cells, a busy port")
+{
+    std::string out, err;
+    CHECK(probe_sim(0, {}, out, err) == command_no_data);
+    CHECK(err.find("no cells answered") != std::string::npos);
+    out.clear();
+    err.clear();
+    CHECK(probe_sim(16, {"--timeout", "5"}, out, err, true) == command_failed);
+    CHECK(err.find("port busy: /dev/pts/") != std::string::npos);
 }

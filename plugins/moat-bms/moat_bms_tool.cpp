@@ -1,0 +1,194 @@
+// build/test/moat-bms-tool: the simulator and the probe without the host, for
+// the integration and peer tests and for trying the link by hand.
+//
+//   moat-bms-tool sim --link PATH [--cells N] [--modules M] [--plain]
+//                     [--quirks] [--float64] [--noise N] [--seed S] [--time-factor F]
+//     serves a simulated controller on a pty behind the symlink PATH; prints
+//     "pty /dev/pts/N" and "ready"; reads commands on stdin, one per line:
+//       mute 0|1, dead 0|1, invalid N, drop_nth K, drop_p P, seen 0|1,
+//       garbage 0|1, truncate 0|1, duplicate 0|1, reorder 0|1, flood N,
+//       voltage I V, vraw I RAW, traw I RAW, modules M, current A,
+//       eof (close the pty; a new one behind the same symlink), quit
+//     and answers each with "ok" (or "error ...").
+//   moat-bms-tool probe (the options of `moat-victron moat-bms probe`)
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <fmt/format.h>
+#include <sstream>
+#include <unistd.h>
+
+#include <moat/log.hpp>
+#include <moat/loop.hpp>
+#include <moat/task.hpp>
+
+#include "port.hpp"
+#include "probe.hpp"
+#include "sim_device.hpp"
+
+using namespace moat;
+using namespace moat::bms;
+
+namespace {
+
+struct SimArgs {
+    std::string link;
+    sim::ControllerOptions ctl;
+    sim::LinkOptions lnk;
+};
+
+void reply(const std::string& s)
+{
+    std::fputs((s + "\n").c_str(), stdout);
+    std::fflush(stdout);
+}
+
+std::string command(sim::SimDevice& d, const std::string& line, Event& reopen)
+{
+    std::istringstream in(line);
+    std::string w;
+    in >> w;
+    double a = 0, b = 0;
+    in >> a >> b;
+    auto& ring = d.controller().ring();
+    auto module = [&]() -> sim::SimModule& {
+        if (a < 0 || a >= double(ring.modules().size())) throw std::out_of_range("no module " + std::to_string(int(a)));
+        return ring.modules()[std::size_t(a)];
+    };
+    if (w == "mute") d.faults.mute = a != 0;
+    else if (w == "dead") ring.faults.dead = a != 0;
+    else if (w == "invalid") d.faults.invalid_msgpack = int(a);
+    else if (w == "drop_nth") ring.faults.drop_nth = int(a);
+    else if (w == "drop_p") ring.faults.drop_probability = a;
+    else if (w == "seen") ring.faults.clear_seen = a == 0;
+    else if (w == "garbage") ring.faults.append_garbage = a != 0;
+    else if (w == "truncate") ring.faults.truncate = a != 0;
+    else if (w == "duplicate") ring.faults.duplicate = a != 0;
+    else if (w == "reorder") ring.faults.reorder = a != 0;
+    else if (w == "flood") d.controller().flood_in_pkt(int(a));
+    else if (w == "voltage") module().voltage = b;
+    else if (w == "vraw") module().voltage_raw_override = std::uint16_t(b);
+    else if (w == "traw") module().temp_raw_override = std::uint16_t(b);
+    else if (w == "modules") ring.resize(int(a));
+    else if (w == "current") d.controller().pack_current = a;
+    else if (w == "eof") reopen.set();
+    else return "error unknown command '" + w + "'";
+    return "ok";
+}
+
+Task<void> serve(Loop& loop, SimArgs args)
+{
+    Logger log("moat-bms-sim");
+    sim::SimDevice* current = nullptr;
+    Event reopen, quit;
+    auto commands = [&]() -> Task<void> {
+        ByteStream in(loop, ::dup(0), "stdin");
+        std::string line;
+        std::vector<std::uint8_t> buf(512);
+        for (;;) {
+            const std::size_t n = co_await in.read(buf);
+            if (n == 0) break;
+            for (std::size_t i = 0; i < n; ++i) {
+                if (buf[i] != '\n') {
+                    line.push_back(char(buf[i]));
+                    continue;
+                }
+                if (line == "quit") {
+                    quit.set();
+                    co_return;
+                }
+                std::string r = "error not running";
+                try {
+                    if (current) r = command(*current, line, reopen);
+                } catch (const std::exception& e) {
+                    r = std::string("error ") + e.what();
+                }
+                reply(r);
+                line.clear();
+            }
+        }
+        quit.set();
+    };
+    auto devices = [&]() -> Task<void> {
+        for (;;) {
+            Pty pty = open_pty();
+            replace_symlink(pty.slave_path, args.link);
+            sim::SimDevice dev(loop, std::make_unique<ByteStream>(loop, pty.master, pty.slave_path), args.ctl, args.lnk, log);
+            current = &dev;
+            reply("pty " + pty.slave_path);
+            auto one = [&](TaskGroup& g) -> Task<void> {
+                g.spawn(dev.run(), "sim");
+                co_await reopen.wait();
+                g.cancel();
+            };
+            try {
+                co_await with_group(one);
+            } catch (const IoError& e) {
+                log.warning("{}", e.what());
+            }
+            current = nullptr;
+            reopen.clear();
+            ::close(pty.keep_slave);
+        }
+    };
+    auto all = [&](TaskGroup& g) -> Task<void> {
+        g.spawn(commands(), "commands");
+        g.spawn(devices(), "devices");
+        reply("ready");
+        co_await quit.wait();
+        g.cancel();
+    };
+    co_await with_group(all);
+    ::unlink(args.link.c_str());
+}
+
+int sim_main(const std::vector<std::string>& argv)
+{
+    SimArgs s;
+    ArgReader a(argv);
+    while (a.next()) {
+        if (a.is("--link")) s.link = a.value();
+        else if (a.is("--cells")) s.ctl.cells = s.ctl.modules = std::stoi(a.value());
+        else if (a.is("--modules")) s.ctl.modules = std::stoi(a.value());
+        else if (a.flag("--plain")) s.lnk.guarded = false;
+        else if (a.flag("--quirks")) s.ctl.quirks_2022 = true;
+        else if (a.flag("--float64")) s.lnk.float32 = false;
+        else if (a.is("--noise")) s.lnk.noise_every = std::stoi(a.value());
+        else if (a.is("--seed")) s.ctl.seed = std::uint32_t(std::stoul(a.value()));
+        else if (a.is("--time-factor")) s.ctl.time_factor = std::stod(a.value());
+        else throw UsageError(a.unknown());
+    }
+    if (s.link.empty()) throw UsageError("sim needs --link PATH");
+    Loop loop;
+    run_until_complete(loop, serve(loop, s));
+    return 0;
+}
+
+int probe_main(const std::vector<std::string>& argv)
+{
+    Loop loop;
+    std::string out, err;
+    auto log = Logger("probe");
+    const int rc = run_until_complete(loop, run_probe(loop, log, parse_probe(argv), out, err));
+    std::fputs(out.c_str(), stdout);
+    std::fputs(err.c_str(), stderr);
+    return rc;
+}
+
+} // namespace
+
+int main(int argc, char** argv)
+{
+    std::vector<std::string> args(argv + 1, argv + argc);
+    try {
+        if (!args.empty() && args[0] == "sim") return sim_main({args.begin() + 1, args.end()});
+        if (!args.empty() && args[0] == "probe") return probe_main({args.begin() + 1, args.end()});
+        throw UsageError("usage: moat-bms-tool sim --link PATH [...] | probe --device PATH|--socket PATH [--json]");
+    } catch (const UsageError& e) {
+        std::fprintf(stderr, "moat-bms-tool: %s\n", e.what());
+        return 2;
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "moat-bms-tool: %s\n", e.what());
+        return 1;
+    }
+}
