@@ -1,0 +1,102 @@
+"""Integration tests of the moat-bms plugin: the real host talks to our
+controller simulator (build/test/moat-bms-tool sim) over a pty behind a
+symlink, on a private bus. Faults are switched on the simulator's stdin: a
+silent device ends the session on a timeout and the link comes back with
+back-off; end of file and a new pty behind the same symlink; invalid msgpack
+resyncs; the port is exclusive (a probe while the host has it: port busy).
+"""
+
+import os
+import subprocess
+import time
+import unittest
+
+from moattest import BUILD_DIR, HostTestCase, _readline_with_timeout, spawn, stop_process, toml_string
+
+TOOL = os.path.join(BUILD_DIR, "test", "moat-bms-tool")
+PLUGINS = os.path.join(BUILD_DIR, "plugins")
+
+
+class BmsSim:
+    """build/test/moat-bms-tool sim with its command channel on stdin."""
+
+    def __init__(self, link, *args):
+        self.link = link
+        self.proc = spawn([TOOL, "sim", "--link", link] + list(args), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                          stderr=subprocess.DEVNULL, text=True)
+        lines = [_readline_with_timeout(self.proc.stdout, 5.0) for _ in range(2)]
+        if "ready\n" not in lines:
+            self.stop()
+            raise AssertionError(f"moat-bms-tool sim did not start: {lines!r}")
+
+    def command(self, line):
+        self.proc.stdin.write(line + "\n")
+        self.proc.stdin.flush()
+        while True:
+            answer = _readline_with_timeout(self.proc.stdout, 5.0)
+            if answer is None or not answer.startswith("pty "):
+                break
+        if answer is None or answer.strip() != "ok":
+            raise AssertionError(f"sim command {line!r}: {answer!r}")
+
+    def stop(self):
+        for f in (self.proc.stdin, self.proc.stdout):
+            try:
+                f.close()
+            except OSError:
+                pass
+        stop_process(self.proc)
+
+
+class MoatBmsHost(HostTestCase):
+    def setUp(self):
+        super().setUp()
+        self.start_bus()
+        self.link = os.path.join(self.tmp, "ttyBMS")
+        self.sim = BmsSim(self.link, "--noise", "5")
+        self.addCleanup(self.sim.stop)
+        config = self.write_config(f"""
+            [moat-bms]
+            device = {toml_string(self.link)}
+            backoff_initial_s = 0.5
+            backoff_max_s = 2
+            rpc_timeout_s = 1
+            """, plugin_dir=PLUGINS)
+        self.host = self.start_host(config)
+        self.host.wait_for_in_order([r"\[moat-bms\].*link up on " + self.link, r"\[moat-bms\].*ring: 16 modules"], 15.0)
+
+    def test_console_lines_are_logged(self):
+        self.host.wait_for(r"\[moat-bms\].*C: (RELAY 1 Check OK|DLY 10000|UL 41\.2)", 10.0)
+
+    def test_silent_device_ends_the_session_and_the_link_comes_back(self):
+        since = self.host.mark()
+        self.sim.command("mute 1")
+        # The pending info long poll (poll.t x 14 = 3.5 s) is the first call to time out.
+        self.host.wait_for(r"\[moat-bms\].*link down: batt\.info: no reply within 3\.5 s; reconnecting in 0\.5 s", 10.0, since)
+        # While muted every new session times out in its config fetch: the delay grows.
+        self.host.wait_for(r"reconnecting in 0\.7 s", 10.0, since)
+        self.sim.command("mute 0")
+        self.host.wait_for(r"\[moat-bms\].*link state: up \(session 2\)", 15.0, since)
+
+    def test_end_of_file_and_a_new_pty(self):
+        since = self.host.mark()
+        self.sim.command("eof")
+        self.host.wait_for_in_order([r"link down: .*end of file", r"link up on " + self.link], 15.0, since)
+
+    def test_invalid_msgpack_resyncs(self):
+        since = self.host.mark()
+        self.sim.command("invalid 3")
+        for _ in range(3):
+            m, _t = self.host.wait_for(r"msgpack: .*\(resync on the next message\)", 10.0, since)
+            since = self.host.mark()
+        time.sleep(1.0)
+        self.assertIsNone(self.host.find(r"link down", since))
+
+    def test_the_port_is_exclusive(self):
+        p = subprocess.run([TOOL, "probe", "--device", self.link, "--timeout", "5"], capture_output=True, text=True, timeout=30)
+        self.assertEqual(p.returncode, 1, p.stderr)
+        self.assertIn("port busy: " + self.link, p.stderr)
+
+
+if __name__ == "__main__":
+    unittest.main()
