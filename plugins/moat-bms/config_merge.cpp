@@ -18,7 +18,9 @@ void merge(Value& tree, const Value& delta, const std::string* replace_key, std:
     }
     if (!tree.is_map()) tree = Value(msgpack::Map{});
     auto& m = *tree.map();
-    for (const auto& [k, v] : *d) {
+    for (const auto& entry : *d) {
+        const std::string& k = entry.first;
+        const Value& v = entry.second;
         if (is_delete(v)) {
             std::erase_if(m, [&](const auto& e) { return e.first == k; });
             continue;
