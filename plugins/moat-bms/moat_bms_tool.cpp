@@ -25,6 +25,7 @@
 #include "port.hpp"
 #include "probe.hpp"
 #include "sim_device.hpp"
+#include "sim_pty.hpp"
 
 using namespace moat;
 using namespace moat::bms;
@@ -110,26 +111,12 @@ Task<void> serve(Loop& loop, SimArgs args)
         quit.set();
     };
     auto devices = [&]() -> Task<void> {
-        for (;;) {
-            Pty pty = open_pty();
-            replace_symlink(pty.slave_path, args.link);
-            sim::SimDevice dev(loop, std::make_unique<ByteStream>(loop, pty.master, pty.slave_path), args.ctl, args.lnk, log);
-            current = &dev;
-            reply("pty " + pty.slave_path);
-            auto one = [&](TaskGroup& g) -> Task<void> {
-                g.spawn(dev.run(), "sim");
-                co_await reopen.wait();
-                g.cancel();
-            };
-            try {
-                co_await with_group(one);
-            } catch (const IoError& e) {
-                log.warning("{}", e.what());
-            }
-            current = nullptr;
-            reopen.clear();
-            ::close(pty.keep_slave);
-        }
+        sim::PtyServer server{args.link, args.ctl, args.lnk, [&](sim::SimDevice* d, const std::string& path) {
+                                  current = d;
+                                  if (d) reply("pty " + path);
+                              }};
+        auto t = sim::serve_pty(loop, server, reopen, log);
+        co_await t;
     };
     auto all = [&](TaskGroup& g) -> Task<void> {
         g.spawn(commands(), "commands");
@@ -139,7 +126,6 @@ Task<void> serve(Loop& loop, SimArgs args)
         g.cancel();
     };
     co_await with_group(all);
-    ::unlink(args.link.c_str());
 }
 
 int sim_main(const std::vector<std::string>& argv)

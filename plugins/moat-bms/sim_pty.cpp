@@ -1,0 +1,43 @@
+#include "sim_pty.hpp"
+
+#include <unistd.h>
+
+#include "port.hpp"
+
+namespace moat::bms::sim {
+
+Task<void> serve_pty(Loop& loop, PtyServer server, Event& reopen, Logger log)
+{
+    struct Unlink {
+        std::string path;
+        ~Unlink() { ::unlink(path.c_str()); }
+    } unlink_at_end{server.link};
+    for (;;) {
+        Pty pty = open_pty();
+        struct Close {
+            int fd;
+            ~Close() { ::close(fd); }
+        } keep{pty.keep_slave};
+        replace_symlink(pty.slave_path, server.link);
+        SimDevice dev(loop, std::make_unique<ByteStream>(loop, pty.master, pty.slave_path), server.controller, server.options, log);
+        if (server.on_device) server.on_device(&dev, pty.slave_path);
+        log.info("serving a simulated controller on {} ({})", server.link, pty.slave_path);
+        auto one = [&](TaskGroup& g) -> Task<void> {
+            g.spawn(dev.run(), "moat-bms sim");
+            co_await reopen.wait();
+            g.cancel();
+        };
+        try {
+            co_await with_group(one);
+        } catch (const IoError& e) {
+            log.warning("{}", e.what());
+        } catch (...) {
+            if (server.on_device) server.on_device(nullptr, {});
+            throw;
+        }
+        if (server.on_device) server.on_device(nullptr, {});
+        reopen.clear();
+    }
+}
+
+} // namespace moat::bms::sim
