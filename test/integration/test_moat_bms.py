@@ -100,3 +100,25 @@ class MoatBmsHost(HostTestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class MoatBmsWithTheSimPlugin(HostTestCase):
+    """[sim.moat_bms] serves the controller inside the host; the plugin reads it."""
+
+    def test_the_plugin_reads_the_sim_plugins_controller(self):
+        self.start_bus()
+        link = os.path.join(self.tmp, "ttyBMS")
+        config = self.write_config(f"""
+            [sim]
+            [sim.moat_bms]
+            enabled = true
+            link = {toml_string("pty:" + link)}
+            cells = 8
+
+            [moat-bms]
+            device = {toml_string(link)}
+            """, plugin_dir=PLUGINS)
+        host = self.start_host(config)
+        host.wait_for_in_order([r"\[sim/moat-bms\] serving a simulated controller on " + link,
+                                r"\[moat-bms\].*link up on " + link + r" \(8 cells",
+                                r"\[moat-bms\].*ring: 8 modules"], 20.0)
