@@ -34,6 +34,10 @@ struct LinkRig : test::VirtualLoop {
         link->opener = [this](Loop& l) -> std::unique_ptr<ByteStream> {
             ++opens;
             open_times.push_back(elapsed());
+            if (fail_opens > 0) {
+                --fail_opens;
+                throw IoError("sim: not there yet");
+            }
             if (host_fd < 0) throw IoError("sim: gone");
             return std::make_unique<ByteStream>(l, std::exchange(host_fd, -1), "sim");
         };
@@ -41,6 +45,7 @@ struct LinkRig : test::VirtualLoop {
     ~LinkRig() { if (host_fd >= 0) ::close(host_fd); }
     int host_fd = -1;
     int opens = 0;
+    int fail_opens = 0;  ///< the first this many opens fail
     std::vector<double> open_times;
     std::unique_ptr<sim::SimDevice> device;
     std::unique_ptr<Link> link;
@@ -216,6 +221,31 @@ TEST_CASE("link false ends the session; the reconnect loop backs off 1, 1.4, 1.9
     REQUIRE(r.open_times.size() >= 4);
     CHECK(r.open_times[2] - r.open_times[1] == Approx(1.4).margin(0.05));
     CHECK(r.open_times[3] - r.open_times[2] == Approx(1.96).margin(0.05));
+}
+
+TEST_CASE("a session that stayed up 60 s starts the back-off over")
+{
+    LinkRig r;
+    r.fail_opens = 2;  // 1 s, then 1.4 s before the third open
+    r.with_device(200s, [&]() -> Task<void> {
+        auto on_up = [&](LinkSession& s) -> Task<void> {
+            co_await sleep_for(61s);
+            auto b = s.client.reboot(false);
+            co_await b;
+            for (;;) co_await sleep_for(1h);
+        };
+        try {
+            auto t = with_timeout(80s, r.link->run(on_up));
+            co_await t;
+        } catch (const TimeoutError&) {
+        }
+    });
+    REQUIRE(r.open_times.size() >= 5);
+    CHECK(r.open_times[1] - r.open_times[0] == Approx(1.0).margin(0.05));
+    CHECK(r.open_times[2] - r.open_times[1] == Approx(1.4).margin(0.05));
+    // Up at about 2.4 s, link false after 61 s; then 1 s (not 1.96 s), 1.4 s, ...
+    CHECK(r.open_times[3] - r.open_times[2] == Approx(61.0 + 0.1 + 1.0).margin(0.5));
+    CHECK(r.open_times[4] - r.open_times[3] == Approx(1.4).margin(0.05));
 }
 
 TEST_CASE("an in_pkt flood is bounded: the oldest packets are dropped and counted")

@@ -216,3 +216,29 @@ TEST_CASE("sim info: a long poll waits for the next generation; quirks advance i
         CHECK(r.reply(2)->find("d")->find("gen")->integer() != gen);
     }
 }
+
+TEST_CASE("sim reset: the RAM configuration is lost unless persisted; boot keeps the relay")
+{
+    SimRig r;
+    r.sim.start();
+    r.call({"sys", "cfg"}, Value(Map{{"mode", 0}, {"cfg", Map{{"batt", Map{{"poll", Map{{"k", 9000}}}}}}}}));
+    r.call({"sys", "cfg"}, Value(Map{{"mode", 1}, {"cfg", Map{{"batt", Map{{"relay", Map{{"t", 5000}}}}}}}}));
+    r.call({"batt", "live"}, Value(Map{}));
+    r.advance(3s);
+    REQUIRE(r.sim.relay());
+    r.call({"sys", "boot"}, Value(Map{{"code", "SysBooT"}}));
+    CHECK(*r.reply(4)->find("d") == Value(true));
+    r.advance(200ms);
+    CHECK(r.out.back() == Value(Map{{"a", "link"}, {"d", false}}));
+    CHECK(r.sim.relay());  // a soft boot keeps the relay
+    r.advance(3s);
+    CHECK(r.out.back() == Value(Map{{"a", "link"}, {"d", true}}));
+    CHECK(config_at(r.sim.running_config(), "batt.poll.k")->integer() == 15000);  // mode 0 was RAM only
+    CHECK(config_at(r.sim.running_config(), "batt.relay.t")->integer() == 5000);  // mode 1 persisted
+    r.call({"sys", "reset"}, Value(Map{{"code", "wrong"}}));
+    CHECK(r.reply(5)->find("e"));
+    r.call({"sys", "reset"}, Value(Map{{"code", "SysRsT"}}));
+    r.advance(200ms);
+    CHECK_FALSE(r.sim.relay());  // a hard reset opens it
+    CHECK(r.sim.relay_history().back().why == "hard reset");
+}
