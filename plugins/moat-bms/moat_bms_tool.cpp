@@ -2,7 +2,7 @@
 // the integration and peer tests and for trying the link by hand.
 //
 //   moat-bms-tool sim --link PATH [--cells N] [--modules M] [--plain]
-//                     [--quirks] [--float64] [--noise N] [--seed S] [--time-factor F]
+//                     [--quirks] [--byte-ring] [--float64] [--noise N] [--seed S] [--time-factor F]
 //     serves a simulated controller on a pty behind the symlink PATH; prints
 //     "pty /dev/pts/N" and "ready"; reads commands on stdin, one per line:
 //       mute 0|1, dead 0|1, invalid N, drop_nth K, drop_p P, seen 0|1,
@@ -138,6 +138,7 @@ int sim_main(const std::vector<std::string>& argv)
         else if (a.is("--modules")) s.ctl.modules = std::stoi(a.value());
         else if (a.flag("--plain")) s.lnk.guarded = false;
         else if (a.flag("--quirks")) s.ctl.quirks_2022 = true;
+        else if (a.flag("--byte-ring")) s.ctl.byte_ring = true;
         else if (a.flag("--float64")) s.lnk.float32 = false;
         else if (a.is("--noise")) s.lnk.noise_every = std::stoi(a.value());
         else if (a.is("--seed")) s.ctl.seed = std::uint32_t(std::stoul(a.value()));

@@ -49,6 +49,7 @@ double num_at(const Value& cfg, std::string_view path, double fallback)
 SimController::SimController(Clock& clock, ControllerOptions opt, Emit emit, Logger log)
     : clock_(clock), opt_(std::move(opt)), emit_(std::move(emit)), log_(std::move(log)), ring_(opt_.modules, opt_.seed)
 {
+    ring_.byte_ring = opt_.byte_ring;
     running_ = opt_.device_config.is_nil() ? default_device_config(opt_.cells) : opt_.device_config;
     stored_ = running_;
     fallback_ = running_;
@@ -169,7 +170,8 @@ void SimController::handle(const std::string& p, const Value& data, Done done)
     }
     if (p == "ser.errcount") {
         if (opt_.quirks_2022) return done(Value(msgpack::Ext{4, {'c', 'o', 'r', 'o'}}), {});
-        return done(Value(Map{{"crc", 0}, {"frame", 0}}), {});
+        auto [crc, frame] = ring_.take_errcount();
+        return done(Value(Map{{"crc", crc}, {"frame", frame}}), {});
     }
     done(Value(), fmt::format("AttributeError(\"no command '{}'\")", p));
 }

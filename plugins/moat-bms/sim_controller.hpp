@@ -29,6 +29,7 @@ struct ControllerOptions {
     std::uint32_t seed = 1;
     msgpack::Value device_config;   ///< nil: default_device_config(cells)
     Duration boot_outage = std::chrono::seconds(2);
+    bool byte_ring = false;         ///< SerialPacker frames on the ring (real CRC errors)
 };
 
 /// Faults of the controller itself (the ring's are SimRing::faults).

@@ -38,6 +38,13 @@ void SimRing::resize(int n)
     for (std::size_t i = 0; i < modules_.size(); ++i) modules_[i].settings.git_version = 0x12345678;
 }
 
+std::pair<std::uint32_t, std::uint32_t> SimRing::take_errcount()
+{
+    std::pair<std::uint32_t, std::uint32_t> r{rx_.crc_errors(), rx_.frame_errors()};
+    rx_.reset_counters();
+    return r;
+}
+
 void SimRing::tick(double dt)
 {
     for (auto& m : modules_) {
@@ -152,12 +159,27 @@ std::vector<Bytes> SimRing::process(std::span<const std::uint8_t> request)
     bool drop = faults.dead || !out;
     if (until_drop_ > 0 && --until_drop_ == 0) drop = true;
     if (faults.drop_probability > 0 && std::uniform_real_distribution<>(0, 1)(rng_) < faults.drop_probability) drop = true;
+    if (faults.append_garbage && out) out->push_back(0x5A);
+    if (faults.truncate && out && out->size() > header_size) out->pop_back();
+    if (byte_ring && out && !faults.dead) {
+        // The last module frames the payload; a lost packet is a corrupted
+        // byte on the wire, which the controller's receiver rejects.
+        auto wire = serial_packer::frame(*out);
+        if (drop) wire[wire.size() / 2] ^= 0x10;
+        std::vector<Bytes> frames;
+        for (auto& ev : rx_.feed(wire, serial_packer::Receiver::Time{}))
+            if (auto* f = std::get_if<serial_packer::Frame>(&ev)) frames.push_back(std::move(f->payload));
+        if (frames.empty()) {
+            ++counters_.dropped;
+            return {};
+        }
+        out = std::move(frames.front());
+        drop = false;
+    }
     if (drop) {
         ++counters_.dropped;
         return {};
     }
-    if (faults.append_garbage) out->push_back(0x5A);
-    if (faults.truncate && out->size() > header_size) out->pop_back();
     std::vector<Bytes> result;
     if (faults.reorder && !held_) {
         held_ = std::move(*out);

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "cell_packet.hpp"
+#include "serial_packer.hpp"
 
 namespace moat::bms::sim {
 
@@ -73,6 +74,11 @@ public:
     void resize(int modules);
     RingFaults faults;
     const RingCounters& counters() const { return counters_; }
+    /// Byte level: every reply is SerialPacker-framed and unframed by the
+    /// controller's receiver, so a lost packet is a real CRC error there.
+    bool byte_ring = false;
+    /// The controller receiver's CRC and frame errors (then zeroed): ser.errcount.
+    std::pair<std::uint32_t, std::uint32_t> take_errcount();
 
 private:
     std::optional<Bytes> pass(std::span<const std::uint8_t> request);
@@ -85,6 +91,7 @@ private:
     int last_drop_nth_ = 0;
     std::optional<Bytes> held_;
     RingCounters counters_;
+    serial_packer::Receiver rx_;
 };
 
 } // namespace moat::bms::sim

@@ -242,3 +242,17 @@ TEST_CASE("sim reset: the RAM configuration is lost unless persisted; boot keeps
     CHECK_FALSE(r.sim.relay());  // a hard reset opens it
     CHECK(r.sim.relay_history().back().why == "hard reset");
 }
+
+TEST_CASE("sim byte ring: a lost packet is a CRC error the controller counts; errcount returns and zeroes")
+{
+    SimRing ring(2);
+    ring.byte_ring = true;
+    auto ok = ring.process(hex("00 01 00 08"));
+    REQUIRE(ok.size() == 1);
+    CHECK(std::get<Reply>(parse_reply(ok[0])).records.size() == 2);
+    ring.faults.drop_nth = 1;
+    CHECK(ring.process(hex("00 01 00 09")).empty());
+    CHECK(ring.take_errcount() == std::pair<std::uint32_t, std::uint32_t>{1, 0});
+    CHECK(ring.take_errcount() == std::pair<std::uint32_t, std::uint32_t>{0, 0});
+    CHECK(ring.process(hex("00 01 00 0A")).size() == 1);
+}
