@@ -75,6 +75,7 @@ public:
         server.controller.quirks_2022 = m.quirks_2022;
         server.controller.time_factor = m.time_factor;
         server.controller.seed = m.seed;
+        server.controller.byte_ring = m.byte_ring;
         server.options.float32 = m.float32;
         co_await bms::sim::serve_pty(ctx_.loop, server, bms_reopen_, ctx_.log.child("moat-bms"));
     }

@@ -36,6 +36,7 @@ const ConfigKey moat_bms_keys[] = {
     {"modules", K::integer, "-1", "modules in the ring (-1: as many as cells)", -1, 255},
     {"quirks_2022", K::boolean, "false", "the 2022 controller: the keepalive never trips, the info generation moves every check"},
     {"float32", K::boolean, "true", "floats as float32, as the RP2040 sends them"},
+    {"byte_ring", K::boolean, "false", "SerialPacker frames on the simulated ring: a lost packet is a CRC error the controller counts"},
     {"time_factor", K::number, "1.0", "the controller's time runs this many times faster", 0.01, 1000},
     {"seed", K::integer, "1", "seed of the simulated ring's random faults", 0, 4294967295.0},
 };
@@ -236,6 +237,7 @@ SimConfig parse_config(const Config& config) {
         m.modules = mb.get_int("modules") < 0 ? m.cells : static_cast<int>(mb.get_int("modules"));
         m.quirks_2022 = mb.get_bool("quirks_2022");
         m.float32 = mb.get_bool("float32");
+        m.byte_ring = mb.get_bool("byte_ring");
         m.time_factor = mb.get_number("time_factor");
         m.seed = static_cast<std::uint32_t>(mb.get_int("seed"));
         out.moat_bms = m;

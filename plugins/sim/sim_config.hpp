@@ -35,7 +35,7 @@ struct GridModbus {
 struct MoatBmsSim {
     std::string link;           ///< the symlink the host opens ("pty:PATH" in the file)
     int cells = 16, modules = 16;
-    bool quirks_2022 = false, float32 = true;
+    bool quirks_2022 = false, float32 = true, byte_ring = false;
     double time_factor = 1.0;
     std::uint32_t seed = 1;
 };
