@@ -193,7 +193,7 @@ Value DeviceClient::on_message(const Value& p, const Value& data, bool is_reques
         if (on_packet) on_packet();
     } else if (name == opt_.serial_app + ".in_raw") {
         ++counters_.raw_chunks;
-        if (auto* b = data.bin()) log_.info("ring console: {}", std::string(b->begin(), b->end()));
+        if (auto* b = data.bin()) log_.debug("ring console: {}", std::string(b->begin(), b->end()));
     } else if (name == opt_.app + ".work") {
         ++counters_.work_pushes;
         auto w = WorkSums::from_push(data);

@@ -175,6 +175,7 @@ Task<void> Link::run_once(OnUp on_up)
 
         state_.up = true;
         state_.reason = "up";
+        up_since_ = clock.now();
         ++state_.sessions;
         publish();
         log_.info("link up on {} ({} cells, keepalive every {:.3g} s)", out.name(), cells, duration<double>(every).count());
@@ -207,7 +208,6 @@ Task<void> Link::run(OnUp on_up)
     auto& clock = loop_.clock();
     Duration backoff = opt_.backoff_initial;
     for (;;) {
-        const auto started = clock.now();
         const auto sessions_before = state_.sessions;
         std::string reason;
         bool config_error = false;
@@ -223,7 +223,7 @@ Task<void> Link::run(OnUp on_up)
             reason = e.what();
         }
         // A session that was up for backoff_reset starts the back-off over.
-        if (state_.sessions != sessions_before && clock.now() - started >= opt_.backoff_reset) backoff = opt_.backoff_initial;
+        if (state_.sessions != sessions_before && clock.now() - up_since_ >= opt_.backoff_reset) backoff = opt_.backoff_initial;
         const Duration wait = config_error ? opt_.config_retry : backoff;
         state_.up = false;
         state_.reason = reason;

@@ -96,6 +96,7 @@ private:
     Logger log_;
     LinkState state_;
     std::deque<TimePoint> decode_errors_;
+    TimePoint up_since_{};
     TimePoint console_window_{};
     int console_in_window_ = 0;
     int console_suppressed_ = 0;
