@@ -113,6 +113,28 @@ TEST_CASE("a session comes up in order and reads the simulated ring")
     CHECK(r.link->state().sessions == 1);
 }
 
+TEST_CASE("plain msgpack (a socket): the same session without guard bytes")
+{
+    sim::LinkOptions lo;
+    lo.guarded = false;
+    lo.float32 = false;
+    SessionOptions so;
+    so.guarded = false;
+    LinkRig r({}, lo, so);
+    int hops = 0;
+    r.with_device(60s, [&]() -> Task<void> {
+        auto on_up = [&](LinkSession& s) -> Task<void> {
+            auto t = ring_size(s);
+            hops = co_await t;
+        };
+        auto once = r.link->run_once(on_up);
+        co_await once;
+    });
+    CHECK(hops == 16);
+    CHECK(r.link->state().console_lines == 0);
+    CHECK(r.device->decode_errors() == 0);
+}
+
 TEST_CASE("a device configuration without poll.k is a config error naming the key")
 {
     auto cfg = sim::default_device_config(4);
