@@ -1,10 +1,11 @@
 // build/test/moat-bms-tool: the simulator and the probe without the host, for
 // the integration and peer tests and for trying the link by hand.
 //
-//   moat-bms-tool sim --link PATH [--cells N] [--modules M] [--plain]
+//   moat-bms-tool sim --link PATH | --unix PATH [--cells N] [--modules M] [--plain|--guarded]
 //                     [--quirks] [--byte-ring] [--float64] [--noise N] [--seed S] [--time-factor F]
-//     serves a simulated controller on a pty behind the symlink PATH; prints
-//     "pty /dev/pts/N" and "ready"; reads commands on stdin, one per line:
+//     serves a simulated controller on a pty behind the symlink PATH (or on
+//     a Unix socket, plain msgpack); prints "pty /dev/pts/N" (or "unix PATH"
+//     per connection) and "ready"; reads commands on stdin, one per line:
 //       mute 0|1, dead 0|1, invalid N, drop_nth K, drop_p P, seen 0|1,
 //       garbage 0|1, truncate 0|1, duplicate 0|1, reorder 0|1, flood N,
 //       voltage I V, vraw I RAW, traw I RAW, modules M, current A,
@@ -34,6 +35,8 @@ namespace {
 
 struct SimArgs {
     std::string link;
+    bool unix_socket = false;  ///< serve a Unix socket (plain msgpack unless --guarded)
+    bool guarded_given = false;
     sim::ControllerOptions ctl;
     sim::LinkOptions lnk;
 };
@@ -113,10 +116,15 @@ Task<void> serve(Loop& loop, SimArgs args)
     auto devices = [&]() -> Task<void> {
         sim::PtyServer server{args.link, args.ctl, args.lnk, [&](sim::SimDevice* d, const std::string& path) {
                                   current = d;
-                                  if (d) reply("pty " + path);
+                                  if (d) reply((args.unix_socket ? "unix " : "pty ") + path);
                               }};
-        auto t = sim::serve_pty(loop, server, reopen, log);
-        co_await t;
+        if (args.unix_socket) {
+            auto t = sim::serve_unix(loop, server, reopen, log);
+            co_await t;
+        } else {
+            auto t = sim::serve_pty(loop, server, reopen, log);
+            co_await t;
+        }
     };
     auto all = [&](TaskGroup& g) -> Task<void> {
         g.spawn(commands(), "commands");
@@ -134,9 +142,14 @@ int sim_main(const std::vector<std::string>& argv)
     ArgReader a(argv);
     while (a.next()) {
         if (a.is("--link")) s.link = a.value();
+        else if (a.is("--unix")) {
+            s.link = a.value();
+            s.unix_socket = true;
+        }
         else if (a.is("--cells")) s.ctl.cells = s.ctl.modules = std::stoi(a.value());
         else if (a.is("--modules")) s.ctl.modules = std::stoi(a.value());
         else if (a.flag("--plain")) s.lnk.guarded = false;
+        else if (a.flag("--guarded")) s.lnk.guarded = true, s.guarded_given = true;
         else if (a.flag("--quirks")) s.ctl.quirks_2022 = true;
         else if (a.flag("--byte-ring")) s.ctl.byte_ring = true;
         else if (a.flag("--float64")) s.lnk.float32 = false;
@@ -145,7 +158,8 @@ int sim_main(const std::vector<std::string>& argv)
         else if (a.is("--time-factor")) s.ctl.time_factor = std::stod(a.value());
         else throw UsageError(a.unknown());
     }
-    if (s.link.empty()) throw UsageError("sim needs --link PATH");
+    if (s.link.empty()) throw UsageError("sim needs --link PATH or --unix PATH");
+    if (s.unix_socket && !s.guarded_given) s.lnk.guarded = false;
     Loop loop;
     run_until_complete(loop, serve(loop, s));
     return 0;

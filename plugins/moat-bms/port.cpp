@@ -80,6 +80,24 @@ int connect_unix(const std::string& path)
     return fd;
 }
 
+int listen_unix(const std::string& path)
+{
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    if (path.size() >= sizeof(addr.sun_path)) throw IoError(path + ": socket path too long");
+    std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
+    const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (fd < 0) fail(path);
+    ::unlink(path.c_str());
+    if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) < 0 || ::listen(fd, 4) < 0) {
+        const int e = errno;
+        ::close(fd);
+        errno = e;
+        fail(path);
+    }
+    return fd;
+}
+
 Pty open_pty()
 {
     Pty p;

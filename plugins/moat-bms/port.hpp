@@ -23,6 +23,9 @@ int open_tty(const std::string& path);
 /// Connect to a Unix stream socket. Throws IoError.
 int connect_unix(const std::string& path);
 
+/// Listen on a Unix stream socket at `path` (a stale socket file is replaced). Throws IoError.
+int listen_unix(const std::string& path);
+
 /// A pseudo-terminal for the simulator: the master side, and the slave's path.
 /// The slave is set raw and kept open by `keep_slave` so the master does not
 /// see a hang-up between two clients.

@@ -1,6 +1,7 @@
 // Serving the simulated controller on a pseudo-terminal behind a stable
 // symlink, as the sim plugin and build/test/moat-bms-tool do: a new pty
 // (and a new controller) whenever `reopen` is set, the symlink re-pointed.
+// Or on a Unix socket.
 #pragma once
 
 #include <functional>
@@ -26,5 +27,10 @@ struct PtyServer {
 /// sees end of file) and opens a new one behind the same symlink. The
 /// symlink is removed at the end.
 Task<void> serve_pty(Loop& loop, PtyServer server, Event& reopen, Logger log);
+
+/// The same on a Unix socket at `server.link` (plain msgpack unless
+/// server.options.guarded): one connection at a time, each with a fresh
+/// controller; `reopen` drops the current connection.
+Task<void> serve_unix(Loop& loop, PtyServer server, Event& reopen, Logger log);
 
 } // namespace moat::bms::sim

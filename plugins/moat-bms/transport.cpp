@@ -188,4 +188,75 @@ void ByteStream::write(std::span<const std::uint8_t> bytes)
 
 std::size_t ByteStream::queued() const { return impl_->out.size() - impl_->out_at; }
 
+struct Listener::Impl {
+    class Waiter;
+    int fd;
+    std::string name;
+    std::unique_ptr<Poll> poll;
+    Waiter* waiter = nullptr;
+};
+
+class Listener::Impl::Waiter final : public Suspension {
+public:
+    explicit Waiter(Impl& l) : l_(l) {}
+    int fd = -1;
+    std::string error;
+    void attempt()
+    {
+        const int c = ::accept4(l_.fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (c < 0 && (errno == EAGAIN || errno == EINTR || errno == ECONNABORTED)) return;
+        if (c < 0) error = fmt::format("{}: accept: {}", l_.name, std::strerror(errno));
+        fd = c;
+        stop();
+        complete();
+    }
+
+private:
+    void start() override
+    {
+        l_.waiter = this;
+        uv_poll_start(&l_.poll->handle, UV_READABLE, [](uv_poll_t* h, int, int) {
+            auto* l = static_cast<Impl*>(h->data);
+            if (l->waiter) l->waiter->attempt();
+        });
+        attempt();
+    }
+    void abort() override { stop(); }
+    void stop()
+    {
+        l_.waiter = nullptr;
+        uv_poll_stop(&l_.poll->handle);
+    }
+    Impl& l_;
+};
+
+Listener::Listener(Loop& loop, int fd, std::string name) : impl_(std::make_unique<Impl>())
+{
+    impl_->fd = fd;
+    impl_->name = std::move(name);
+    impl_->poll = std::make_unique<Poll>();
+    if (int rc = uv_poll_init(loop.uv(), &impl_->poll->handle, fd); rc != 0) {
+        ::close(fd);
+        throw IoError(fmt::format("{}: poll: {}", impl_->name, uv_strerror(rc)));
+    }
+    impl_->poll->handle.data = impl_.get();
+}
+
+Listener::~Listener()
+{
+    uv_poll_stop(&impl_->poll->handle);
+    auto* raw = impl_->poll.release();
+    raw->handle.data = raw;
+    uv_close(reinterpret_cast<uv_handle_t*>(&raw->handle), [](uv_handle_t* h) { std::unique_ptr<Poll> owned(static_cast<Poll*>(h->data)); });
+    ::close(impl_->fd);
+}
+
+Task<int> Listener::accept()
+{
+    Impl::Waiter w(*impl_);
+    co_await w;
+    if (!w.error.empty()) throw IoError(w.error);
+    co_return w.fd;
+}
+
 } // namespace moat::bms

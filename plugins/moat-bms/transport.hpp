@@ -51,4 +51,21 @@ private:
     std::string name_;
 };
 
+/// A listening socket on the loop (the simulator's Unix socket).
+class Listener {
+public:
+    /// Take ownership of the listening descriptor `fd`.
+    Listener(Loop& loop, int fd, std::string name);
+    ~Listener();
+    Listener(const Listener&) = delete;
+    Listener& operator=(const Listener&) = delete;
+    /// Wait for the next connection; its descriptor (the caller's). Cancellable; throws IoError.
+    Task<int> accept();
+
+    struct Impl;
+
+private:
+    std::unique_ptr<Impl> impl_;
+};
+
 } // namespace moat::bms
