@@ -77,7 +77,9 @@ public:
         server.controller.seed = m.seed;
         server.controller.byte_ring = m.byte_ring;
         server.options.float32 = m.float32;
-        co_await bms::sim::serve_pty(ctx_.loop, server, bms_reopen_, ctx_.log.child("moat-bms"));
+        server.options.guarded = !m.unix_socket;
+        if (m.unix_socket) co_await bms::sim::serve_unix(ctx_.loop, server, bms_reopen_, ctx_.log.child("moat-bms"));
+        else co_await bms::sim::serve_pty(ctx_.loop, server, bms_reopen_, ctx_.log.child("moat-bms"));
     }
 
     Task<void> run_model() {

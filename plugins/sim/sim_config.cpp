@@ -31,7 +31,7 @@ const ConfigKey top_keys[] = {
 
 const ConfigKey moat_bms_keys[] = {
     {"enabled", K::boolean, "false", "serve a simulated MoaT BMS controller"},
-    {"link", K::string, "\"\"", "pty:PATH: a pseudo-terminal behind the symlink PATH (what the moat-bms plugin opens)"},
+    {"link", K::string, "\"\"", "pty:PATH: a pseudo-terminal behind the symlink PATH (a moat-bms device); unix:PATH: a Unix socket (a moat-bms socket, plain msgpack)"},
     {"cells", K::integer, "16", "batt.n of the controller's configuration", 1, 32},
     {"modules", K::integer, "-1", "modules in the ring (-1: as many as cells)", -1, 255},
     {"quirks_2022", K::boolean, "false", "the 2022 controller: the keepalive never trips, the info generation moves every check"},
@@ -229,10 +229,12 @@ SimConfig parse_config(const Config& config) {
     const auto mb = sub(config, "moat_bms", *config.node("moat_bms")->as_table(), moat_bms_keys);
     if (mb.get_bool("enabled")) {
         const auto link = mb.get_string("link");
-        if (!link.starts_with("pty:") || link.size() == 4)
-            config.fail("moat_bms", fmt::format("key 'link': expected pty:PATH, not '{}'", link));
+        const bool pty = link.starts_with("pty:"), unix = link.starts_with("unix:");
+        if ((!pty && !unix) || link.size() == (pty ? 4u : 5u))
+            config.fail("moat_bms", fmt::format("key 'link': expected pty:PATH or unix:PATH, not '{}'", link));
         MoatBmsSim m;
-        m.link = link.substr(4);
+        m.link = link.substr(pty ? 4 : 5);
+        m.unix_socket = unix;
         m.cells = static_cast<int>(mb.get_int("cells"));
         m.modules = mb.get_int("modules") < 0 ? m.cells : static_cast<int>(mb.get_int("modules"));
         m.quirks_2022 = mb.get_bool("quirks_2022");

@@ -33,7 +33,8 @@ struct GridModbus {
 
 /// moat_bms: a simulated MoaT BMS controller (plugins/moat-bms' simulator) on a pty.
 struct MoatBmsSim {
-    std::string link;           ///< the symlink the host opens ("pty:PATH" in the file)
+    std::string link;           ///< the symlink the host opens ("pty:PATH"), or a socket ("unix:PATH")
+    bool unix_socket = false;
     int cells = 16, modules = 16;
     bool quirks_2022 = false, float32 = true, byte_ring = false;
     double time_factor = 1.0;

@@ -22,7 +22,8 @@ class BmsSim:
 
     def __init__(self, link, *args):
         self.link = link
-        self.proc = spawn([TOOL, "sim", "--link", link] + list(args), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+        where = [] if "--unix" in args else ["--link", link]
+        self.proc = spawn([TOOL, "sim"] + where + list(args), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                           stderr=subprocess.DEVNULL, text=True)
         lines = [_readline_with_timeout(self.proc.stdout, 5.0) for _ in range(2)]
         if "ready\n" not in lines:
@@ -34,7 +35,7 @@ class BmsSim:
         self.proc.stdin.flush()
         while True:
             answer = _readline_with_timeout(self.proc.stdout, 5.0)
-            if answer is None or not answer.startswith("pty "):
+            if answer is None or not answer.startswith(("pty ", "unix ")):
                 break
         if answer is None or answer.strip() != "ok":
             raise AssertionError(f"sim command {line!r}: {answer!r}")
@@ -122,3 +123,44 @@ class MoatBmsWithTheSimPlugin(HostTestCase):
         host.wait_for_in_order([r"\[sim/moat-bms\] serving a simulated controller on " + link,
                                 r"\[moat-bms\].*link up on " + link + r" \(8 cells",
                                 r"\[moat-bms\].*ring: 8 modules"], 20.0)
+
+    def test_the_plugin_reads_the_sim_plugins_controller_on_a_socket(self):
+        self.start_bus()
+        path = os.path.join(self.tmp, "bms.sock")
+        config = self.write_config(f"""
+            [sim]
+            [sim.moat_bms]
+            enabled = true
+            link = {toml_string("unix:" + path)}
+            cells = 3
+
+            [moat-bms]
+            socket = {toml_string(path)}
+            """, plugin_dir=PLUGINS)
+        host = self.start_host(config)
+        host.wait_for_in_order([r"\[moat-bms\].*link up on " + path + r" \(3 cells",
+                                r"\[moat-bms\].*ring: 3 modules"], 20.0)
+
+
+class MoatBmsOnASocket(HostTestCase):
+    """socket = PATH: plain msgpack to the simulator's Unix socket."""
+
+    def test_socket_session_and_probe(self):
+        self.start_bus()
+        path = os.path.join(self.tmp, "bms.sock")
+        sim = BmsSim(path, "--unix", path, "--cells", "4")
+        self.addCleanup(sim.stop)
+        # The probe first (one connection at a time), then the host.
+        p = subprocess.run([TOOL, "probe", "--socket", path, "--json", "--timeout", "20"], capture_output=True, text=True,
+                           timeout=60)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertIn('"hops":4', p.stdout)
+        config = self.write_config(f"""
+            [moat-bms]
+            socket = {toml_string(path)}
+            """, plugin_dir=PLUGINS)
+        host = self.start_host(config)
+        host.wait_for_in_order([r"\[moat-bms\].*link up on " + path + r" \(4 cells", r"\[moat-bms\].*ring: 4 modules"], 20.0)
+        since = host.mark()
+        sim.command("eof")  # the simulator drops the connection
+        host.wait_for_in_order([r"link down: .*end of file", r"link up on " + path], 15.0, since)
