@@ -159,6 +159,24 @@ TEST_CASE("a device configuration without poll.k is a config error naming the ke
     CHECK(error.find("'batt.poll.k' is missing") != std::string::npos);
 }
 
+TEST_CASE("a device configuration with more than 32 cells is a config error")
+{
+    sim::ControllerOptions co;
+    co.cells = 33;
+    co.modules = 2;
+    LinkRig r(co);
+    std::string error;
+    r.with_device(30s, [&]() -> Task<void> {
+        try {
+            auto once = r.link->run_once([](LinkSession&) -> Task<void> { co_return; });
+            co_await once;
+        } catch (const DeviceConfigError& e) {
+            error = e.what();
+        }
+    });
+    CHECK(error.find("'batt.batt.n' is 33 (at most 32)") != std::string::npos);
+}
+
 TEST_CASE("invalid msgpack resyncs; five decode errors within 10 s end the session")
 {
     LinkRig r;
