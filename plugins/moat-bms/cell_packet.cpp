@@ -92,11 +92,11 @@ Bytes encode(const VoltageStatus& v)
     return out;
 }
 
-Reading classify(const VoltageStatus& v)
+Reading classify(const VoltageStatus& v, int samples)
 {
     if (v.word & 0x2000) return Reading::invalid;
     if (v.raw() == 0) return Reading::none;
-    if (v.raw() > 5115) return Reading::invalid;
+    if (samples < 1 || v.raw() > 1023 * samples) return Reading::invalid;
     return Reading::value;
 }
 

@@ -78,8 +78,9 @@ Bytes encode(const VoltageStatus& v);
 
 /// What a raw reading means: a value, no reading yet (raw 0), or impossible.
 enum class Reading { value, none, invalid };
-/// Voltage: raw 0 = none; bit 13 set or the masked raw above 5115 = invalid.
-Reading classify(const VoltageStatus& v);
+/// Voltage: raw 0 = none; bit 13 set, or the masked raw above what `samples`
+/// 10-bit readings can sum to (5115 for the usual 5) = invalid.
+Reading classify(const VoltageStatus& v, int samples = 5);
 
 /// ReadTemperature reply: two 12-bit fields in 3 bytes. int = the load
 /// resistor's thermistor on the board, ext = the cell's thermistor.

@@ -75,7 +75,7 @@ Task<RingSnapshot> read_ring(LinkSession& s, int n, Logger& log)
             warn(fmt::format("cell {}: the module reports B {}/{}, the configuration {}/{}; using the configuration", i,
                              c.settings.b_internal, c.settings.b_external, b_load, b_cell));
         const VoltScale scale{c.settings.volts_per_step(), double(c.settings.calibration()), offset, c.settings.num_samples};
-        c.voltage_reading = classify(c.voltage);
+        c.voltage_reading = classify(c.voltage, c.settings.num_samples);
         if (c.voltage_reading == Reading::value) c.volts = raw_to_volt(c.voltage.raw(), scale);
         else if (c.voltage_reading == Reading::invalid) warn(fmt::format("cell {}: invalid voltage raw 0x{:04X}", i, c.voltage.word));
         if (classify_thermistor(c.temps.int_raw) == Reading::value) c.load_celsius = raw_to_celsius(c.temps.int_raw, b_load);

@@ -102,6 +102,8 @@ TEST_CASE("invalid raws are classified, never converted")
     CHECK(classify(VoltageStatus{5116}) == Reading::invalid);
     CHECK(classify(VoltageStatus{0x2000 | 3000}) == Reading::invalid);  // bit 13
     CHECK(classify(VoltageStatus{0xC000 | 3000}) == Reading::value);
+    CHECK(classify(VoltageStatus{7460}, 10) == Reading::value);  // a module summing 10 readings
+    CHECK(classify(VoltageStatus{3000}, 0) == Reading::invalid);
     CHECK(classify_thermistor(0) == Reading::none);
     CHECK(classify_thermistor(1022) == Reading::value);
     CHECK(classify_thermistor(1023) == Reading::invalid);

@@ -135,6 +135,43 @@ TEST_CASE("plain msgpack (a socket): the same session without guard bytes")
     CHECK(r.device->decode_errors() == 0);
 }
 
+TEST_CASE("ring read: the module's sample count is used and a mismatch warned, B from the config, invalid raws counted")
+{
+    LinkRig r;
+    auto& mods = r.ctl().ring().modules();
+    mods[1].settings.num_samples = 10;   // the configuration says 5
+    mods[2].settings.b_internal = 3435;  // the configuration says 3950
+    mods[3].voltage_raw_override = 0x2000 | 3000;
+    mods[4].temp_raw_override = 1023;
+    std::optional<RingSnapshot> snap;
+    Logger log("test", null_sink());
+    r.with_device(60s, [&]() -> Task<void> {
+        auto on_up = [&](LinkSession& s) -> Task<void> {
+            auto t = read_ring(s, 16, log);
+            snap = co_await t;
+        };
+        auto once = r.link->run_once(on_up);
+        co_await once;
+    });
+    REQUIRE(snap);
+    REQUIRE(snap->cells.size() == 16);
+    // Module 1 sums 10 readings of 746: its own count gives the same voltage as the others.
+    CHECK(snap->cells[1].voltage.raw() == 7460);
+    REQUIRE(snap->cells[1].volts);
+    CHECK(*snap->cells[1].volts == Approx(*snap->cells[0].volts).margin(1e-9));
+    CHECK(snap->cells[2].load_celsius == snap->cells[0].load_celsius);  // converted with the configured B
+    CHECK_FALSE(snap->cells[3].volts);
+    CHECK(snap->cells[3].voltage_reading == cell::Reading::invalid);
+    CHECK_FALSE(snap->cells[4].load_celsius);
+    CHECK_FALSE(snap->cells[4].cell_celsius);
+    std::string all;
+    for (auto& w : snap->warnings) all += w + "\n";
+    CHECK(all.find("cell 1: the module averages 10 samples, cell.u.samples says 5") != std::string::npos);
+    CHECK(all.find("cell 2: the module reports B 3435/3950, the configuration 3950/3950") != std::string::npos);
+    CHECK(all.find("cell 3: invalid voltage raw 0x2BB8") != std::string::npos);
+    CHECK(all.find("cell 4: invalid load thermistor raw 1023") != std::string::npos);
+}
+
 TEST_CASE("a device configuration without poll.k is a config error naming the key")
 {
     auto cfg = sim::default_device_config(4);
