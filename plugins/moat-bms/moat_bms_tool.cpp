@@ -3,6 +3,7 @@
 //
 //   moat-bms-tool sim --link PATH | --unix PATH [--cells N] [--modules M] [--plain|--guarded]
 //                     [--quirks] [--byte-ring] [--float64] [--noise N] [--seed S] [--time-factor F]
+//                     [--verbose]
 //     serves a simulated controller on a pty behind the symlink PATH (or on
 //     a Unix socket, plain msgpack); prints "pty /dev/pts/N" (or "unix PATH"
 //     per connection) and "ready"; reads commands on stdin, one per line:
@@ -156,6 +157,7 @@ int sim_main(const std::vector<std::string>& argv)
         else if (a.is("--noise")) s.lnk.noise_every = std::stoi(a.value());
         else if (a.is("--seed")) s.ctl.seed = std::uint32_t(std::stoul(a.value()));
         else if (a.is("--time-factor")) s.ctl.time_factor = std::stod(a.value());
+        else if (a.flag("--verbose")) stderr_sink()->level = LogLevel::debug;  // every request on stderr
         else throw UsageError(a.unknown());
     }
     if (s.link.empty()) throw UsageError("sim needs --link PATH or --unix PATH");

@@ -114,6 +114,7 @@ void SimController::receive(const Value& msg)
     if (!a) return;  // the host never answers us
     const std::string p = path_name(*a);
     requests_.push_back(p);
+    log_.debug("request {} {}", requests_.size(), p);  // numbered: the logger folds repeated lines
     const Value* d = msg.find("d");
     const Value data = d ? *d : Value();
     Value id = i ? *i : Value();

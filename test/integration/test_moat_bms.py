@@ -20,11 +20,13 @@ PLUGINS = os.path.join(BUILD_DIR, "plugins")
 class BmsSim:
     """build/test/moat-bms-tool sim with its command channel on stdin."""
 
-    def __init__(self, link, *args):
+    def __init__(self, link, *args, log=None):
         self.link = link
+        self.log_path = log
         where = [] if "--unix" in args else ["--link", link]
-        self.proc = spawn([TOOL, "sim"] + where + list(args), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                          stderr=subprocess.DEVNULL, text=True)
+        self.log_file = open(log, "w") if log else subprocess.DEVNULL
+        self.proc = spawn([TOOL, "sim"] + where + list(args) + (["--verbose"] if log else []), stdin=subprocess.PIPE,
+                          stdout=subprocess.PIPE, stderr=self.log_file, text=True)
         lines = [_readline_with_timeout(self.proc.stdout, 5.0) for _ in range(2)]
         if "ready\n" not in lines:
             self.stop()
@@ -40,7 +42,14 @@ class BmsSim:
         if answer is None or answer.strip() != "ok":
             raise AssertionError(f"sim command {line!r}: {answer!r}")
 
+    def requests(self):
+        """The paths the simulated controller received, in order (from its log)."""
+        with open(self.log_path) as f:
+            return [l.split("request ", 1)[1].split()[1] for l in f if "] request " in l]
+
     def stop(self):
+        if self.log_path:
+            self.log_file.close()
         for f in (self.proc.stdin, self.proc.stdout):
             try:
                 f.close()
@@ -54,7 +63,7 @@ class MoatBmsHost(HostTestCase):
         super().setUp()
         self.start_bus()
         self.link = os.path.join(self.tmp, "ttyBMS")
-        self.sim = BmsSim(self.link, "--noise", "5")
+        self.sim = BmsSim(self.link, "--noise", "5", log=os.path.join(self.tmp, "sim.log"))
         self.addCleanup(self.sim.stop)
         config = self.write_config(f"""
             [moat-bms]
@@ -65,6 +74,15 @@ class MoatBmsHost(HostTestCase):
             """, plugin_dir=PLUGINS)
         self.host = self.start_host(config)
         self.host.wait_for_in_order([r"\[moat-bms\].*link up on " + self.link, r"\[moat-bms\].*ring: 16 modules"], 15.0)
+
+    def test_session_order_in_the_simulators_log(self):
+        self.host.wait_for(r"\[moat-bms\].*ring: 16 modules", 10.0)
+        req = self.wait_until("the info long poll in the simulator's log",
+                              lambda: (lambda r: r if "batt.info" in r else None)(self.sim.requests()), 10.0, self.host)
+        self.assertEqual(req[:3], ["sys.cfg", "sys.test", "sys.is_up"], req)
+        # Then the ring read (size, settings, voltages, temperatures) and the info long poll.
+        self.assertEqual(req[3:7], ["ser.send"] * 4, req)
+        self.assertIn("batt.info", req[7:])
 
     def test_console_lines_are_logged(self):
         self.host.wait_for(r"\[moat-bms\].*C: (RELAY 1 Check OK|DLY 10000|UL 41\.2)", 10.0)
@@ -81,8 +99,8 @@ class MoatBmsHost(HostTestCase):
 
     def test_end_of_file_and_a_new_pty(self):
         since = self.host.mark()
-        self.sim.command("eof")
-        self.host.wait_for_in_order([r"link down: .*end of file", r"link up on " + self.link], 15.0, since)
+        self.sim.command("eof")  # seen by a read (end of file), or by a write first
+        self.host.wait_for_in_order([r"link down: .*(end of file|write: (Broken pipe|Input/output error|Connection reset))", r"link up on " + self.link], 15.0, since)
 
     def test_invalid_msgpack_resyncs(self):
         since = self.host.mark()
@@ -162,5 +180,5 @@ class MoatBmsOnASocket(HostTestCase):
         host = self.start_host(config)
         host.wait_for_in_order([r"\[moat-bms\].*link up on " + path + r" \(4 cells", r"\[moat-bms\].*ring: 4 modules"], 20.0)
         since = host.mark()
-        sim.command("eof")  # the simulator drops the connection
-        host.wait_for_in_order([r"link down: .*end of file", r"link up on " + path], 15.0, since)
+        sim.command("eof")  # the simulator drops the connection (seen by a read, or by a write first)
+        host.wait_for_in_order([r"link down: .*(end of file|write: (Broken pipe|Input/output error|Connection reset))", r"link up on " + path], 15.0, since)
