@@ -69,7 +69,9 @@ int connect_unix(const std::string& path)
     addr.sun_family = AF_UNIX;
     if (path.size() >= sizeof(addr.sun_path)) throw IoError(path + ": socket path too long");
     std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
-    const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    // Non-blocking: a connect to a listener whose backlog is full would
+    // otherwise block the loop; it fails with EAGAIN instead (retried by the session).
+    const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
     if (fd < 0) fail(path);
     if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) < 0) {
         const int e = errno;

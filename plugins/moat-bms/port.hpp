@@ -20,7 +20,8 @@ public:
 /// PortBusy or IoError. The descriptor is the caller's.
 int open_tty(const std::string& path);
 
-/// Connect to a Unix stream socket. Throws IoError.
+/// Connect to a Unix stream socket without blocking. Throws IoError (also
+/// when the listener's backlog is full).
 int connect_unix(const std::string& path);
 
 /// Listen on a Unix stream socket at `path` (a stale socket file is replaced). Throws IoError.
