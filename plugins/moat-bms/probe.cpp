@@ -38,6 +38,8 @@ std::string snapshot_json(const msgpack::Value& config, const RingSnapshot& s)
             c.settings.bypass_volt_raw, c.settings.b_internal, c.settings.b_external, c.settings.num_samples,
             c.settings.load_resistance());
     }
+    out += "],\"warnings\":[";
+    for (std::size_t i = 0; i < s.warnings.size(); ++i) out += (i ? "," : "") + json_string(s.warnings[i]);
     return out + "]}";
 }
 

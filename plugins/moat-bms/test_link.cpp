@@ -434,6 +434,7 @@ TEST_CASE("probe --json: one object with config, hops and cells")
     CHECK(out.find("\"hops\":4,\"cells\":[{\"index\":0,\"voltage\":3.2973") != std::string::npos);
     CHECK(out.find("\"index\":3") != std::string::npos);
     CHECK(out.find("\"index\":4") == std::string::npos);  // batt.n is 16, the ring has 4: the ring wins, with a warning
+    CHECK(out.find("\"warnings\":[\"the ring has 4 modules, the configuration 16 cells\"]}") != std::string::npos);
 }
 
 TEST_CASE("probe fails clearly: no cells, a busy port")
