@@ -22,7 +22,7 @@ for t in $targets; do
     libs="-lfmt"
     tflags=$flags
     if [ "$t" = rpc ]; then
-        extra="$src/rpc.cpp $src/device_client.cpp $root/core/src/loop.cpp $root/core/src/task.cpp $root/core/src/log.cpp"
+        extra="$src/rpc.cpp $src/device_client.cpp $src/sim_controller.cpp $root/core/src/loop.cpp $root/core/src/task.cpp $root/core/src/log.cpp"
         libs="-lfmt -luv"
         # clang 14's UBSan cannot compile our coroutines ("Cannot represent a
         # difference across sections"): this target runs under ASan only.
