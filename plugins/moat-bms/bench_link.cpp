@@ -7,6 +7,8 @@
 //   info      host CPU per info reply (decode and type-check)
 //   transport a socketpair round trip of the same bytes (write + read twice)
 //   stream    decoder throughput on a noisy guarded stream (MB/s)
+//   plain     the same objects without guard and noise: own decoder vs
+//             Debian's msgpack-c when libmsgpack-dev is installed
 //   sim       simulator CPU per simulated second (16 cells, poll.t 250 ms)
 #include <chrono>
 #include <cstdio>
@@ -29,6 +31,10 @@ using namespace moat::bms;
 using msgpack::Array;
 using msgpack::Map;
 using msgpack::Value;
+
+#ifdef MOAT_BMS_BENCH_MSGPACK_C
+double msgpack_c_decode_mbps(const std::vector<unsigned char>& plain, std::size_t& objects);
+#endif
 
 namespace {
 
@@ -117,6 +123,21 @@ int main()
     }
     const double mbps = double(stream.size()) / (cpu_now() - t0) / 1e6;
 
+    // The same objects back to back without guard or noise: our decoder vs msgpack-c.
+    std::vector<unsigned char> plain;
+    while (plain.size() < (8u << 20)) {
+        plain.insert(plain.end(), info.begin() + 1, info.end());
+        plain.insert(plain.end(), notif.begin() + 1, notif.end());
+    }
+    std::size_t own_objects = 0;
+    const double p0 = cpu_now();
+    for (std::span<const std::uint8_t> rest(plain); !rest.empty(); ++own_objects) {
+        auto r = msgpack::decode(rest);
+        if (r.status != msgpack::DecodeStatus::ok) break;
+        rest = rest.subspan(r.used);
+    }
+    const double own_mbps = double(plain.size()) / (cpu_now() - p0) / 1e6;
+
     Loop loop;
     VirtualClock clock(loop);
     loop.set_clock(clock);
@@ -136,6 +157,14 @@ int main()
     std::printf("ratio     poll/transport %.2f, info/transport %.2f\n", poll / transport, info_cost / transport);
     std::printf("stream    %8.1f MB/s decoded (own codec, %zu messages in %.1f MB with console noise)\n", mbps, messages,
                 double(stream.size()) / 1e6);
+    std::printf("plain     %8.1f MB/s own decoder (%zu objects, no guard, no noise)\n", own_mbps, own_objects);
+#ifdef MOAT_BMS_BENCH_MSGPACK_C
+    std::size_t c_objects = 0;
+    const double c_mbps = msgpack_c_decode_mbps(plain, c_objects);
+    std::printf("msgpack-c %8.1f MB/s (%zu objects); own/msgpack-c %.2f\n", c_mbps, c_objects, own_mbps / c_mbps);
+#else
+    std::printf("msgpack-c (not installed: libmsgpack-dev gives the comparison)\n");
+#endif
     std::printf("sim       %8.2f us CPU per simulated second (16 cells, 4 checks/s; %zu notifications)\n", sim_per_s * 1e6, emitted);
     return sink > 0 ? 0 : 1;
 }
