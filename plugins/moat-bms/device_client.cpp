@@ -76,6 +76,12 @@ Task<void> DeviceClient::update_config(Value delta, int mode)
     if (mode <= 1) merge_config(config, delta);
 }
 
+Task<void> DeviceClient::persist_config()
+{
+    Value p = sys_path("cfg"), d = mode_arg(1);
+    co_await rpc_.call(std::move(p), std::move(d), opt_.rpc_timeout);
+}
+
 Task<void> DeviceClient::self_test()
 {
     Value p = sys_path("test");

@@ -64,6 +64,8 @@ public:
     Task<msgpack::Value> fetch_config(int mode = 0);
     /// sys.cfg with a delta (a `port` key replaces, "-" deletes); mode 0 RAM, 1 also persisted.
     Task<void> update_config(msgpack::Value delta, int mode);
+    /// sys.cfg mode 1 without a delta: write the running configuration to the device's flash.
+    Task<void> persist_config();
     /// The link self-test: sys.test must return 61 0D 62 0A 63.
     Task<void> self_test();
     void is_up();

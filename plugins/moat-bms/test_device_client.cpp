@@ -135,6 +135,31 @@ TEST_CASE("errcount: counters, or unknown for the 2022 proxy reply and an error 
     }
 }
 
+TEST_CASE("configuration calls: fetch by mode, a delta merges into the copy, persist is mode 1 without cfg")
+{
+    ClientRig r;
+    r.answer = [](const Value& req) -> std::optional<Value> {
+        const Value& d = *req.find("d");
+        if (d.find("cfg")) return reply_d(req, Value());
+        if (d.find("mode")->integer() == 1) return reply_d(req, Value());
+        return reply_d(req, Value(Map{{"batt", Map{{"poll", Map{{"k", 15000}}}}}}));
+    };
+    r.run(10s, [&]() -> Task<void> {
+        auto f = r.client.fetch_config(0);
+        co_await f;
+        auto u = r.client.update_config(Value(Map{{"batt", Map{{"poll", Map{{"k", "-"}}}}}}), 0);
+        co_await u;
+        auto p = r.client.persist_config();
+        co_await p;
+    });
+    REQUIRE(r.sent.size() == 3);
+    CHECK(*r.sent[0].find("d") == Value(Map{{"mode", 0}}));
+    CHECK(r.sent[1].find("d")->find("cfg"));
+    CHECK(*r.sent[2].find("d") == Value(Map{{"mode", 1}}));
+    CHECK(config_at(r.client.config, "batt.poll.k") == nullptr);
+    CHECK(config_at(r.client.config, "batt.poll"));
+}
+
 TEST_CASE("the self-test refuses anything but a\\rb\\nc")
 {
     ClientRig r;
