@@ -214,7 +214,7 @@ TEST_CASE("a device configuration with more than 32 cells is a config error")
     CHECK(error.find("'batt.batt.n' is 33 (at most 32)") != std::string::npos);
 }
 
-TEST_CASE("invalid msgpack resyncs; five decode errors within 10 s end the session")
+TEST_CASE("invalid msgpack resyncs, five decode errors within 10 s end the session")
 {
     LinkRig r;
     std::string ended;
@@ -273,7 +273,7 @@ TEST_CASE("a silent device: the keepalive times out and ends the session")
     CHECK(at == Approx(15.0 / 2.1 + 2.0).margin(0.5));
 }
 
-TEST_CASE("link false ends the session; the reconnect loop backs off 1, 1.4, 1.96 s")
+TEST_CASE("link false ends the session, the reconnect loop backs off 1, 1.4, 1.96 s")
 {
     LinkRig r;
     std::vector<LinkState> states;

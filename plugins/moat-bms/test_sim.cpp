@@ -51,7 +51,7 @@ TEST_CASE("sim ring: writes consume one record per module, a broadcast shares on
     CHECK(ring.process(hex("00 0B 00 12 01 00")).empty());
 }
 
-TEST_CASE("sim ring: sequence gaps count as bad packets; settings and voltages as the firmware")
+TEST_CASE("sim ring: sequence gaps count as bad packets, settings and voltages as the firmware")
 {
     SimRing ring(1);
     ring.process(hex("00 01 00 00"));  // seq 0
@@ -198,7 +198,7 @@ TEST_CASE("sim relay: a lost keepalive opens the relay, unless in 2022 quirks mo
     }
 }
 
-TEST_CASE("sim info: a long poll waits for the next generation; quirks advance it every check")
+TEST_CASE("sim info: a long poll waits for the next generation, quirks advance it every check")
 {
     for (bool quirks : {false, true}) {
         ControllerOptions o;
@@ -217,7 +217,7 @@ TEST_CASE("sim info: a long poll waits for the next generation; quirks advance i
     }
 }
 
-TEST_CASE("sim reset: the RAM configuration is lost unless persisted; boot keeps the relay")
+TEST_CASE("sim reset: the RAM configuration is lost unless persisted, boot keeps the relay")
 {
     SimRig r;
     r.sim.start();
@@ -243,7 +243,7 @@ TEST_CASE("sim reset: the RAM configuration is lost unless persisted; boot keeps
     CHECK(r.sim.relay_history().back().why == "hard reset");
 }
 
-TEST_CASE("sim byte ring: a lost packet is a CRC error the controller counts; errcount returns and zeroes")
+TEST_CASE("sim byte ring: a lost packet is a CRC error the controller counts, errcount returns and zeroes")
 {
     SimRing ring(2);
     ring.byte_ring = true;
