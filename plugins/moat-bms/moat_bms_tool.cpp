@@ -7,9 +7,7 @@
 //     serves a simulated controller on a pty behind the symlink PATH (or on
 //     a Unix socket, plain msgpack); prints "pty /dev/pts/N" (or "unix PATH"
 //     per connection) and "ready"; reads commands on stdin, one per line:
-//       mute 0|1, dead 0|1, invalid N, drop_nth K, drop_p P, seen 0|1,
-//       garbage 0|1, truncate 0|1, duplicate 0|1, reorder 0|1, flood N,
-//       voltage I V, vraw I RAW, traw I RAW, modules M, current A,
+//       the commands of sim_commands.hpp (mute 0|1, dead 0|1, invalid N, ...),
 //       eof (close the pty; a new one behind the same symlink), quit
 //     and answers each with "ok" (or "error ...").
 //   moat-bms-tool probe (the options of `moat-victron moat-bms probe`)
@@ -17,7 +15,6 @@
 #include <cstdlib>
 #include <cstring>
 #include <fmt/format.h>
-#include <sstream>
 #include <unistd.h>
 
 #include <moat/log.hpp>
@@ -27,6 +24,7 @@
 #include "port.hpp"
 #include "probe.hpp"
 #include "sim_device.hpp"
+#include "sim_commands.hpp"
 #include "sim_pty.hpp"
 
 using namespace moat;
@@ -46,39 +44,6 @@ void reply(const std::string& s)
 {
     std::fputs((s + "\n").c_str(), stdout);
     std::fflush(stdout);
-}
-
-std::string command(sim::SimDevice& d, const std::string& line, Event& reopen)
-{
-    std::istringstream in(line);
-    std::string w;
-    in >> w;
-    double a = 0, b = 0;
-    in >> a >> b;
-    auto& ring = d.controller().ring();
-    auto module = [&]() -> sim::SimModule& {
-        if (a < 0 || a >= double(ring.modules().size())) throw std::out_of_range("no module " + std::to_string(int(a)));
-        return ring.modules()[std::size_t(a)];
-    };
-    if (w == "mute") d.faults.mute = a != 0;
-    else if (w == "dead") ring.faults.dead = a != 0;
-    else if (w == "invalid") d.faults.invalid_msgpack = int(a);
-    else if (w == "drop_nth") ring.faults.drop_nth = int(a);
-    else if (w == "drop_p") ring.faults.drop_probability = a;
-    else if (w == "seen") ring.faults.clear_seen = a == 0;
-    else if (w == "garbage") ring.faults.append_garbage = a != 0;
-    else if (w == "truncate") ring.faults.truncate = a != 0;
-    else if (w == "duplicate") ring.faults.duplicate = a != 0;
-    else if (w == "reorder") ring.faults.reorder = a != 0;
-    else if (w == "flood") d.controller().flood_in_pkt(int(a));
-    else if (w == "voltage") module().voltage = b;
-    else if (w == "vraw") module().voltage_raw_override = std::uint16_t(b);
-    else if (w == "traw") module().temp_raw_override = std::uint16_t(b);
-    else if (w == "modules") ring.resize(int(a));
-    else if (w == "current") d.controller().pack_current = a;
-    else if (w == "eof") reopen.set();
-    else return "error unknown command '" + w + "'";
-    return "ok";
 }
 
 Task<void> serve(Loop& loop, SimArgs args)
@@ -104,7 +69,11 @@ Task<void> serve(Loop& loop, SimArgs args)
                 }
                 std::string r = "error not running";
                 try {
-                    if (current) r = command(*current, line, reopen);
+                    if (current) r = sim::apply_command(*current, line);
+                    if (r == "reopen") {
+                        reopen.set();
+                        r = "ok";
+                    }
                 } catch (const std::exception& e) {
                     r = std::string("error ") + e.what();
                 }

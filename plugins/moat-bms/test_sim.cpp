@@ -4,10 +4,14 @@
 #include "cell_packet.hpp"
 #include "config_merge.hpp"
 #include "rpc.hpp"
+#include "sim_commands.hpp"
 #include "sim_controller.hpp"
 #include "test_support.hpp"
 
 #include <catch2/catch.hpp>
+
+#include <sys/socket.h>
+#include <unistd.h>
 
 using namespace moat;
 using namespace moat::bms;
@@ -255,4 +259,30 @@ TEST_CASE("sim byte ring: a lost packet is a CRC error the controller counts, er
     CHECK(ring.take_errcount() == std::pair<std::uint32_t, std::uint32_t>{1, 0});
     CHECK(ring.take_errcount() == std::pair<std::uint32_t, std::uint32_t>{0, 0});
     CHECK(ring.process(hex("00 01 00 0A")).size() == 1);
+}
+
+TEST_CASE("sim commands switch faults and overrides, and refuse what they do not know")
+{
+    test::VirtualLoop v;
+    int fds[2];
+    REQUIRE(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) == 0);
+    ::close(fds[0]);
+    SimDevice d(v.loop, std::make_unique<ByteStream>(v.loop, fds[1], "sim"), {}, {}, Logger("sim", null_sink()));
+    CHECK(apply_command(d, "mute 1") == "ok");
+    CHECK(d.faults.mute);
+    CHECK(apply_command(d, "drop_nth 3") == "ok");
+    CHECK(d.controller().ring().faults.drop_nth == 3);
+    CHECK(apply_command(d, "seen 0") == "ok");
+    CHECK(d.controller().ring().faults.clear_seen);
+    CHECK(apply_command(d, "voltage 2 3.6") == "ok");
+    CHECK(d.controller().ring().modules()[2].voltage == 3.6);
+    CHECK(apply_command(d, "vraw 15 9000") == "ok");
+    CHECK(d.controller().ring().modules()[15].voltage_raw_override == 9000);
+    CHECK(apply_command(d, "voltage 16 3.3") == "error no module 16");
+    CHECK(apply_command(d, "modules 4") == "ok");
+    CHECK(d.controller().ring().modules().size() == 4);
+    CHECK(apply_command(d, "lose_work 1") == "ok");
+    CHECK(d.controller().faults.lose_next_work_push);
+    CHECK(apply_command(d, "eof") == "reopen");
+    CHECK(apply_command(d, "explode") == "error unknown command 'explode'");
 }
