@@ -19,6 +19,7 @@
 #include "devices.hpp"
 #include "sim_config.hpp"
 #include "simulator.hpp"  // moat-modbus: the simulated Modbus meter
+#include "sim_pty.hpp"    // moat-bms-sim: the simulated MoaT BMS controller
 
 namespace {
 
@@ -51,6 +52,37 @@ public:
     explicit Sim(Context& ctx) : ctx_(ctx), cfg_(parse_config(ctx.config)), sys_(cfg_.system) {}
 
     Task<void> run() override {
+        if (!cfg_.moat_bms) {
+            auto model = run_model();
+            co_await model;
+            co_return;
+        }
+        // The MoaT BMS controller runs beside the model, on its own pty.
+        auto both = [this](TaskGroup& g) -> Task<void> {
+            g.spawn(serve_moat_bms(), "moat-bms sim");
+            co_await run_model();
+            g.cancel();
+        };
+        co_await with_group(both);
+    }
+
+    Task<void> serve_moat_bms() {
+        const auto& m = *cfg_.moat_bms;
+        bms::sim::PtyServer server;
+        server.link = m.link;
+        server.controller.cells = m.cells;
+        server.controller.modules = m.modules;
+        server.controller.quirks_2022 = m.quirks_2022;
+        server.controller.time_factor = m.time_factor;
+        server.controller.seed = m.seed;
+        server.controller.byte_ring = m.byte_ring;
+        server.options.float32 = m.float32;
+        server.options.guarded = !m.unix_socket;
+        if (m.unix_socket) co_await bms::sim::serve_unix(ctx_.loop, server, bms_reopen_, ctx_.log.child("moat-bms"));
+        else co_await bms::sim::serve_pty(ctx_.loop, server, bms_reopen_, ctx_.log.child("moat-bms"));
+    }
+
+    Task<void> run_model() {
         if (cfg_.grid_modbus) serve_grid();
         if (cfg_.settings) {
             auto up = start_settings();
@@ -347,6 +379,7 @@ private:
     std::unique_ptr<SettingsService> settings_;
     std::unique_ptr<ModbusGrid> modbus_grid_;  ///< grid.modbus: the grid meter served over Modbus
     std::vector<std::unique_ptr<Device>> devices_;
+    Event bms_reopen_;  ///< set: the simulated MoaT BMS controller reopens its pty
     bool faults_pending_ = false;
     bool stopping_ = false;              ///< safe_state() runs
     unsigned written_after_stop_ = 0;    ///< phases (bits) whose setpoint was written since

@@ -28,6 +28,19 @@ const ConfigKey top_keys[] = {
     {"settings", K::table, "{}", "com.victronenergy.settings with the ESS and DVCC settings"},
     {"system", K::boolean, "true",
      "publish com.victronenergy.system (false: leave it to Victron's systemcalc, run against the simulated devices)"},
+    {"moat_bms", K::table, "{}", "a simulated MoaT BMS controller and cell ring on a pty (docs/moat-bms-link.md)"},
+};
+
+const ConfigKey moat_bms_keys[] = {
+    {"enabled", K::boolean, "false", "serve a simulated MoaT BMS controller"},
+    {"link", K::string, "\"\"", "pty:PATH: a pseudo-terminal behind the symlink PATH (a moat-bms device); unix:PATH: a Unix socket (a moat-bms socket, plain msgpack)"},
+    {"cells", K::integer, "16", "batt.n of the controller's configuration", 1, 32},
+    {"modules", K::integer, "-1", "modules in the ring (-1: as many as cells)", -1, 255},
+    {"quirks_2022", K::boolean, "false", "the 2022 controller: the keepalive never trips, the info generation moves every check"},
+    {"float32", K::boolean, "true", "floats as float32, as the RP2040 sends them"},
+    {"byte_ring", K::boolean, "false", "SerialPacker frames on the simulated ring: a lost packet is a CRC error the controller counts"},
+    {"time_factor", K::number, "1.0", "the controller's time runs this many times faster", 0.01, 1000},
+    {"seed", K::integer, "1", "seed of the simulated ring's random faults", 0, 4294967295.0},
 };
 
 const ConfigKey vebus_keys[] = {
@@ -138,6 +151,7 @@ std::span<const ConfigKey> sub_keys(std::string_view table) {
     if (table == "solar") return solar_keys;
     if (table == "grid") return grid_keys;
     if (table == "grid.modbus") return grid_modbus_keys;
+    if (table == "moat_bms") return moat_bms_keys;
     if (table == "load") return load_keys;
     if (table == "faults") return fault_keys;
     if (table == "settings") return settings_keys;
@@ -215,6 +229,25 @@ SimConfig parse_config(const Config& config) {
                                      .serial = gm.get_string("serial")};
         if (sys.multi.phases > 1 && out.grid_modbus->type == "sdm120")
             config.fail("grid", fmt::format("key 'modbus': an sdm120 has one phase, the system {}", sys.multi.phases));
+    }
+
+    const auto mb = sub(config, "moat_bms", *config.node("moat_bms")->as_table(), moat_bms_keys);
+    if (mb.get_bool("enabled")) {
+        const auto link = mb.get_string("link");
+        const bool pty = link.starts_with("pty:"), unix = link.starts_with("unix:");
+        if ((!pty && !unix) || link.size() == (pty ? 4u : 5u))
+            config.fail("moat_bms", fmt::format("key 'link': expected pty:PATH or unix:PATH, not '{}'", link));
+        MoatBmsSim m;
+        m.link = link.substr(pty ? 4 : 5);
+        m.unix_socket = unix;
+        m.cells = static_cast<int>(mb.get_int("cells"));
+        m.modules = mb.get_int("modules") < 0 ? m.cells : static_cast<int>(mb.get_int("modules"));
+        m.quirks_2022 = mb.get_bool("quirks_2022");
+        m.float32 = mb.get_bool("float32");
+        m.byte_ring = mb.get_bool("byte_ring");
+        m.time_factor = mb.get_number("time_factor");
+        m.seed = static_cast<std::uint32_t>(mb.get_int("seed"));
+        out.moat_bms = m;
     }
 
     const auto l = sub(config, "load", *config.node("load")->as_table(), load_keys);

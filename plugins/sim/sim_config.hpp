@@ -19,7 +19,7 @@ namespace moat::sim {
 
 /// The top-level keys (the host validates these; sub-tables are checked by parse_config).
 std::span<const ConfigKey> config_keys();
-/// The keys of each sub-table, for docs and --help: "vebus", "battery", "solar", "grid", "grid.modbus", "load", "faults", "settings".
+/// The keys of each sub-table, for docs and --help: "vebus", "battery", "solar", "grid", "grid.modbus", "load", "faults", "settings", "moat_bms".
 std::span<const ConfigKey> sub_keys(std::string_view table);
 
 /// grid.modbus: the grid meter as a simulated Modbus TCP meter (plugins/meters' simulator).
@@ -31,6 +31,16 @@ struct GridModbus {
     std::string serial = "12345678";
 };
 
+/// moat_bms: a simulated MoaT BMS controller (plugins/moat-bms' simulator) on a pty.
+struct MoatBmsSim {
+    std::string link;           ///< the symlink the host opens ("pty:PATH"), or a socket ("unix:PATH")
+    bool unix_socket = false;
+    int cells = 16, modules = 16;
+    bool quirks_2022 = false, float32 = true, byte_ring = false;
+    double time_factor = 1.0;
+    std::uint32_t seed = 1;
+};
+
 struct SimConfig {
     SystemConfig system;
     std::string suffix;            ///< service names end in .<suffix> (solar chargers: .<suffix>_<n>)
@@ -38,6 +48,7 @@ struct SimConfig {
     std::int64_t vebus_instance = 276, battery_instance = 512, grid_instance = 30;
     std::vector<std::int64_t> solar_instances;
     std::optional<GridModbus> grid_modbus;  ///< set: the grid meter is served over Modbus, not published
+    std::optional<MoatBmsSim> moat_bms;     ///< set: a simulated MoaT BMS controller is served
     std::map<DeviceKind, Fault> faults;  ///< faults to inject …
     double fault_after = 0;              ///< … this many seconds after the start
     double vanish_seconds = 10;          ///< a vanished service returns after this (0 = never)

@@ -1,0 +1,184 @@
+"""Integration tests of the moat-bms plugin: the real host talks to our
+controller simulator (build/test/moat-bms-tool sim) over a pty behind a
+symlink, on a private bus. Faults are switched on the simulator's stdin: a
+silent device ends the session on a timeout and the link comes back with
+back-off; end of file and a new pty behind the same symlink; invalid msgpack
+resyncs; the port is exclusive (a probe while the host has it: port busy).
+"""
+
+import os
+import subprocess
+import time
+import unittest
+
+from moattest import BUILD_DIR, HostTestCase, _readline_with_timeout, spawn, stop_process, toml_string
+
+TOOL = os.path.join(BUILD_DIR, "test", "moat-bms-tool")
+PLUGINS = os.path.join(BUILD_DIR, "plugins")
+
+
+class BmsSim:
+    """build/test/moat-bms-tool sim with its command channel on stdin."""
+
+    def __init__(self, link, *args, log=None):
+        self.link = link
+        self.log_path = log
+        where = [] if "--unix" in args else ["--link", link]
+        self.log_file = open(log, "w") if log else subprocess.DEVNULL
+        self.proc = spawn([TOOL, "sim"] + where + list(args) + (["--verbose"] if log else []), stdin=subprocess.PIPE,
+                          stdout=subprocess.PIPE, stderr=self.log_file, text=True)
+        lines = [_readline_with_timeout(self.proc.stdout, 5.0) for _ in range(2)]
+        if "ready\n" not in lines:
+            self.stop()
+            raise AssertionError(f"moat-bms-tool sim did not start: {lines!r}")
+
+    def command(self, line):
+        self.proc.stdin.write(line + "\n")
+        self.proc.stdin.flush()
+        while True:
+            answer = _readline_with_timeout(self.proc.stdout, 5.0)
+            if answer is None or not answer.startswith(("pty ", "unix ")):
+                break
+        if answer is None or answer.strip() != "ok":
+            raise AssertionError(f"sim command {line!r}: {answer!r}")
+
+    def requests(self):
+        """The paths the simulated controller received, in order (from its log)."""
+        with open(self.log_path) as f:
+            return [l.split("request ", 1)[1].split()[1] for l in f if "] request " in l]
+
+    def stop(self):
+        if self.log_path:
+            self.log_file.close()
+        for f in (self.proc.stdin, self.proc.stdout):
+            try:
+                f.close()
+            except OSError:
+                pass
+        stop_process(self.proc)
+
+
+class MoatBmsHost(HostTestCase):
+    def setUp(self):
+        super().setUp()
+        self.start_bus()
+        self.link = os.path.join(self.tmp, "ttyBMS")
+        self.sim = BmsSim(self.link, "--noise", "5", log=os.path.join(self.tmp, "sim.log"))
+        self.addCleanup(self.sim.stop)
+        config = self.write_config(f"""
+            [moat-bms]
+            device = {toml_string(self.link)}
+            backoff_initial_s = 0.5
+            backoff_max_s = 2
+            rpc_timeout_s = 1
+            """, plugin_dir=PLUGINS)
+        self.host = self.start_host(config)
+        self.host.wait_for_in_order([r"\[moat-bms\].*link up on " + self.link, r"\[moat-bms\].*ring: 16 modules"], 15.0)
+
+    def test_session_order_in_the_simulators_log(self):
+        self.host.wait_for(r"\[moat-bms\].*ring: 16 modules", 10.0)
+        req = self.wait_until("the info long poll in the simulator's log",
+                              lambda: (lambda r: r if "batt.info" in r else None)(self.sim.requests()), 10.0, self.host)
+        self.assertEqual(req[:3], ["sys.cfg", "sys.test", "sys.is_up"], req)
+        # Then the ring read (size, settings, voltages, temperatures) and the info long poll.
+        self.assertEqual(req[3:7], ["ser.send"] * 4, req)
+        self.assertIn("batt.info", req[7:])
+
+    def test_console_lines_are_logged(self):
+        self.host.wait_for(r"\[moat-bms\].*C: (RELAY 1 Check OK|DLY 10000|UL 41\.2)", 10.0)
+
+    def test_silent_device_ends_the_session_and_the_link_comes_back(self):
+        since = self.host.mark()
+        self.sim.command("mute 1")
+        # The pending info long poll (poll.t x 14 = 3.5 s) is the first call to time out.
+        self.host.wait_for(r"\[moat-bms\].*link down: batt\.info: no reply within 3\.5 s; reconnecting in 0\.5 s", 10.0, since)
+        # While muted every new session times out in its config fetch: the delay grows.
+        self.host.wait_for(r"reconnecting in 0\.7 s", 10.0, since)
+        self.sim.command("mute 0")
+        self.host.wait_for(r"\[moat-bms\].*link state: up \(session 2\)", 15.0, since)
+
+    def test_end_of_file_and_a_new_pty(self):
+        since = self.host.mark()
+        self.sim.command("eof")  # seen by a read (end of file), or by a write first
+        self.host.wait_for_in_order([r"link down: .*(end of file|write: (Broken pipe|Input/output error|Connection reset))", r"link up on " + self.link], 15.0, since)
+
+    def test_invalid_msgpack_resyncs(self):
+        since = self.host.mark()
+        self.sim.command("invalid 3")
+        for _ in range(3):
+            m, _t = self.host.wait_for(r"msgpack: .*\(resync on the next message\)", 10.0, since)
+            since = self.host.mark()
+        time.sleep(1.0)
+        self.assertIsNone(self.host.find(r"link down", since))
+
+    def test_the_port_is_exclusive(self):
+        p = subprocess.run([TOOL, "probe", "--device", self.link, "--timeout", "5"], capture_output=True, text=True, timeout=30)
+        self.assertEqual(p.returncode, 1, p.stderr)
+        self.assertIn("port busy: " + self.link, p.stderr)
+
+
+if __name__ == "__main__":
+    unittest.main()
+
+
+class MoatBmsWithTheSimPlugin(HostTestCase):
+    """[sim.moat_bms] serves the controller inside the host; the plugin reads it."""
+
+    def test_the_plugin_reads_the_sim_plugins_controller(self):
+        self.start_bus()
+        link = os.path.join(self.tmp, "ttyBMS")
+        config = self.write_config(f"""
+            [sim]
+            [sim.moat_bms]
+            enabled = true
+            link = {toml_string("pty:" + link)}
+            cells = 8
+
+            [moat-bms]
+            device = {toml_string(link)}
+            """, plugin_dir=PLUGINS)
+        host = self.start_host(config)
+        host.wait_for_in_order([r"\[sim/moat-bms\] serving a simulated controller on " + link,
+                                r"\[moat-bms\].*link up on " + link + r" \(8 cells",
+                                r"\[moat-bms\].*ring: 8 modules"], 20.0)
+
+    def test_the_plugin_reads_the_sim_plugins_controller_on_a_socket(self):
+        self.start_bus()
+        path = os.path.join(self.tmp, "bms.sock")
+        config = self.write_config(f"""
+            [sim]
+            [sim.moat_bms]
+            enabled = true
+            link = {toml_string("unix:" + path)}
+            cells = 3
+
+            [moat-bms]
+            socket = {toml_string(path)}
+            """, plugin_dir=PLUGINS)
+        host = self.start_host(config)
+        host.wait_for_in_order([r"\[moat-bms\].*link up on " + path + r" \(3 cells",
+                                r"\[moat-bms\].*ring: 3 modules"], 20.0)
+
+
+class MoatBmsOnASocket(HostTestCase):
+    """socket = PATH: plain msgpack to the simulator's Unix socket."""
+
+    def test_socket_session_and_probe(self):
+        self.start_bus()
+        path = os.path.join(self.tmp, "bms.sock")
+        sim = BmsSim(path, "--unix", path, "--cells", "4")
+        self.addCleanup(sim.stop)
+        # The probe first (one connection at a time), then the host.
+        p = subprocess.run([TOOL, "probe", "--socket", path, "--json", "--timeout", "20"], capture_output=True, text=True,
+                           timeout=60)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertIn('"hops":4', p.stdout)
+        config = self.write_config(f"""
+            [moat-bms]
+            socket = {toml_string(path)}
+            """, plugin_dir=PLUGINS)
+        host = self.start_host(config)
+        host.wait_for_in_order([r"\[moat-bms\].*link up on " + path + r" \(4 cells", r"\[moat-bms\].*ring: 4 modules"], 20.0)
+        since = host.mark()
+        sim.command("eof")  # the simulator drops the connection (seen by a read, or by a write first)
+        host.wait_for_in_order([r"link down: .*(end of file|write: (Broken pipe|Input/output error|Connection reset))", r"link up on " + path], 15.0, since)
