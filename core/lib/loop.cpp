@@ -95,9 +95,14 @@ Loop::~Loop() {
     ready_.clear();
     real_clock_.reset();
     uv_close(reinterpret_cast<uv_handle_t*>(&idle_), nullptr);
-    // Let libuv finish every close callback before the loop goes away.
+    // Let libuv finish every close callback before the loop goes away. A
+    // stop() still pending (a failure nobody handled) makes the first run
+    // return at once; it clears the stop, so the second one does the work.
     uv_run(&loop_, UV_RUN_DEFAULT);
-    uv_loop_close(&loop_);
+    if (uv_loop_close(&loop_) == UV_EBUSY) {
+        uv_run(&loop_, UV_RUN_DEFAULT);
+        uv_loop_close(&loop_);
+    }
 }
 
 void Loop::use_real_clock() { clock_ = real_clock_.get(); }

@@ -51,11 +51,12 @@ TEST_CASE("children spawned in an owned fiber inherit its owner", "[loop]") {
     auto body = [&](TaskGroup& g) -> Task<void> {
         detail::Fiber& f = co_await detail::this_fiber();
         f.owner = owner;
-        auto child = [&]() -> Task<void> {
-            loop.post([] { throw std::runtime_error("from a child"); });
+        // No captures: the child outlives this body's frame (and its lambdas).
+        auto child = [](Loop& l) -> Task<void> {
+            l.post([] { throw std::runtime_error("from a child"); });
             co_await sleep_for(5ms);
         };
-        g.spawn(child(), "child");
+        g.spawn(child(loop), "child");
     };
     auto t = with_group(body);
     run_until_complete(loop, std::move(t));
