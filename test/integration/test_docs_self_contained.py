@@ -15,8 +15,8 @@ import unittest
 
 from moattest import BUILD_DIR, SOURCE_DIR, run_host
 
-# A spec file by name, the specs directory, or a section sign. `meters.md` is
-# our own doc only as `docs/meters.md`.
+# A spec file by name, the specs directory, a section sign, or the internal
+# design notes. `meters.md` is our own doc only as `docs/meters.md`.
 CITATION = re.compile(
     r"§"
     r"|\bspecs/"
@@ -24,6 +24,7 @@ CITATION = re.compile(
     r"|\bTOOLCHAIN\b"
     r"|(?<!docs/)\bmeters\.md\b"
     r"|\bthe spec\b"
+    r"|(?<![/\w])(?:DESIGN|STYLE)\.md\b"  # the internal design notes; a plugin's own is named by its path
 )
 
 SHIPPED = [
