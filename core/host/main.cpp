@@ -157,8 +157,10 @@ struct FoundCommand {
     const ClientCommand* command = nullptr;
 };
 
-/// Every command of every loadable plugin along `path` (the first of a name wins).
-std::vector<FoundCommand> plugin_commands(const PluginPath& path) {
+/// Every command of every loadable plugin along `path` (the first of a name
+/// wins). With `wanted`, the search stops at the plugin that brings it and
+/// returns only that one (the plugins after it are never loaded).
+std::vector<FoundCommand> plugin_commands(const PluginPath& path, std::string_view wanted = {}) {
     std::vector<FoundCommand> out;
     for (auto& kind : plugin_kinds(path)) {
         std::shared_ptr<PluginLibrary> lib;
@@ -168,6 +170,7 @@ std::vector<FoundCommand> plugin_commands(const PluginPath& path) {
             continue;  // --list-plugins says why
         }
         for (auto* c : lib->commands()) {
+            if (!wanted.empty() && c->name == wanted) return {{lib, c}};
             bool taken = std::any_of(out.begin(), out.end(), [&](auto& f) { return f.command->name == c->name; });
             if (!taken) out.push_back({lib, c});
         }
@@ -294,17 +297,15 @@ int main(int argc, char** argv) {
         if (i < argc && argv[i][0] != '-') {
             Args before = parse_args(i, argv);
             PluginPath path = plugin_path_for_tools(before);
-            auto commands = plugin_commands(path);
-            auto found = std::find_if(commands.begin(), commands.end(),
-                                      [&](auto& f) { return f.command->name == argv[i]; });
-            if (found == commands.end()) {
+            auto commands = plugin_commands(path, argv[i]);
+            if (commands.empty() || commands.front().command->name != argv[i]) {
                 std::string names;
                 for (auto& f : commands) names += (names.empty() ? "" : ", ") + std::string(f.command->name);
                 usage_error(fmt::format("unknown command '{}': no plugin in the plugin path {} brings it (commands "
                                         "found: {})",
                                         argv[i], describe(path), names.empty() ? "none" : names));
             }
-            return run_client_command(*found->command, std::span<char* const>(argv + i + 1, argv + argc));
+            return run_client_command(*commands.front().command, std::span<char* const>(argv + i + 1, argv + argc));
         }
     }
     Args args = parse_args(argc, argv);

@@ -394,6 +394,22 @@ def env_without_bus():
 # --------------------------------------------------------------------------
 # test base
 
+def line_of(path, needle, nth=1):
+    """1-based number of the nth line of the file at `path` containing `needle`."""
+    seen = 0
+    with open(path) as f:
+        for n, line in enumerate(f, 1):
+            if needle in line:
+                seen += 1
+                if seen == nth:
+                    return n
+    raise AssertionError(f"{needle!r} is not in {path}")
+
+
+# A bus address where no daemon listens: for tests that must not reach one.
+NO_BUS = "unix:path=/nonexistent/moat-test-no-bus"
+
+
 def toml_string(s):
     return '"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"'
 

@@ -10,21 +10,12 @@ import os
 import re
 import unittest
 
-from moattest import BUILD_DIR, TEST_PLUGINS, HostProcess, HostTestCase, env_without_bus, run_host
+from moattest import (BUILD_DIR, NO_BUS, TEST_PLUGINS, env_without_bus, HostProcess, HostTestCase, line_of,
+                      run_host)
 
 PLUGINS = os.path.join(BUILD_DIR, "plugins")
-NO_BUS = "unix:path=/nonexistent/moat-test-no-bus"
 
 
-def line_of(path, needle, nth=1):
-    seen = 0
-    with open(path) as f:
-        for n, line in enumerate(f, 1):
-            if needle in line:
-                seen += 1
-                if seen == nth:
-                    return n
-    raise AssertionError(f"{needle!r} is not in {path}")
 
 
 class PluginTablesTest(HostTestCase):

@@ -10,7 +10,7 @@ import unittest
 
 import dbus
 
-from moattest import BUILD_DIR, SOURCE_DIR, BusClient, HostTestCase, env_without_bus, run_host
+from moattest import (BUILD_DIR, SOURCE_DIR, BusClient, env_without_bus, HostTestCase, line_of, run_host)
 
 PLUGINS = os.path.join(BUILD_DIR, "plugins")
 NAME = "com.victronenergy.grid.test_dummy"
@@ -78,12 +78,6 @@ def nth_line_of(path, needle, n):
     return hits[n - 1]
 
 
-def line_of(path, needle):
-    with open(path) as f:
-        for n, line in enumerate(f, 1):
-            if needle in line:
-                return n
-    raise AssertionError(f"{needle!r} not in {path}")
 
 
 class DummyTest(HostTestCase):

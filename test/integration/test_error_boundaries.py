@@ -11,18 +11,12 @@ import re
 import signal
 import unittest
 
-from moattest import RECORDER_NAME, TEST_PLUGINS, HostTestCase, env_without_bus, run_host, toml_string
+from moattest import (NO_BUS, RECORDER_NAME, TEST_PLUGINS, env_without_bus, HostTestCase, line_of, run_host,
+                      toml_string)
 
-NO_BUS = "unix:path=/nonexistent/moat-test-no-bus"
 REC = f"recorder = {toml_string(RECORDER_NAME)}"
 
 
-def line_of(path, needle):
-    with open(path) as f:
-        for n, line in enumerate(f, 1):
-            if needle in line:
-                return n
-    raise AssertionError(f"{needle!r} is not in {path}")
 
 
 class CallbackFailureTest(HostTestCase):

@@ -13,10 +13,9 @@ import subprocess
 import time
 import unittest
 
-from moattest import (BUILD_DIR, HOST, RECORDER_NAME, SOURCE_DIR, TEST_PLUGINS, HostProcess, HostTestCase,
-                      env_without_bus, pid_alive, run_host, toml_string)
+from moattest import (BUILD_DIR, HOST, NO_BUS, RECORDER_NAME, SOURCE_DIR, TEST_PLUGINS, env_without_bus,
+                      HostProcess, HostTestCase, line_of, pid_alive, run_host, toml_string)
 
-NO_BUS = "unix:path=/nonexistent/moat-test-no-bus"
 GOOD_KINDS = ["factory_throws", "fail_at_start", "fail_later", "stall", "stubborn", "throw_in_callback", "worker"]
 BROKEN_KINDS = {
     "not_a_plugin": r"not a moat-victron plugin \(no moat_plugin_entry symbol\)",
@@ -27,16 +26,6 @@ BROKEN_KINDS = {
 WORKER_KEYS = "recorder, label, tick_ms, gain, mode, verbose, names"
 
 
-def line_of(path, needle, nth=1):
-    """1-based number of the nth line of the file at `path` containing `needle`."""
-    seen = 0
-    with open(path) as f:
-        for n, line in enumerate(f, 1):
-            if needle in line:
-                seen += 1
-                if seen == nth:
-                    return n
-    raise AssertionError(f"{needle!r} is not in {path}")
 
 
 def worker(name, label, enabled=None, **keys):
