@@ -100,7 +100,7 @@ class MoatBmsHost(HostTestCase):
     def test_end_of_file_and_a_new_pty(self):
         since = self.host.mark()
         self.sim.command("eof")  # seen by a read (end of file), or by a write first
-        self.host.wait_for_in_order([r"link down: .*(end of file|write: (Broken pipe|Input/output error|Connection reset))", r"link up on " + self.link], 15.0, since)
+        self.host.wait_for_in_order([r"link down: .*(end of file|(read|write): (Broken pipe|Input/output error|Connection reset))", r"link up on " + self.link], 15.0, since)
 
     def test_invalid_msgpack_resyncs(self):
         since = self.host.mark()
@@ -181,4 +181,4 @@ class MoatBmsOnASocket(HostTestCase):
         host.wait_for_in_order([r"\[moat-bms\].*link up on " + path + r" \(4 cells", r"\[moat-bms\].*ring: 4 modules"], 20.0)
         since = host.mark()
         sim.command("eof")  # the simulator drops the connection (seen by a read, or by a write first)
-        host.wait_for_in_order([r"link down: .*(end of file|write: (Broken pipe|Input/output error|Connection reset))", r"link up on " + path], 15.0, since)
+        host.wait_for_in_order([r"link down: .*(end of file|(read|write): (Broken pipe|Input/output error|Connection reset))", r"link up on " + path], 15.0, since)
