@@ -5,11 +5,11 @@
 # New interesting inputs stay in build-fuzz/corpus/<target>; crashes go to
 # build-fuzz/crash-<target>-*: copy a fixed one into corpus/<target>/ so
 # ctest replays it for ever.
-#   plugins/moat-bms/fuzz/run-fuzzers.sh [SECONDS] [TARGET...]
+#   plugins/shared/moat-link/fuzz/run-fuzzers.sh [SECONDS] [TARGET...]
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 src=$here/..
-root=$(cd "$src/../.." && pwd)
+root=$(cd "$src/../../.." && pwd)
 out=$root/build-fuzz
 seconds=${1:-600}
 [ $# -gt 0 ] && shift
@@ -22,7 +22,7 @@ for t in $targets; do
     libs="-lfmt"
     tflags=$flags
     if [ "$t" = rpc ]; then
-        extra="$src/rpc.cpp $src/device_client.cpp $src/sim_controller.cpp $root/core/src/loop.cpp $root/core/src/task.cpp $root/core/src/log.cpp"
+        extra="$src/rpc.cpp $src/device_client.cpp $src/sim_controller.cpp $root/core/lib/loop.cpp $root/core/lib/task.cpp $root/core/lib/log.cpp"
         libs="-lfmt -luv"
         # clang 14's UBSan cannot compile our coroutines ("Cannot represent a
         # difference across sections"): this target runs under ASan only.
