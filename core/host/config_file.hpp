@@ -4,7 +4,7 @@
 #include <string>
 #include <vector>
 
-#include "moat/config.hpp"
+#include "config_toml.hpp"
 #include "moat/log.hpp"
 #include "moat/loop.hpp"
 

@@ -1,4 +1,5 @@
 #include "host.hpp"
+#include "config_toml.hpp"
 
 #include <algorithm>
 #include <csignal>

@@ -1,4 +1,5 @@
 #include "last_resort.hpp"
+#include "uv_loop.hpp"
 
 #include <csignal>
 #include <cstdio>
@@ -81,7 +82,7 @@ LoopWatchdog::LoopWatchdog(Loop& loop, Duration limit, int exit_code) {
     alarm_exit_code = exit_code;
     std::snprintf(limit_text, sizeof limit_text, "%.3g", std::chrono::duration<double>(limit).count());
     timer_ = new uv_timer_t;
-    uv_timer_init(loop.uv(), timer_);
+    uv_timer_init(detail::uv_loop(loop), timer_);
     static itimerval armed;
     armed = interval(limit);
     auto pet = [](uv_timer_t*) { setitimer(ITIMER_REAL, &armed, nullptr); };

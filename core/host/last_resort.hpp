@@ -13,6 +13,8 @@
 
 #include "moat/loop.hpp"
 
+struct uv_timer_s;  // libuv's uv_timer_t (the .cpp includes libuv)
+
 namespace moat {
 
 /// Async-signal-safe cleanup run before every last-resort exit.
@@ -33,7 +35,7 @@ public:
     void final_deadline(Duration d, int exit_code);
 
 private:
-    uv_timer_t* timer_ = nullptr;
+    uv_timer_s* timer_ = nullptr;
 };
 
 /// From now on SIGTERM and SIGINT end the process at once with `exit_code`,

@@ -1,4 +1,5 @@
 #include "plugin_loader.hpp"
+#include "config_toml.hpp"
 
 #include <algorithm>
 #include <dirent.h>

@@ -1,4 +1,5 @@
 #include "moat/bus.hpp"
+#include "uv_loop.hpp"
 
 #include <poll.h>
 #include <time.h>
@@ -36,9 +37,9 @@ Bus::Bus(Loop& loop, std::unique_ptr<sdbus::IConnection> conn, std::string spec,
     : loop_(loop), conn_(std::move(conn)), spec_(std::move(spec)), log_(std::move(log)), handles_(new Handles) {
     handles_->bus = this;
     auto pd = conn_->getEventLoopPollData();
-    uv_poll_init(loop_.uv(), &handles_->poll, pd.fd);
-    uv_timer_init(loop_.uv(), &handles_->timer);
-    uv_prepare_init(loop_.uv(), &handles_->prepare);
+    uv_poll_init(detail::uv_loop(loop_), &handles_->poll, pd.fd);
+    uv_timer_init(detail::uv_loop(loop_), &handles_->timer);
+    uv_prepare_init(detail::uv_loop(loop_), &handles_->prepare);
     handles_->poll.data = handles_->timer.data = handles_->prepare.data = handles_;
     // Re-read sd-bus's wishes before every loop iteration: calls made from
     // other callbacks change them, and messages can wait in sd-bus's queue.

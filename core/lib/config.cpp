@@ -1,4 +1,4 @@
-#include "moat/config.hpp"
+#include "config_toml.hpp"
 
 #include <algorithm>
 #include <cmath>
@@ -54,6 +54,7 @@ bool has_type(const toml::node& node, KeyType type) {
 namespace {
 
 std::string describe_type(const toml::node& node) {
+    // (ConfigNode::type_name says the same to plugins.)
     switch (node.type()) {
     case toml::node_type::table: return "a table";
     case toml::node_type::array: return "an array";
@@ -61,7 +62,7 @@ std::string describe_type(const toml::node& node) {
     case toml::node_type::integer: return "an integer";
     case toml::node_type::floating_point: return "a floating-point number";
     case toml::node_type::boolean: return "a boolean";
-    default: return "a date/time";
+    default: return "a date or time";
     }
 }
 
@@ -142,54 +143,163 @@ Config validate_config(std::string_view file, std::string_view instance, std::sh
         values.insert(key.name, *given);
     }
     if (!problems.empty()) throw ConfigError(join_problems(problems));
-    return Config(std::string(file), std::string(instance), std::move(values), std::move(doc), &section);
+    auto data = std::make_shared<detail::ConfigData>();
+    data->file = std::string(file);
+    data->instance = std::string(instance);
+    data->values = std::move(values);
+    data->doc = std::move(doc);
+    data->source = &section;
+    return detail::ConfigAccess::make(std::move(data));
 }
 
-Config::Config(std::string file, std::string instance, toml::table values, std::shared_ptr<const toml::table> doc,
-               const toml::table* source)
-    : file_(std::move(file)), instance_(std::move(instance)), values_(std::move(values)), doc_(std::move(doc)),
-      source_(source) {}
+Config validate_table(const ConfigNode& table, std::string_view instance, std::span<const ConfigKey> keys) {
+    const toml::node* n = detail::ConfigAccess::node(table);
+    if (!n || !n->is_table()) throw std::logic_error("validate_table: not a table");
+    // The new Config shares the parsed file (for line numbers) through a
+    // document that holds the owner's data alive.
+    auto owner = detail::ConfigAccess::data(table);
+    auto doc = std::shared_ptr<const toml::table>(owner, owner->doc ? owner->doc.get() : &owner->values);
+    return validate_config(owner->file, instance, std::move(doc), *n->as_table(), keys, false);
+}
 
-const toml::node& Config::at(std::string_view key) const {
-    const toml::node* n = values_.get(key);
+Config parse_config(std::string_view toml_text, std::string_view file, std::string_view instance,
+                    std::span<const ConfigKey> keys) {
+    std::shared_ptr<const toml::table> doc;
+    try {
+        doc = std::make_shared<const toml::table>(toml::parse(toml_text, file));
+    } catch (const toml::parse_error& e) {
+        throw ConfigError(fmt::format("{}:{}:{}: TOML syntax error: {}", file, e.source().begin.line,
+                                      e.source().begin.column, e.description()));
+    }
+    const toml::table* section = doc->get_as<toml::table>(instance);
+    if (!section) throw ConfigError(fmt::format("{}: no table [{}]", file, instance));
+    return validate_config(file, instance, doc, *section, keys);
+}
+
+// ---- Config ----
+
+namespace {
+const toml::node& value_at(const detail::ConfigData& d, std::string_view key) {
+    const toml::node* n = d.values.get(key);
     // A plugin asking for a key it did not declare is a programming error.
-    if (!n) throw std::logic_error(fmt::format("[{}] plugin reads undeclared config key '{}'", instance_, key));
+    if (!n) throw std::logic_error(fmt::format("[{}] plugin reads undeclared config key '{}'", d.instance, key));
     return *n;
 }
+} // namespace
 
-bool Config::get_bool(std::string_view key) const { return at(key).value<bool>().value(); }
-std::int64_t Config::get_int(std::string_view key) const { return at(key).value<std::int64_t>().value(); }
-double Config::get_number(std::string_view key) const { return at(key).value<double>().value(); }
-std::string Config::get_string(std::string_view key) const { return at(key).value<std::string>().value(); }
+Config::Config() : data_(std::make_shared<detail::ConfigData>()) {}
+
+const std::string& Config::instance() const { return data_->instance; }
+const std::string& Config::file() const { return data_->file; }
+
+bool Config::get_bool(std::string_view key) const { return value_at(*data_, key).value<bool>().value(); }
+std::int64_t Config::get_int(std::string_view key) const { return value_at(*data_, key).value<std::int64_t>().value(); }
+double Config::get_number(std::string_view key) const { return value_at(*data_, key).value<double>().value(); }
+std::string Config::get_string(std::string_view key) const { return value_at(*data_, key).value<std::string>().value(); }
 
 std::vector<std::string> Config::get_strings(std::string_view key) const {
     std::vector<std::string> out;
-    if (auto* arr = at(key).as_array())
+    if (auto* arr = value_at(*data_, key).as_array())
         for (auto& e : *arr) out.push_back(e.value<std::string>().value());
     return out;
 }
 
-const toml::node* Config::node(std::string_view key) const {
-    if (const toml::node* given = source_ ? source_->get(key) : nullptr) return given;
-    return values_.get(key);
+ConfigNode Config::node(std::string_view key) const {
+    const toml::node* given = data_->source ? data_->source->get(key) : nullptr;
+    return detail::ConfigAccess::wrap(data_, given ? given : data_->values.get(key));
 }
 
 void Config::claim(std::string_view key, std::string resource) const {
-    claims_.push_back({std::string(key), std::move(resource)});
+    data_->claims.push_back({std::string(key), std::move(resource)});
 }
 
-void Config::fail_at(const toml::node& node, std::string_view what, std::string_view reason) const {
-    throw ConfigError(fmt::format("{}[{}] {}: {}", location(file_, &node), instance_, what, reason));
+const std::vector<Config::Claim>& Config::claims() const { return data_->claims; }
+
+void Config::fail_at(const ConfigNode& node, std::string_view what, std::string_view reason) const {
+    throw ConfigError(fmt::format("{}[{}] {}: {}", node ? node.location() : location(data_->file, nullptr),
+                                  data_->instance, what, reason));
 }
 
 std::string Config::where(std::string_view key) const {
     // A key left at its default is located at its instance's table.
-    const toml::node* node = source_ ? source_->get(key) : nullptr;
-    return fmt::format("{}[{}] key '{}'", location(file_, node ? node : source_), instance_, key);
+    const toml::node* node = data_->source ? data_->source->get(key) : nullptr;
+    return fmt::format("{}[{}] key '{}'", location(data_->file, node ? node : data_->source), data_->instance, key);
 }
 
 void Config::fail(std::string_view key, std::string_view reason) const {
     throw ConfigError(fmt::format("{}: {}", where(key), reason));
 }
+
+// ---- ConfigNode ----
+
+namespace {
+const toml::node* raw(const void* p) { return static_cast<const toml::node*>(p); }
+} // namespace
+
+ConfigNode::Kind ConfigNode::kind() const {
+    if (!node_) return Kind::none;
+    switch (raw(node_)->type()) {
+    case toml::node_type::boolean: return Kind::boolean;
+    case toml::node_type::integer: return Kind::integer;
+    case toml::node_type::floating_point: return Kind::floating;
+    case toml::node_type::string: return Kind::string;
+    case toml::node_type::table: return Kind::table;
+    case toml::node_type::array: return Kind::array;
+    default: return Kind::other;
+    }
+}
+
+std::string ConfigNode::type_name() const {
+    if (!node_) return "nothing";
+    return describe_type(*raw(node_));
+}
+
+std::optional<bool> ConfigNode::as_bool() const {
+    if (!node_) return std::nullopt;
+    return raw(node_)->value_exact<bool>();
+}
+
+std::optional<std::int64_t> ConfigNode::as_int() const {
+    if (!node_ || !raw(node_)->is_integer()) return std::nullopt;
+    return raw(node_)->as_integer()->get();
+}
+
+std::optional<double> ConfigNode::as_number() const {
+    if (!node_) return std::nullopt;
+    if (auto* i = raw(node_)->as_integer()) return double(i->get());
+    if (auto* f = raw(node_)->as_floating_point()) return f->get();
+    return std::nullopt;
+}
+
+std::optional<std::string> ConfigNode::as_string() const {
+    if (!node_ || !raw(node_)->is_string()) return std::nullopt;
+    return raw(node_)->as_string()->get();
+}
+
+std::vector<std::string> ConfigNode::keys() const {
+    std::vector<std::string> out;
+    if (auto* t = node_ ? raw(node_)->as_table() : nullptr)
+        for (auto&& [k, v] : *t) out.emplace_back(k.str());
+    return out;
+}
+
+ConfigNode ConfigNode::get(std::string_view key) const {
+    auto* t = node_ ? raw(node_)->as_table() : nullptr;
+    return t ? detail::ConfigAccess::wrap(data_, t->get(key)) : ConfigNode();
+}
+
+std::size_t ConfigNode::size() const {
+    auto* a = node_ ? raw(node_)->as_array() : nullptr;
+    return a ? a->size() : 0;
+}
+
+ConfigNode ConfigNode::at(std::size_t index) const {
+    auto* a = node_ ? raw(node_)->as_array() : nullptr;
+    return a && index < a->size() ? detail::ConfigAccess::wrap(data_, a->get(index)) : ConfigNode();
+}
+
+bool ConfigNode::from_file() const { return node_ && raw(node_)->source().begin.line != 0; }
+
+std::string ConfigNode::location() const { return moat::location(data_ ? data_->file : std::string(), raw(node_)); }
 
 } // namespace moat

@@ -1,17 +1,26 @@
 #include "moat/loop.hpp"
 #include "moat/task.hpp"
+#include "uv_loop.hpp"
 
 #include <stdexcept>
 #include <unordered_map>
 
 namespace moat {
 
+struct Loop::Uv {
+    uv_loop_t loop{};
+    uv_idle_t idle{};
+    static void on_idle(uv_idle_t* h) { static_cast<Loop*>(h->data)->run_ready(); }
+};
+
+uv_loop_t* detail::LoopAccess::uv(Loop& loop) { return &loop.uv_->loop; }
+
 namespace {
 
 /// Timers on libuv: one uv_timer_t per pending timer, closed when done.
 class RealClock final : public Clock {
 public:
-    explicit RealClock(Loop& loop) : owner_loop_(loop), loop_(loop.uv()) {}
+    explicit RealClock(Loop& loop) : owner_loop_(loop), loop_(detail::uv_loop(loop)) {}
     ~RealClock() override {
         for (auto& [id, t] : timers_) close(t);
     }
@@ -83,10 +92,10 @@ private:
 
 } // namespace
 
-Loop::Loop() {
-    if (int rc = uv_loop_init(&loop_); rc != 0) throw std::runtime_error(std::string("uv_loop_init: ") + uv_strerror(rc));
-    uv_idle_init(&loop_, &idle_);
-    idle_.data = this;
+Loop::Loop() : uv_(std::make_unique<Uv>()) {
+    if (int rc = uv_loop_init(&uv_->loop); rc != 0) throw std::runtime_error(std::string("uv_loop_init: ") + uv_strerror(rc));
+    uv_idle_init(&uv_->loop, &uv_->idle);
+    uv_->idle.data = this;
     real_clock_ = std::make_unique<RealClock>(*this);
     clock_ = real_clock_.get();
 }
@@ -94,21 +103,21 @@ Loop::Loop() {
 Loop::~Loop() {
     ready_.clear();
     real_clock_.reset();
-    uv_close(reinterpret_cast<uv_handle_t*>(&idle_), nullptr);
+    uv_close(reinterpret_cast<uv_handle_t*>(&uv_->idle), nullptr);
     // Let libuv finish every close callback before the loop goes away. A
     // stop() still pending (a failure nobody handled) makes the first run
     // return at once; it clears the stop, so the second one does the work.
-    uv_run(&loop_, UV_RUN_DEFAULT);
-    if (uv_loop_close(&loop_) == UV_EBUSY) {
-        uv_run(&loop_, UV_RUN_DEFAULT);
-        uv_loop_close(&loop_);
+    uv_run(&uv_->loop, UV_RUN_DEFAULT);
+    if (uv_loop_close(&uv_->loop) == UV_EBUSY) {
+        uv_run(&uv_->loop, UV_RUN_DEFAULT);
+        uv_loop_close(&uv_->loop);
     }
 }
 
 void Loop::use_real_clock() { clock_ = real_clock_.get(); }
 
 void Loop::post(std::function<void()> fn) {
-    if (ready_.empty()) uv_idle_start(&idle_, &Loop::on_idle);
+    if (ready_.empty()) uv_idle_start(&uv_->idle, &Uv::on_idle);
     ready_.push_back(Item{nullptr, {}, std::move(fn), origin()});
 }
 
@@ -149,7 +158,7 @@ void Loop::rethrow_pending() {
 }
 
 void Loop::post_resume(detail::Fiber* fiber, std::coroutine_handle<> h) {
-    if (ready_.empty()) uv_idle_start(&idle_, &Loop::on_idle);
+    if (ready_.empty()) uv_idle_start(&uv_->idle, &Uv::on_idle);
     ready_.push_back(Item{fiber, h, {}, {}});
 }
 
@@ -172,19 +181,21 @@ bool Loop::run_ready() {
         }
         set_running(nullptr);
     }
-    if (ready_.empty()) uv_idle_stop(&idle_);
+    if (ready_.empty()) uv_idle_stop(&uv_->idle);
     return ran;
 }
 
-void Loop::on_idle(uv_idle_t* h) { static_cast<Loop*>(h->data)->run_ready(); }
+void Loop::stop() { uv_stop(&uv_->loop); }
+
+bool Loop::alive() const { return uv_loop_alive(&uv_->loop) != 0; }
 
 void Loop::run() {
-    uv_run(&loop_, UV_RUN_DEFAULT);
+    uv_run(&uv_->loop, UV_RUN_DEFAULT);
     rethrow_pending();
 }
 
 void Loop::run_once_nowait() {
-    uv_run(&loop_, UV_RUN_NOWAIT);
+    uv_run(&uv_->loop, UV_RUN_NOWAIT);
     rethrow_pending();
 }
 

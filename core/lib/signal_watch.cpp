@@ -1,4 +1,5 @@
 #include "moat/signal_watch.hpp"
+#include "uv_loop.hpp"
 
 namespace moat {
 
@@ -8,7 +9,7 @@ struct SignalWatch::Handle {
 };
 
 SignalWatch::SignalWatch(Loop& loop, int signum, std::function<void(int)> fn) : h_(new Handle{{}, std::move(fn)}) {
-    uv_signal_init(loop.uv(), &h_->sig);
+    uv_signal_init(detail::uv_loop(loop), &h_->sig);
     h_->sig.data = h_;
     uv_signal_start(&h_->sig, [](uv_signal_t* s, int n) { static_cast<Handle*>(s->data)->fn(n); }, signum);
     uv_unref(reinterpret_cast<uv_handle_t*>(&h_->sig));

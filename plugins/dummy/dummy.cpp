@@ -45,18 +45,6 @@ bool valid_object_path(const std::string& p) {
     return true;
 }
 
-std::string type_name(const toml::node& n) {
-    switch (n.type()) {
-    case toml::node_type::string: return "a string";
-    case toml::node_type::integer: return "an integer";
-    case toml::node_type::floating_point: return "a floating-point number";
-    case toml::node_type::boolean: return "a boolean";
-    case toml::node_type::table: return "a table";
-    case toml::node_type::array: return "an array";
-    default: return "a date or time";
-    }
-}
-
 /// Reads and checks the `items` array; every problem is a ConfigError that
 /// names the file, the line of `items`, the item's number and its key.
 class ItemReader {
@@ -66,12 +54,12 @@ public:
 
     std::vector<ItemSpec> read() {
         std::vector<ItemSpec> out;
-        const toml::array* arr = cfg_.node("items") ? cfg_.node("items")->as_array() : nullptr;
-        if (!arr) cfg_.fail("items", "expected an array of tables ([[<instance>.items]])");
+        const moat::ConfigNode arr = cfg_.node("items");
+        if (arr.kind() != moat::ConfigNode::Kind::array) cfg_.fail("items", "expected an array of tables ([[<instance>.items]])");
         std::set<std::string> seen;
-        for (std::size_t i = 0; i < arr->size(); ++i) nodes_.push_back(&(*arr)[i]);
-        for (std::size_t i = 0; i < arr->size(); ++i) {
-            ItemSpec s = item(i + 1, (*arr)[i]);
+        for (std::size_t i = 0; i < arr.size(); ++i) nodes_.push_back(arr.at(i));
+        for (std::size_t i = 0; i < arr.size(); ++i) {
+            ItemSpec s = item(i + 1, arr.at(i));
             if (!seen.insert(s.path).second) fail(s.index, "path", "'" + s.path + "' is given twice");
             out.push_back(std::move(s));
         }
@@ -89,22 +77,22 @@ public:
 private:
     // Errors name the line of the item itself.
     [[noreturn]] void fail(std::size_t index, std::string_view key, const std::string& reason) const {
-        cfg_.fail_at(*nodes_.at(index - 1), "key 'items'", fmt::format("item {}: '{}': {}", index, key, reason));
+        cfg_.fail_at(nodes_.at(index - 1), "key 'items'", fmt::format("item {}: '{}': {}", index, key, reason));
     }
 
-    ItemSpec item(std::size_t index, const toml::node& node) {
-        const toml::table* t = node.as_table();
-        if (!t) cfg_.fail_at(node, "key 'items'", fmt::format("item {}: expected a table, got {}", index, type_name(node)));
+    ItemSpec item(std::size_t index, const moat::ConfigNode& t) {
+        if (t.kind() != moat::ConfigNode::Kind::table)
+            cfg_.fail_at(t, "key 'items'", fmt::format("item {}: expected a table, got {}", index, t.type_name()));
         static const std::set<std::string, std::less<>> known = {"path", "type", "value", "writeable", "min",
                                                                   "max", "format", "unit", "change"};
-        for (const auto& [k, v] : *t)
-            if (!known.count(k.str()))
-                fail(index, k.str(), "unknown key (an item knows: path, type, value, writeable, min, max, format, unit, change)");
+        for (const auto& k : t.keys())
+            if (!known.count(k))
+                fail(index, k, "unknown key (an item knows: path, type, value, writeable, min, max, format, unit, change)");
 
         ItemSpec s;
         s.index = index;
-        auto path = (*t)["path"].value<std::string>();
-        if (!path) fail(index, "path", t->contains("path") ? "expected a string" : "missing (every item needs its path)");
+        auto path = t.get("path").as_string();
+        if (!path) fail(index, "path", t.contains("path") ? "expected a string" : "missing (every item needs its path)");
         s.path = *path;
         if (!valid_object_path(s.path))
             fail(index, "path", "'" + s.path + "' is not a D-Bus object path (/A/B_1: letters, digits, '_')");
@@ -112,42 +100,42 @@ private:
             if (s.path == m) fail(index, "path", "'" + s.path + "' is a mandatory path: set it with the instance's keys");
 
         // Type: given, or from the value.
-        const toml::node* value = t->get("value");
-        if (auto ty = (*t)["type"].value<std::string>()) {
+        const moat::ConfigNode value = t.get("value");
+        using Kind = moat::ConfigNode::Kind;
+        if (auto ty = t.get("type").as_string()) {
             if (*ty == "int") s.type = moat::ValueType::integer;
             else if (*ty == "float") s.type = moat::ValueType::floating;
             else if (*ty == "string") s.type = moat::ValueType::string;
             else fail(index, "type", "'" + *ty + "' is not one of int|float|string");
-        } else if (t->contains("type")) {
+        } else if (t.contains("type")) {
             fail(index, "type", "expected a string (int|float|string)");
-        } else if (value && value->is_integer()) {
+        } else if (value.kind() == Kind::integer) {
             s.type = moat::ValueType::integer;
-        } else if (value && value->is_string()) {
+        } else if (value.kind() == Kind::string) {
             s.type = moat::ValueType::string;
-        } else if (!value || value->is_floating_point()) {
+        } else if (!value || value.kind() == Kind::floating) {
             s.type = moat::ValueType::floating;
         }
         const bool number = s.type != moat::ValueType::string;
 
         if (value) {
-            if (s.type == moat::ValueType::integer && value->is_integer()) s.value = moat::Value(value->as_integer()->get());
-            else if (s.type == moat::ValueType::floating && value->is_number())
-                s.value = moat::Value(value->is_integer() ? double(value->as_integer()->get()) : value->as_floating_point()->get());
-            else if (s.type == moat::ValueType::string && value->is_string()) s.value = moat::Value(value->as_string()->get());
-            else fail(index, "value", fmt::format("{} does not fit type {}", type_name(*value),
+            if (s.type == moat::ValueType::integer && value.as_int()) s.value = moat::Value(*value.as_int());
+            else if (s.type == moat::ValueType::floating && value.is_number()) s.value = moat::Value(*value.as_number());
+            else if (s.type == moat::ValueType::string && value.as_string()) s.value = moat::Value(*value.as_string());
+            else fail(index, "value", fmt::format("{} does not fit type {}", value.type_name(),
                                                   s.type == moat::ValueType::integer ? "int" : number ? "float" : "string"));
         }  // no value: the item starts invalid
 
-        if (auto w = t->get("writeable")) {
-            if (!w->is_boolean()) fail(index, "writeable", "expected a boolean, got " + type_name(*w));
-            s.writeable = w->as_boolean()->get();
+        if (auto w = t.get("writeable")) {
+            if (!w.as_bool()) fail(index, "writeable", "expected a boolean, got " + w.type_name());
+            s.writeable = *w.as_bool();
         }
         for (const char* key : {"min", "max"}) {
-            const toml::node* n = t->get(key);
+            const moat::ConfigNode n = t.get(key);
             if (!n) continue;
             if (!number) fail(index, key, "only numeric items have a range");
-            if (!n->is_number()) fail(index, key, "expected a number, got " + type_name(*n));
-            double d = n->is_integer() ? double(n->as_integer()->get()) : n->as_floating_point()->get();
+            if (!n.is_number()) fail(index, key, "expected a number, got " + n.type_name());
+            double d = *n.as_number();
             (std::string_view(key) == "min" ? s.min : s.max) = d;
         }
         if (s.min && s.max && *s.min > *s.max) fail(index, "min", fmt::format("min {} is above max {}", *s.min, *s.max));
@@ -159,15 +147,15 @@ private:
 
         // Text: format and unit ("%.1f" + "A" → "%.1f A").
         std::string format, unit;
-        if (auto f = t->get("format")) {
-            if (!f->is_string()) fail(index, "format", "expected a string, got " + type_name(*f));
+        if (auto f = t.get("format")) {
+            if (!f.as_string()) fail(index, "format", "expected a string, got " + f.type_name());
             if (!number) fail(index, "format", "string items show themselves; format is for numbers");
-            format = f->as_string()->get();
+            format = *f.as_string();
         }
-        if (auto u = t->get("unit")) {
-            if (!u->is_string()) fail(index, "unit", "expected a string, got " + type_name(*u));
+        if (auto u = t.get("unit")) {
+            if (!u.as_string()) fail(index, "unit", "expected a string, got " + u.type_name());
             if (!number) fail(index, "unit", "string items have no unit");
-            unit = u->as_string()->get();
+            unit = *u.as_string();
         }
         if (!unit.empty() && format.empty()) format = s.type == moat::ValueType::integer ? "%d" : "%.2f";
         if (!format.empty()) {
@@ -181,39 +169,38 @@ private:
             }
         }
 
-        if (auto c = t->get("change")) change(s, *c);
+        if (auto c = t.get("change")) change(s, c);
         return s;
     }
 
-    void change(ItemSpec& s, const toml::node& node) {
-        const toml::table* c = node.as_table();
-        if (!c) fail(s.index, "change", "expected a table { mode = \"increment\"|\"random\", step = ..., period = ... }");
+    void change(ItemSpec& s, const moat::ConfigNode& c) {
+        if (c.kind() != moat::ConfigNode::Kind::table) fail(s.index, "change", "expected a table { mode = \"increment\"|\"random\", step = ..., period = ... }");
         if (s.type == moat::ValueType::string) fail(s.index, "change", "only numeric items change by themselves");
         if (!s.value.is_valid()) fail(s.index, "change", "a changing item needs an initial value");
-        for (const auto& [k, v] : *c)
+        for (const auto& k : c.keys())
             if (k != "mode" && k != "step" && k != "period")
-                fail(s.index, "change." + std::string(k.str()), "unknown key (change knows: mode, step, period)");
-        auto mode = (*c)["mode"].value<std::string>();
+                fail(s.index, "change." + k, "unknown key (change knows: mode, step, period)");
+        auto mode = c.get("mode").as_string();
         if (!mode) fail(s.index, "change.mode", "missing or not a string (increment|random)");
         if (*mode == "increment") s.change = ChangeMode::increment;
         else if (*mode == "random") s.change = ChangeMode::random;
         else fail(s.index, "change.mode", "'" + *mode + "' is not one of increment|random");
-        if (auto n = c->get("step")) {
-            if (!n->is_number()) fail(s.index, "change.step", "expected a number, got " + type_name(*n));
-            s.step = n->is_integer() ? double(n->as_integer()->get()) : n->as_floating_point()->get();
+        if (auto n = c.get("step")) {
+            if (!n.is_number()) fail(s.index, "change.step", "expected a number, got " + n.type_name());
+            s.step = *n.as_number();
             if (!(s.step > 0)) fail(s.index, "change.step", "must be above 0");
             if (s.type == moat::ValueType::integer && s.step != std::floor(s.step))
                 fail(s.index, "change.step", "an int item changes by whole steps");
         }
-        if (auto n = c->get("period")) {
-            if (!n->is_number()) fail(s.index, "change.period", "expected a number of seconds, got " + type_name(*n));
-            s.period = n->is_integer() ? double(n->as_integer()->get()) : n->as_floating_point()->get();
+        if (auto n = c.get("period")) {
+            if (!n.is_number()) fail(s.index, "change.period", "expected a number of seconds, got " + n.type_name());
+            s.period = *n.as_number();
             if (!(s.period >= 0.01 && s.period <= 86400)) fail(s.index, "change.period", "must be in [0.01, 86400] s");
         }
     }
 
     const moat::Config& cfg_;
-    std::vector<const toml::node*> nodes_;
+    std::vector<moat::ConfigNode> nodes_;
 };
 
 class Dummy final : public moat::Plugin {

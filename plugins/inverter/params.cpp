@@ -114,9 +114,9 @@ const ModeInfo mode_table[] = {
      analyze_params},
 };
 
-ParamValue node_value(const toml::node& node, std::string_view where) {
-    if (auto b = node.value_exact<bool>()) return *b ? 1.0 : 0.0;
-    if (node.is_integer() || node.is_floating_point()) return node.value<double>();
+ParamValue node_value(const moat::ConfigNode& node, std::string_view where) {
+    if (auto b = node.as_bool()) return *b ? 1.0 : 0.0;
+    if (node.is_number()) return node.as_number();
     throw std::invalid_argument(fmt::format("{}: expected a number or a boolean", where));
 }
 
@@ -186,30 +186,31 @@ std::optional<std::string> check_param(Mode mode, std::string_view name, const P
     return std::nullopt;
 }
 
-ModeDefaults parse_mode_defaults(const toml::table& table) {
+ModeDefaults parse_mode_defaults(const moat::ConfigNode& table) {
     ModeDefaults out;
-    for (auto&& [mode_name, node] : table) {
-        auto mode = parse_mode(mode_name.str());
-        if (!mode) throw std::invalid_argument(fmt::format("{}: unknown mode", mode_name.str()));
-        auto* params = node.as_table();
-        if (!params) throw std::invalid_argument(fmt::format("{}: expected a table of parameters", mode_name.str()));
+    for (const auto& mode_name : table.keys()) {
+        auto mode = parse_mode(mode_name);
+        if (!mode) throw std::invalid_argument(fmt::format("{}: unknown mode", mode_name));
+        const moat::ConfigNode params = table.get(mode_name);
+        if (params.kind() != moat::ConfigNode::Kind::table)
+            throw std::invalid_argument(fmt::format("{}: expected a table of parameters", mode_name));
         Op& op = out[*mode];
-        for (auto&& [param, value] : *params) {
-            auto where = fmt::format("{}.{}", mode_name.str(), param.str());
-            ParamValue v = node_value(value, where);
-            if (auto err = check_param(*mode, param.str(), v, 3, true))
-                throw std::invalid_argument(fmt::format("{}: {}", mode_name.str(), *err));
-            op[std::string(param.str())] = v;
+        for (const auto& param : params.keys()) {
+            auto where = fmt::format("{}.{}", mode_name, param);
+            ParamValue v = node_value(params.get(param), where);
+            if (auto err = check_param(*mode, param, v, 3, true))
+                throw std::invalid_argument(fmt::format("{}: {}", mode_name, *err));
+            op[param] = v;
         }
     }
     return out;
 }
 
 ModeDefaults mode_defaults(const moat::Config& config) {
-    const toml::node* node = config.node("modes");
-    if (!node || !node->is_table()) return {};
+    const moat::ConfigNode node = config.node("modes");
+    if (node.kind() != moat::ConfigNode::Kind::table) return {};
     try {
-        return parse_mode_defaults(*node->as_table());
+        return parse_mode_defaults(node);
     } catch (const std::invalid_argument& e) {
         config.fail("modes", e.what());
     }

@@ -104,7 +104,7 @@ using ModeDefaults = std::map<Mode, Op>;
 /// modes or parameters, wrong types and values out of range throw
 /// std::invalid_argument naming "mode.param". `phase` is checked against 3
 /// here and against the real phase count when a mode starts.
-ModeDefaults parse_mode_defaults(const toml::table& table);
+ModeDefaults parse_mode_defaults(const moat::ConfigNode& table);
 /// The same for a validated instance configuration; errors name file and line.
 ModeDefaults mode_defaults(const moat::Config& config);
 

@@ -7,7 +7,6 @@
 
 #include <cerrno>
 #include <cstring>
-#include <fcntl.h>
 #include <termios.h>
 #include <unistd.h>
 
@@ -102,89 +101,33 @@ Task<Response> Link::transact(std::uint8_t unit, Request request, Duration timeo
 
 namespace {
 
-speed_t speed_of(int baud)
-{
-    switch (baud) {
-    case 1200: return B1200;
-    case 2400: return B2400;
-    case 4800: return B4800;
-    case 9600: return B9600;
-    case 19200: return B19200;
-    case 38400: return B38400;
-    case 57600: return B57600;
-    case 115200: return B115200;
-    case 230400: return B230400;
-    default: throw LinkError(fmt::format("unsupported baud rate {}", baud));
-    }
-}
-
 std::string errno_text(int e) { return std::strerror(e); }
 
 } // namespace
 
-struct RtuLink::Poll {
-    uv_poll_t handle;
-    RtuLink* owner;
-};
-
-RtuLink::RtuLink(Loop& loop, SerialOptions options, Logger log) : Link(loop, std::move(log)), options_(std::move(options))
+RtuLink::RtuLink(Loop& loop, RtuOptions options, Logger log) : Link(loop, std::move(log)), options_(std::move(options))
 {
-    const speed_t speed = speed_of(options_.baud);
-    if (options_.parity != 'N' && options_.parity != 'E' && options_.parity != 'O')
-        throw LinkError(fmt::format("{}: parity must be N, E or O", options_.device));
-    fd_ = ::open(options_.device.c_str(), O_RDWR | O_NOCTTY | O_NONBLOCK | O_CLOEXEC);
-    if (fd_ < 0) throw LinkError(fmt::format("cannot open {}: {}", options_.device, errno_text(errno)));
-    termios t{};
-    if (::tcgetattr(fd_, &t) != 0) {
-        const int e = errno;
-        ::close(fd_);
-        throw LinkError(fmt::format("{} is not a serial port: {}", options_.device, errno_text(e)));
+    try {
+        fd_ = open_serial(options_.device, moat::SerialOptions{options_.baud, options_.parity, options_.stop_bits, false});
+        watch_ = FdWatch(loop, fd_, options_.device);
+    } catch (const IoError& e) {
+        if (fd_ >= 0) ::close(fd_);
+        throw LinkError(e.what());
     }
-    ::cfmakeraw(&t);
-    t.c_cflag |= CLOCAL | CREAD;
-    t.c_cflag &= ~(CSIZE | PARENB | PARODD | CSTOPB | CRTSCTS);
-    t.c_cflag |= CS8;
-    if (options_.parity != 'N') t.c_cflag |= PARENB;
-    if (options_.parity == 'O') t.c_cflag |= PARODD;
-    if (options_.stop_bits == 2) t.c_cflag |= CSTOPB;
-    t.c_iflag &= ~(IXON | IXOFF | IXANY);
-    t.c_cc[VMIN] = 0;
-    t.c_cc[VTIME] = 0;
-    ::cfsetispeed(&t, speed);
-    ::cfsetospeed(&t, speed);
-    if (::tcsetattr(fd_, TCSANOW, &t) != 0) {
-        const int e = errno;
-        ::close(fd_);
-        throw LinkError(fmt::format("cannot configure {}: {}", options_.device, errno_text(e)));
-    }
-    ::tcflush(fd_, TCIOFLUSH);
-
-    poll_ = new Poll{{}, this};
-    if (int rc = uv_poll_init(loop_.uv(), &poll_->handle, fd_); rc != 0) {
-        delete poll_;
-        ::close(fd_);
-        throw LinkError(fmt::format("cannot watch {}: {}", options_.device, uv_strerror(rc)));
-    }
-    poll_->handle.data = poll_;
-    uv_poll_start(&poll_->handle, UV_READABLE, [](uv_poll_t* h, int status, int) {
-        auto* p = static_cast<Poll*>(h->data);
-        if (!p->owner) return;
-        if (status >= 0) {
-            p->owner->on_readable();
+    watch_.start(FdWatch::readable, [this](unsigned, const std::string& error) {
+        if (error.empty()) {
+            on_readable();
             return;
         }
-        // libuv reports POLLERR (a hung-up pty, an unplugged adapter) as an
-        // error status and has stopped the handle.
-        p->owner->lost_ = fmt::format("{}: {}", p->owner->options_.device, uv_strerror(status));
-        p->owner->wake_.notify();
+        // A hung-up pty or an unplugged adapter: the watch has stopped.
+        lost_ = fmt::format("{}: {}", options_.device, error);
+        wake_.notify();
     });
 }
 
 RtuLink::~RtuLink()
 {
-    poll_->owner = nullptr;
-    uv_poll_stop(&poll_->handle);
-    uv_close(reinterpret_cast<uv_handle_t*>(&poll_->handle), [](uv_handle_t* h) { delete static_cast<Poll*>(h->data); });
+    watch_ = FdWatch();
     ::close(fd_);
 }
 
@@ -212,14 +155,13 @@ void RtuLink::on_readable()
             continue;
         }
         if (n < 0 && errno == EINTR) continue;
-        // 0 (a raw tty with VMIN = VTIME = 0) or EAGAIN: drained. But
-        // "readable" with nothing to read is a hang-up (a pty whose master
-        // closed), and EIO an unplugged USB adapter: either would wake us
-        // without end. Stop watching; the link is lost.
+        // EAGAIN: drained. 0 is the end of file: a hang-up (a pty whose
+        // master closed); EIO an unplugged USB adapter. Either would wake
+        // us without end: stop watching; the link is lost.
         if ((n == 0 && !got) || (n < 0 && errno != EAGAIN)) {
             lost_ = n == 0 ? fmt::format("{} hung up", options_.device)
                            : fmt::format("reading {}: {}", options_.device, errno_text(errno));
-            uv_poll_stop(&poll_->handle);
+            watch_.stop();
         }
         break;
     }
@@ -310,19 +252,6 @@ Task<Response> RtuLink::exchange(std::uint8_t unit, const Request& request, Dura
 
 // ---- TCP ----
 
-struct TcpLink::Conn {
-    uv_tcp_t tcp;
-    uv_connect_t connect;
-    TcpLink* owner;
-};
-
-namespace {
-struct WriteReq {
-    uv_write_t req;
-    std::vector<std::uint8_t> data;
-};
-} // namespace
-
 TcpLink::TcpLink(Loop& loop, std::string host, std::uint16_t port, Logger log)
     : Link(loop, std::move(log)), host_(std::move(host)), port_(port)
 {
@@ -338,11 +267,9 @@ std::string TcpLink::describe() const
 
 void TcpLink::close(const std::string& why)
 {
-    if (!conn_) return;
+    if (state_ == State::closed) return;
     if (!why.empty()) error_ = why;
-    conn_->owner = nullptr;
-    uv_close(reinterpret_cast<uv_handle_t*>(&conn_->tcp), [](uv_handle_t* h) { delete static_cast<Conn*>(h->data); });
-    conn_ = nullptr;
+    conn_.close();
     state_ = State::closed;
     rx_.clear();
     wake_.notify();
@@ -350,10 +277,6 @@ void TcpLink::close(const std::string& why)
 
 Task<void> TcpLink::connect(TimePoint deadline)
 {
-    sockaddr_storage addr{};
-    if (uv_ip4_addr(host_.c_str(), port_, reinterpret_cast<sockaddr_in*>(&addr)) != 0 &&
-        uv_ip6_addr(host_.c_str(), port_, reinterpret_cast<sockaddr_in6*>(&addr)) != 0)
-        throw LinkError(fmt::format("'{}' is not a numeric IPv4 or IPv6 address", host_));
     if (state_ == State::connecting) {
         // An earlier transaction started this connection and was cancelled: wait for it.
         while (state_ == State::connecting)
@@ -364,48 +287,26 @@ Task<void> TcpLink::connect(TimePoint deadline)
         if (state_ != State::connected) throw LinkError(error_);
         co_return;
     }
-    conn_ = new Conn{};
-    conn_->owner = this;
-    conn_->tcp.data = conn_;
-    conn_->connect.data = conn_;
-    uv_tcp_init(loop_.uv(), &conn_->tcp);
-    uv_tcp_nodelay(&conn_->tcp, 1);
-    state_ = State::connecting;
     error_.clear();
-    int rc = uv_tcp_connect(&conn_->connect, &conn_->tcp, reinterpret_cast<const sockaddr*>(&addr), [](uv_connect_t* req, int status) {
-        auto* c = static_cast<Conn*>(req->data);
-        TcpLink* self = c->owner;
-        if (!self) return;
-        if (status < 0) {
-            self->close(fmt::format("cannot connect to {}: {}", self->describe(), uv_strerror(status)));
-            return;
-        }
-        self->state_ = State::connected;
-        uv_read_start(
-            reinterpret_cast<uv_stream_t*>(&c->tcp),
-            [](uv_handle_t*, size_t suggested, uv_buf_t* buf) {
-                buf->base = new char[suggested];
-                buf->len = suggested;
-            },
-            [](uv_stream_t* s, ssize_t n, const uv_buf_t* buf) {
-                auto* c = static_cast<Conn*>(s->data);
-                TcpLink* self = c->owner;
-                if (self && n > 0) {
-                    if (self->rx_.size() < 4 * modbus::max_tcp_frame_size)
-                        self->rx_.insert(self->rx_.end(), buf->base, buf->base + n);
-                    self->wake_.notify();
-                } else if (self && n < 0) {
-                    self->close(n == UV_EOF ? fmt::format("{} closed the connection", self->describe())
-                                            : fmt::format("{}: {}", self->describe(), uv_strerror(int(n))));
-                }
-                delete[] buf->base;
-            });
-        self->wake_.notify();
-    });
-    if (rc != 0) {
-        close(fmt::format("cannot connect to {}: {}", describe(), uv_strerror(rc)));
-        throw LinkError(error_);
+    TcpConnection::Handlers handlers;
+    handlers.connected = [this] {
+        state_ = State::connected;
+        wake_.notify();
+    };
+    handlers.data = [this](std::span<const std::uint8_t> bytes) {
+        if (rx_.size() < 4 * modbus::max_tcp_frame_size) rx_.insert(rx_.end(), bytes.begin(), bytes.end());
+        wake_.notify();
+    };
+    handlers.closed = [this](const std::string& error) {
+        if (state_ == State::connecting) close(fmt::format("cannot connect to {}: {}", describe(), error));
+        else close(error.empty() ? fmt::format("{} closed the connection", describe()) : fmt::format("{}: {}", describe(), error));
+    };
+    try {
+        conn_ = TcpConnection::connect(loop_, host_, port_, std::move(handlers));
+    } catch (const IoError& e) {
+        throw LinkError(e.what());
     }
+    state_ = State::connecting;
     while (state_ == State::connecting) {
         if (!co_await wake_.wait_until(deadline)) {
             close(fmt::format("no connection to {} within the timeout", describe()));
@@ -420,15 +321,8 @@ Task<Response> TcpLink::exchange(std::uint8_t unit, const Request& request, Dura
     const TimePoint deadline = loop_.clock().now() + timeout;
     if (state_ != State::connected) co_await connect(deadline);
     const std::uint16_t tid = ++transaction_;
-    auto* w = new WriteReq{{}, modbus::tcp_request(tid, unit, request)};
-    uv_buf_t buf = uv_buf_init(reinterpret_cast<char*>(w->data.data()), unsigned(w->data.size()));
-    if (int rc = uv_write(&w->req, reinterpret_cast<uv_stream_t*>(&conn_->tcp), &buf, 1,
-                          [](uv_write_t* req, int) { delete reinterpret_cast<WriteReq*>(req); });
-        rc != 0) {
-        delete w;
-        close(fmt::format("writing to {}: {}", describe(), uv_strerror(rc)));
-        throw LinkError(error_);
-    }
+    conn_.write(modbus::tcp_request(tid, unit, request));
+    if (state_ != State::connected) throw LinkError(error_);  // the write failed at once
     if (unit == modbus::broadcast_unit) co_return Response{};
     for (;;) {
         if (state_ != State::connected) throw LinkError(error_);

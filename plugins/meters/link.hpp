@@ -22,6 +22,7 @@
 #include "block_plan.hpp"
 #include "modbus.hpp"
 
+#include <moat/io.hpp>
 #include <moat/log.hpp>
 #include <moat/loop.hpp>
 #include <moat/task.hpp>
@@ -114,18 +115,18 @@ private:
     std::deque<Waiter*> queue_;
 };
 
-struct SerialOptions {
+struct RtuOptions {
     std::string device;       ///< "/dev/ttyUSB0"
     int baud = 9600;
     char parity = 'N';        ///< 'N', 'E' or 'O'
     int stop_bits = 1;        ///< 1 or 2
 };
 
-/// Modbus RTU on a tty: raw 8 data bits, non-blocking, watched with uv_poll.
+/// Modbus RTU on a tty: raw 8 data bits, non-blocking, watched on the loop.
 class RtuLink final : public Link {
 public:
     /// Opens and configures the port; throws LinkError naming the device.
-    RtuLink(Loop& loop, SerialOptions options, Logger log);
+    RtuLink(Loop& loop, RtuOptions options, Logger log);
     ~RtuLink() override;
 
     std::string describe() const override;
@@ -138,11 +139,10 @@ private:
     Task<modbus::Response> exchange(std::uint8_t unit, const modbus::Request& request, Duration timeout) override;
     Task<void> wait_for_silence(TimePoint deadline);
     void on_readable();
-    struct Poll;
 
-    SerialOptions options_;
+    RtuOptions options_;
     int fd_ = -1;
-    Poll* poll_ = nullptr;
+    FdWatch watch_;
     std::vector<std::uint8_t> rx_;
     Wakeup wake_;
     TimePoint quiet_until_{};
@@ -166,13 +166,11 @@ private:
     Task<modbus::Response> exchange(std::uint8_t unit, const modbus::Request& request, Duration timeout) override;
     Task<void> connect(TimePoint deadline);
     void close(const std::string& why);
-    struct Conn;
-    friend struct Conn;
 
     std::string host_;
     std::uint16_t port_;
     State state_ = State::closed;
-    Conn* conn_ = nullptr;
+    TcpConnection conn_;
     std::string error_;  ///< why the last connection attempt or connection failed
     std::vector<std::uint8_t> rx_;
     Wakeup wake_;

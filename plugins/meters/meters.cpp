@@ -89,7 +89,7 @@ public:
             const std::string parity = c.get_string("parity");
             link_ = std::make_unique<RtuLink>(
                 ctx_.loop,
-                SerialOptions{.device = c.get_string("device"), .baud = int(c.get_int("baud")),
+                RtuOptions{.device = c.get_string("device"), .baud = int(c.get_int("baud")),
                               .parity = parity == "even" ? 'E' : parity == "odd" ? 'O' : 'N',
                               .stop_bits = int(c.get_int("stop_bits"))},
                 log_);
@@ -111,27 +111,28 @@ private:
         if (tcp && c.get_string("host").empty()) c.fail("host", "a TCP bus needs the meter's (or gateway's) address");
         if (!tcp && c.get_string("device").empty()) c.fail("device", "an RTU bus needs the serial port, e.g. \"/dev/ttyUSB0\"");
         std::vector<DeviceSpec> specs;
-        auto add = [&](DeviceSpec s, const toml::node& at, const char* key) {
+        auto add = [&](DeviceSpec s, const ConfigNode& at, const char* key) {
             if (std::any_of(specs.begin(), specs.end(), [&](const DeviceSpec& o) { return o.unit == s.unit; }))
                 c.fail_at(at, fmt::format("key '{}'", key), fmt::format("unit {} is given twice", s.unit));
             specs.push_back(s);
         };
-        if (const auto* devices = c.node("devices"); devices && devices->as_array()) {
-            for (const auto& d : *devices->as_array()) {
-                const auto* t = d.as_table();
-                if (!t) c.fail_at(d, "key 'devices'", "each device is a table {unit = 1, type = \"sdm630v2\"}");
-                for (auto&& [k, v] : *t)
-                    if (k.str() != "unit" && k.str() != "type")
-                        c.fail_at(v, "key 'devices'", fmt::format("unknown key '{}' in a device (unit, type)", k.str()));
-                auto unit = (*t)["unit"].value<std::int64_t>();
-                const toml::node* type_node = t->get("type");
+        if (const ConfigNode devices = c.node("devices"); devices.kind() == ConfigNode::Kind::array) {
+            for (std::size_t i = 0; i < devices.size(); ++i) {
+                const ConfigNode d = devices.at(i);
+                if (d.kind() != ConfigNode::Kind::table)
+                    c.fail_at(d, "key 'devices'", "each device is a table {unit = 1, type = \"sdm630v2\"}");
+                for (const auto& k : d.keys())
+                    if (k != "unit" && k != "type")
+                        c.fail_at(d.get(k), "key 'devices'", fmt::format("unknown key '{}' in a device (unit, type)", k));
+                auto unit = d.get("unit").as_int();
+                const ConfigNode type_node = d.get("type");
                 if (!unit || *unit < 1 || *unit > 247) c.fail_at(d, "key 'devices'", "each device needs a unit of 1..247");
                 std::optional<MeterKind> kind;
                 if (type_node) {
-                    auto type = type_node->value<std::string>();
+                    auto type = type_node.as_string();
                     if (type) kind = sim::kind_from_name(*type);
                     if (!kind)
-                        c.fail_at(*type_node, "key 'devices'",
+                        c.fail_at(type_node, "key 'devices'",
                                   fmt::format("unknown meter type {} (abb_b2x, em24rtu, sdm120, sdm630v1, sdm630v2, "
                                               "sdm72dv2)", type ? "'" + *type + "'" : std::string("(not a string)")));
                 }
@@ -139,10 +140,11 @@ private:
             }
         }
         if (specs.empty()) {
-            const auto* units = c.node("units");
-            if (!units || !units->as_array()) c.fail("units", "a list of unit ids");
-            for (const auto& u : *units->as_array()) {
-                auto n = u.value<std::int64_t>();
+            const ConfigNode units = c.node("units");
+            if (units.kind() != ConfigNode::Kind::array) c.fail("units", "a list of unit ids");
+            for (std::size_t i = 0; i < units.size(); ++i) {
+                const ConfigNode u = units.at(i);
+                auto n = u.as_int();
                 if (!n || *n < 1 || *n > 247) c.fail_at(u, "key 'units'", "unit ids are integers 1..247");
                 add({std::uint8_t(*n), std::nullopt}, u, "units");
             }

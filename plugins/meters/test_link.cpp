@@ -39,7 +39,7 @@ struct Rig {
     {
         if (use_rtu) {
             rtu = std::make_unique<sim::RtuServer>(loop, bus);
-            link = std::make_unique<RtuLink>(loop, SerialOptions{.device = rtu->slave_path(), .baud = 115200}, quiet());
+            link = std::make_unique<RtuLink>(loop, RtuOptions{.device = rtu->slave_path(), .baud = 115200}, quiet());
         } else {
             tcp = std::make_unique<sim::TcpServer>(loop, bus);
             link = std::make_unique<TcpLink>(loop, "127.0.0.1", tcp->port(), quiet());
@@ -217,9 +217,9 @@ TEST_CASE("TCP link: connection refused, and a reconnect after the peer dropped 
 TEST_CASE("RTU link: a port that does not exist is reported by name")
 {
     Loop loop;
-    CHECK_THROWS_WITH(RtuLink(loop, SerialOptions{.device = "/dev/moat-no-such-tty"}, quiet()),
+    CHECK_THROWS_WITH(RtuLink(loop, RtuOptions{.device = "/dev/moat-no-such-tty"}, quiet()),
                       Catch::Contains("/dev/moat-no-such-tty"));
-    CHECK_THROWS_WITH(RtuLink(loop, SerialOptions{.device = "/dev/null", .baud = 12345}, quiet()),
+    CHECK_THROWS_WITH(RtuLink(loop, RtuOptions{.device = "/dev/null", .baud = 12345}, quiet()),
                       Catch::Contains("12345"));
 }
 
@@ -229,7 +229,7 @@ TEST_CASE("RTU link: the other end of the line going away makes the link lost, n
     sim::SimBus bus;
     bus.add(MeterKind::sdm630v2, 1);
     auto server = std::make_unique<sim::RtuServer>(loop, bus);
-    RtuLink link(loop, SerialOptions{.device = server->slave_path(), .baud = 115200}, quiet());
+    RtuLink link(loop, RtuOptions{.device = server->slave_path(), .baud = 115200}, quiet());
     CHECK_FALSE(run_until_complete(loop, read(link, 1, Request::read_input(0, 2))).is_exception());
     server.reset();  // the master side closes: the tty hangs up
     CHECK_THROWS(run_until_complete(loop, read(link, 1, Request::read_input(0, 2), 100ms)));

@@ -29,7 +29,7 @@ TEST_CASE("reader: probe, bring-up and a full read of every meter type over TCP 
     std::unique_ptr<Link> link;
     if (use_rtu) {
         rtu = std::make_unique<sim::RtuServer>(loop, bus);
-        link = std::make_unique<RtuLink>(loop, SerialOptions{.device = rtu->slave_path(), .baud = 115200}, quiet());
+        link = std::make_unique<RtuLink>(loop, RtuOptions{.device = rtu->slave_path(), .baud = 115200}, quiet());
     } else {
         tcp = std::make_unique<sim::TcpServer>(loop, bus);
         link = std::make_unique<TcpLink>(loop, "127.0.0.1", tcp->port(), quiet());

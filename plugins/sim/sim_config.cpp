@@ -117,10 +117,9 @@ const ConfigKey fault_keys[] = {
 };
 
 /// Validates a sub-table with the host's rules; errors name the top-level key.
-Config sub(const Config& config, std::string_view key, const toml::table& table, std::span<const ConfigKey> keys) {
+Config sub(const Config& config, std::string_view key, const ConfigNode& table, std::span<const ConfigKey> keys) {
     try {
-        return validate_config(config.file(), fmt::format("{}.{}", config.instance(), key), nullptr, table, keys,
-                               false);
+        return validate_table(table, fmt::format("{}.{}", config.instance(), key), keys);
     } catch (const ConfigError& e) {
         std::string what = e.what();
         auto pos = what.find("] ");
@@ -130,9 +129,9 @@ Config sub(const Config& config, std::string_view key, const toml::table& table,
 
 std::vector<double> numbers(const Config& config, std::string_view key, const Config& c, std::string_view sub_key) {
     std::vector<double> out;
-    const auto* arr = c.node(sub_key)->as_array();
-    for (const auto& n : *arr) {
-        auto v = n.value<double>();
+    const ConfigNode arr = c.node(sub_key);
+    for (std::size_t i = 0; i < arr.size(); ++i) {
+        auto v = arr.at(i).as_number();
         if (!v) config.fail(key, fmt::format("key '{}': expected an array of numbers", sub_key));
         out.push_back(*v);
     }
@@ -160,7 +159,7 @@ std::span<const ConfigKey> sub_keys(std::string_view table) {
 
 SimConfig parse_config(const Config& config) {
     SimConfig out;
-    const auto st = sub(config, "settings", *config.node("settings")->as_table(), settings_keys);
+    const auto st = sub(config, "settings", config.node("settings"), settings_keys);
     out.settings = st.get_bool("enabled");
     out.settings_file = st.get_string("file");
     if (!out.settings_file.empty() && std::filesystem::path(out.settings_file).is_relative())
@@ -173,7 +172,7 @@ SimConfig parse_config(const Config& config) {
     sys.start_hour = config.get_number("start_hour");
     sys.speedup = config.get_number("speedup");
 
-    const auto v = sub(config, "vebus", *config.node("vebus")->as_table(), vebus_keys);
+    const auto v = sub(config, "vebus", config.node("vebus"), vebus_keys);
     sys.multi.phases = static_cast<int>(config.get_int("phases"));
     sys.multi.rating_w = v.get_number("rating");
     sys.multi.tau_s = v.get_number("tau");
@@ -182,7 +181,7 @@ SimConfig parse_config(const Config& config) {
     sys.multi.max_charge_current = v.get_number("max_charge_current");
     out.vebus_instance = v.get_int("instance");
 
-    const auto b = sub(config, "battery", *config.node("battery")->as_table(), battery_keys);
+    const auto b = sub(config, "battery", config.node("battery"), battery_keys);
     auto& bc = sys.battery;
     bc.capacity_ah = b.get_number("capacity");
     bc.soc = b.get_number("soc");
@@ -202,11 +201,11 @@ SimConfig parse_config(const Config& config) {
     out.battery_instance = b.get_int("instance");
 
     sys.solar.clear();
-    const auto* solar = config.node("solar")->as_array();
-    for (std::size_t i = 0; i < solar->size(); ++i) {
-        const auto* t = solar->get(i)->as_table();
-        if (!t) config.fail("solar", fmt::format("entry {}: expected a table", i));
-        const auto s = sub(config, "solar", *t, solar_keys);
+    const ConfigNode solar = config.node("solar");
+    for (std::size_t i = 0; i < solar.size(); ++i) {
+        const ConfigNode t = solar.at(i);
+        if (t.kind() != ConfigNode::Kind::table) config.fail("solar", fmt::format("entry {}: expected a table", i));
+        const auto s = sub(config, "solar", t, solar_keys);
         SolarConfig sc;
         sc.curve.peak_w = s.get_number("peak");
         sc.curve.sunrise_h = s.get_number("sunrise");
@@ -218,9 +217,9 @@ SimConfig parse_config(const Config& config) {
         out.solar_instances.push_back(inst >= 0 ? inst : 278 + static_cast<std::int64_t>(i));
     }
 
-    const auto g = sub(config, "grid", *config.node("grid")->as_table(), grid_keys);
+    const auto g = sub(config, "grid", config.node("grid"), grid_keys);
     out.grid_instance = g.get_int("instance");
-    const auto gm = sub(config, "grid", *g.node("modbus")->as_table(), grid_modbus_keys);
+    const auto gm = sub(config, "grid", g.node("modbus"), grid_modbus_keys);
     if (gm.get_int("port") > 0) {
         out.grid_modbus = GridModbus{.port = static_cast<std::uint16_t>(gm.get_int("port")),
                                      .host = gm.get_string("host"),
@@ -231,7 +230,7 @@ SimConfig parse_config(const Config& config) {
             config.fail("grid", fmt::format("key 'modbus': an sdm120 has one phase, the system {}", sys.multi.phases));
     }
 
-    const auto mb = sub(config, "moat_bms", *config.node("moat_bms")->as_table(), moat_bms_keys);
+    const auto mb = sub(config, "moat_bms", config.node("moat_bms"), moat_bms_keys);
     if (mb.get_bool("enabled")) {
         const auto link = mb.get_string("link");
         const bool pty = link.starts_with("pty:"), unix = link.starts_with("unix:");
@@ -250,7 +249,7 @@ SimConfig parse_config(const Config& config) {
         out.moat_bms = m;
     }
 
-    const auto l = sub(config, "load", *config.node("load")->as_table(), load_keys);
+    const auto l = sub(config, "load", config.node("load"), load_keys);
     sys.load.base_w = numbers(config, "load", l, "base");
     if (static_cast<int>(sys.load.base_w.size()) < sys.multi.phases)
         config.fail("load", fmt::format("key 'base': give a load for each of the {} phases", sys.multi.phases));
@@ -259,7 +258,7 @@ SimConfig parse_config(const Config& config) {
     sys.load.noise_time_s = l.get_number("noise_time");
     sys.load.seed = static_cast<std::uint64_t>(config.get_int("seed"));
 
-    const auto f = sub(config, "faults", *config.node("faults")->as_table(), fault_keys);
+    const auto f = sub(config, "faults", config.node("faults"), fault_keys);
     for (auto [kind, key] : {std::pair{DeviceKind::vebus, "vebus"}, {DeviceKind::battery, "battery"},
                              {DeviceKind::solarcharger, "solarcharger"}, {DeviceKind::grid, "grid"},
                              {DeviceKind::system, "system"}})

@@ -8,8 +8,7 @@ using namespace moat::sim;
 namespace {
 
 Config load(const std::string& text) {
-    auto doc = std::make_shared<toml::table>(toml::parse(std::string_view(text), std::string_view("sim.toml")));
-    return validate_config("sim.toml", "sim", doc, *doc->get("sim")->as_table(), config_keys());
+    return moat::parse_config(text, "sim.toml", "sim", config_keys());
 }
 
 std::string error_of(const std::string& text) {

@@ -1,7 +1,7 @@
 #include <catch2/catch.hpp>
 
 #include "config_file.hpp"
-#include "moat/config.hpp"
+#include "config_toml.hpp"
 
 #include <filesystem>
 #include <fstream>
@@ -167,9 +167,39 @@ TEST_CASE("nodes of table keys keep their line numbers for errors", "[config]") 
     const ConfigKey table_keys[] = {{"items", KeyType::array, "[]", "items"}};
     auto t = parse("[dev]\nitems = [\n  { path = \"/A\" },\n  { path = 5 },\n]\n");
     Config c = validate_config("test.toml", "dev", t, *t->get("dev")->as_table(), table_keys);
-    const toml::array* items = c.node("items")->as_array();
-    REQUIRE(items);
-    const toml::node& bad = *items->get(1)->as_table()->get("path");
+    ConfigNode items = c.node("items");
+    REQUIRE(items.kind() == ConfigNode::Kind::array);
+    REQUIRE(items.size() == 2);
+    ConfigNode bad = items.at(1).get("path");
+    CHECK(bad.type_name() == "an integer");
+    CHECK(bad.as_int() == 5);
+    CHECK_FALSE(bad.as_string());
+    CHECK(items.at(0).get("path").as_string() == "/A");
+    CHECK(items.at(0).keys() == std::vector<std::string>{"path"});
+    CHECK_FALSE(items.at(2));
+    CHECK_FALSE(items.at(0).get("nosuch"));
+    CHECK(bad.from_file());
     CHECK_THROWS_WITH(c.fail_at(bad, "item 2 key 'path'", "expected a string"),
                       "test.toml:4: [dev] item 2 key 'path': expected a string");
+}
+
+TEST_CASE("a nested table is validated with the instance's rules", "[config]") {
+    const ConfigKey outer[] = {{"grid", KeyType::table, "{}", "grid"}};
+    const ConfigKey inner[] = {{"port", KeyType::integer, "502", "port", 1, 65535}, {"host", KeyType::string, nullptr, "host"}};
+    Config c = parse_config("[sim]\ngrid = { host = \"h\" }\n", "sim.toml", "sim", outer);
+    Config g = validate_table(c.node("grid"), "sim.grid", inner);
+    CHECK(g.get_int("port") == 502);
+    CHECK(g.get_string("host") == "h");
+    CHECK_FALSE(g.node("port").from_file());
+    Config bad = parse_config("[sim]\n\ngrid = { port = 0 }\n", "sim.toml", "sim", outer);
+    CHECK_THROWS_WITH(validate_table(bad.node("grid"), "sim.grid", inner),
+                      "sim.toml:3: [sim.grid] key 'port': 0 is out of range [1, 65535]\n"
+                      "sim.toml:3: [sim.grid] key 'host': required key is missing");
+}
+
+TEST_CASE("parse_config: what a plugin's own tests use", "[config]") {
+    const ConfigKey k[] = {{"n", KeyType::integer, "1", "n"}};
+    CHECK(parse_config("[x]\nn = 3\n", "x.toml", "x", k).get_int("n") == 3);
+    CHECK_THROWS_WITH(parse_config("[x]\nn = = 3\n", "x.toml", "x", k), Catch::StartsWith("x.toml:2:"));
+    CHECK_THROWS_WITH(parse_config("[y]\n", "x.toml", "x", k), "x.toml: no table [x]");
 }

@@ -8,13 +8,12 @@
 #include <cstdint>
 #include <limits>
 #include <memory>
+#include <optional>
 #include <span>
 #include <stdexcept>
 #include <string>
 #include <string_view>
 #include <vector>
-
-#include <toml++/toml.h>
 
 namespace moat {
 
@@ -30,7 +29,7 @@ enum class KeyType {
     number,       ///< integer or floating point in TOML, read as double
     string,
     string_list,  ///< array of strings
-    table,        ///< a sub-table the plugin checks itself (Config::node)
+    table,        ///< a sub-table the plugin checks itself (Config::node, validate_table)
     array,        ///< any array the plugin checks itself (Config::node)
 };
 MOAT_API std::string_view to_string(KeyType type);
@@ -53,27 +52,72 @@ struct MOAT_API ConfigKey {
 /// Keys every instance table has besides the plugin's own.
 inline constexpr std::string_view reserved_keys[] = {"enabled", "kind"};
 
-/// A validated instance configuration, as a plugin sees it.
+namespace detail {
+struct ConfigData;
+struct ConfigAccess;  ///< the host's side (lib/config_toml.hpp)
+} // namespace detail
+
+/// One value inside a configuration (a table or array key's contents), as
+/// written in the file: read it, walk into tables and arrays, and name its
+/// line in an error (Config::fail_at). Empty when there is no such value.
+class MOAT_API ConfigNode {
+public:
+    enum class Kind { none, boolean, integer, floating, string, table, array, other };
+
+    ConfigNode() = default;
+    explicit operator bool() const { return node_ != nullptr; }
+    Kind kind() const;
+    bool is_number() const { return kind() == Kind::integer || kind() == Kind::floating; }
+    /// "a string", "an integer", "a floating-point number", "a boolean",
+    /// "a table", "an array", "a date or time", "nothing".
+    std::string type_name() const;
+
+    /// The value when it has that type (as_number: an integer or a float).
+    std::optional<bool> as_bool() const;
+    std::optional<std::int64_t> as_int() const;
+    std::optional<double> as_number() const;
+    std::optional<std::string> as_string() const;
+
+    /// A table's keys in the file's order; empty for anything else.
+    std::vector<std::string> keys() const;
+    bool contains(std::string_view key) const { return bool(get(key)); }
+    /// A table's entry; empty when absent or when this is not a table.
+    ConfigNode get(std::string_view key) const;
+    /// An array's length and elements (0 and empty for anything else).
+    std::size_t size() const;
+    ConfigNode at(std::size_t index) const;
+
+    /// Written in the file (false for a key's default).
+    bool from_file() const;
+    /// "FILE:LINE: " where the value was written ("FILE: " for a default).
+    std::string location() const;
+
+private:
+    friend class Config;
+    friend struct detail::ConfigAccess;
+    ConfigNode(std::shared_ptr<const detail::ConfigData> data, const void* node) : data_(std::move(data)), node_(node) {}
+    std::shared_ptr<const detail::ConfigData> data_;  ///< keeps the parsed file alive
+    const void* node_ = nullptr;                       ///< the parser's node (lib/config.cpp)
+};
+
+/// A validated instance configuration, as a plugin sees it. Copies share the
+/// parsed file.
 class MOAT_API Config {
 public:
-    Config() = default;
-    /// `doc` keeps the parsed file alive: toml++ copies lose their line numbers.
-    Config(std::string file, std::string instance, toml::table values, std::shared_ptr<const toml::table> doc,
-           const toml::table* source);
+    Config();
 
-    const std::string& instance() const { return instance_; }
-    const std::string& file() const { return file_; }
+    const std::string& instance() const;
+    const std::string& file() const;
 
     bool get_bool(std::string_view key) const;
     std::int64_t get_int(std::string_view key) const;
     double get_number(std::string_view key) const;
     std::string get_string(std::string_view key) const;
     std::vector<std::string> get_strings(std::string_view key) const;
-    /// Raw node for table/array keys; nullptr when absent. A key written in
-    /// the file gives the file's own node, so its parts keep their line
-    /// numbers for fail_at(); a default gives the default's node.
-    const toml::node* node(std::string_view key) const;
-    const toml::table& values() const { return values_; }
+    /// The value of a key, typically a table or array key; empty when absent.
+    /// A key written in the file gives the file's own value, so its parts
+    /// keep their line numbers for fail_at(); a default gives the default.
+    ConfigNode node(std::string_view key) const;
 
     /// "FILE:LINE: [instance] key 'x'" (line of the key in the file when it was given there).
     std::string where(std::string_view key) const;
@@ -81,7 +125,7 @@ public:
     [[noreturn]] void fail(std::string_view key, std::string_view reason) const;
     /// Throws ConfigError "FILE:LINE: [instance] what: reason" for a node
     /// inside a table/array key (its own line when it came from the file).
-    [[noreturn]] void fail_at(const toml::node& node, std::string_view what, std::string_view reason) const;
+    [[noreturn]] void fail_at(const ConfigNode& node, std::string_view what, std::string_view reason) const;
 
     /// Something an instance holds exclusively, named after the key that
     /// chose it: a D-Bus name, a serial device. validate() claims them; the
@@ -92,34 +136,27 @@ public:
         std::string resource;  ///< e.g. "D-Bus name org.m_o_a_t.inv.main"
     };
     void claim(std::string_view key, std::string resource) const;
-    const std::vector<Claim>& claims() const { return claims_; }
+    const std::vector<Claim>& claims() const;
 
 private:
-    const toml::node& at(std::string_view key) const;
-    std::string file_, instance_;
-    toml::table values_;                      ///< with defaults filled in
-    std::shared_ptr<const toml::table> doc_;  ///< the parsed file
-    const toml::table* source_ = nullptr;     ///< the section in doc_, for line numbers
-    mutable std::vector<Claim> claims_;       ///< filled by the plugin's validate()
+    friend struct detail::ConfigAccess;
+    explicit Config(std::shared_ptr<detail::ConfigData> data) : data_(std::move(data)) {}
+    std::shared_ptr<detail::ConfigData> data_;
 };
+
+/// Check a table inside a configuration (e.g. a KeyType::table key's value)
+/// against `keys`, with the same rules and messages as an instance's own
+/// table; `instance` names it in messages (e.g. "sim.grid"). Throws one
+/// ConfigError listing every problem.
+MOAT_API Config validate_table(const ConfigNode& table, std::string_view instance, std::span<const ConfigKey> keys);
+
+/// Parse TOML text and validate the table `[instance]` in it against `keys`:
+/// what the host does for an instance, for a plugin's own tests. Throws
+/// ConfigError (a syntax error too, with its line).
+MOAT_API Config parse_config(std::string_view toml_text, std::string_view file, std::string_view instance,
+                             std::span<const ConfigKey> keys);
 
 /// Several problems as one ConfigError message, one per line.
 MOAT_API std::string join_problems(std::span<const std::string> problems);
-
-/// Check `section` (an instance's table inside `doc`, parsed from `file`)
-/// against `keys` (and the reserved keys when `plugin_instance`); returns the
-/// complete configuration or throws one ConfigError listing every problem found.
-MOAT_API Config validate_config(std::string_view file, std::string_view instance, std::shared_ptr<const toml::table> doc,
-                       const toml::table& section, std::span<const ConfigKey> keys, bool plugin_instance = true);
-
-/// The key's default as a one-entry table {value = <default>}; empty when the
-/// key is required. Throws std::logic_error for a broken plugin declaration.
-MOAT_API toml::table parse_default(const ConfigKey& key);
-
-/// Whether a TOML node has the type a key asks for.
-MOAT_API bool has_type(const toml::node& node, KeyType type);
-
-/// Location prefix "FILE:LINE: " for a node (just "FILE: " when it has no source).
-MOAT_API std::string location(std::string_view file, const toml::node* node);
 
 } // namespace moat

@@ -1,4 +1,5 @@
-// The event loop (one libuv loop, one thread) and its clocks.
+// The event loop (one libuv loop, one thread, hidden behind this class) and
+// its clocks. File descriptors, TCP and serial ports on the loop: moat/io.hpp.
 #pragma once
 
 #include "moat/export.hpp"
@@ -14,8 +15,6 @@
 #include <memory>
 #include <string>
 #include <utility>
-
-#include <uv.h>
 
 namespace moat {
 
@@ -55,7 +54,10 @@ private:
     Clock::TimerId id_ = 0;
 };
 
-namespace detail { struct Fiber; }
+namespace detail {
+struct Fiber;
+struct LoopAccess;  ///< the library's own handles on the libuv loop (lib/uv_loop.hpp)
+} // namespace detail
 
 /// Who answers for the code a fiber runs (the host makes one per plugin
 /// instance run). A function posted or a timer scheduled while an owner's
@@ -81,7 +83,6 @@ public:
     Loop(const Loop&) = delete;
     Loop& operator=(const Loop&) = delete;
 
-    uv_loop_t* uv() { return &loop_; }
     Clock& clock() { return *clock_; }
     /// Replace the clock (tests: a VirtualClock). The loop does not own it.
     void set_clock(Clock& clock) { clock_ = &clock; }
@@ -94,11 +95,13 @@ public:
     /// Run everything queued (and what that queues); true when anything ran.
     bool run_ready();
 
-    /// uv_run(UV_RUN_DEFAULT) until stop() or nothing is left.
+    /// Run until stop() or nothing is left to wait for.
     void run();
     /// Run one non-blocking turn.
     void run_once_nowait();
-    void stop() { uv_stop(&loop_); }
+    void stop();
+    /// Whether anything (a timer, an fd watch, a connection) still keeps the loop running.
+    bool alive() const;
 
     /// The owner of the code running now (null: core code, or none known).
     const std::shared_ptr<LoopOwner>& owner() const;
@@ -132,10 +135,9 @@ private:
         CallbackOrigin origin;  ///< for fn
     };
 
-    static void on_idle(uv_idle_t* h);
-
-    uv_loop_t loop_{};
-    uv_idle_t idle_{};
+    struct Uv;  ///< the libuv loop and its idle handle (lib/loop.cpp)
+    friend struct detail::LoopAccess;
+    std::unique_ptr<Uv> uv_;
     std::deque<Item> ready_;
     std::unique_ptr<Clock> real_clock_;
     Clock* clock_;

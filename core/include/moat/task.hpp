@@ -478,7 +478,7 @@ T run_until_complete(Loop& loop, Task<T> task, std::string name) {
     loop.post_resume(&run.fiber, h);
     while (!run.done) {
         loop.run();
-        if (!run.done && !uv_loop_alive(loop.uv()))
+        if (!run.done && !loop.alive())
             throw std::logic_error("run_until_complete: the task waits for something that can never happen");
     }
     if (h.promise().error) std::rethrow_exception(h.promise().error);

@@ -22,6 +22,7 @@ namespace {
     throw IoError(fmt::format("{}: {}", what, std::strerror(errno)));
 }
 
+/// The simulator's end of a pty pair: raw bytes (8N1; the speed is moot).
 void make_raw(int fd, const std::string& path)
 {
     termios t{};
@@ -31,8 +32,6 @@ void make_raw(int fd, const std::string& path)
     t.c_cflag |= CS8 | CLOCAL | CREAD;
     t.c_cc[VMIN] = 1;
     t.c_cc[VTIME] = 0;
-    ::cfsetispeed(&t, B115200);
-    ::cfsetospeed(&t, B115200);
     if (::tcsetattr(fd, TCSANOW, &t) < 0) fail(path);
 }
 
@@ -40,27 +39,8 @@ void make_raw(int fd, const std::string& path)
 
 int open_tty(const std::string& path)
 {
-    const int fd = ::open(path.c_str(), O_RDWR | O_NOCTTY | O_NONBLOCK | O_CLOEXEC);
-    if (fd < 0) {
-        if (errno == EBUSY) throw PortBusy(path);
-        fail(path);
-    }
-    if (::flock(fd, LOCK_EX | LOCK_NB) < 0) {
-        const int e = errno;
-        ::close(fd);
-        errno = e;
-        if (e == EWOULDBLOCK) throw PortBusy(path);
-        fail(path);
-    }
-    try {
-        if (::ioctl(fd, TIOCEXCL) < 0) fail(path);
-        make_raw(fd, path);
-        ::tcflush(fd, TCIFLUSH);
-    } catch (...) {
-        ::close(fd);
-        throw;
-    }
-    return fd;
+    // 115200 Bd matters only to a real UART; USB CDC ignores it.
+    return open_serial(path, moat::SerialOptions{115200, 'N', 1, true});
 }
 
 int connect_unix(const std::string& path)

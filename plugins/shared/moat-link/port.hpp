@@ -9,10 +9,7 @@
 namespace moat::bms {
 
 /// Someone else has the port open (TIOCEXCL or our lock).
-class PortBusy : public IoError {
-public:
-    explicit PortBusy(const std::string& path) : IoError("port busy: " + path) {}
-};
+using PortBusy = moat::PortBusy;
 
 /// Open `path` raw 8N1 at 115200 Bd (ignored by USB CDC), non-blocking, and
 /// exclusively: an flock() on the open file (which holds even against root)

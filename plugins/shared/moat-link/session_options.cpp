@@ -30,8 +30,7 @@ Duration secs(const Config& c, const char* key) { return duration_cast<Duration>
 
 bool given(const Config& c, const char* key)
 {
-    const toml::node* n = c.node(key);
-    return n && n->source().begin.line != 0;
+    return c.node(key).from_file();
 }
 
 } // namespace

@@ -6,17 +6,10 @@
 #include <fmt/format.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <moat/io.hpp>
 #include <unistd.h>
-#include <uv.h>
 
 namespace moat::bms {
-
-namespace {
-// The uv handle outlives the stream until its close callback: it lives apart.
-struct Poll {
-    uv_poll_t handle{};
-};
-} // namespace
 
 struct ByteStream::Impl {
     class Reader;
@@ -24,9 +17,9 @@ struct ByteStream::Impl {
     int fd;
     bool socket = false;
     std::string name;
-    std::unique_ptr<Poll> poll;
+    FdWatch watch;
     bool polling = false;
-    int events = 0;
+    unsigned events = 0;
     Reader* reader = nullptr;
     std::vector<std::uint8_t> out;
     std::size_t out_at = 0;
@@ -35,7 +28,7 @@ struct ByteStream::Impl {
     Impl(Loop& l, int f, std::string n) : loop(l), fd(f), name(std::move(n)) {}
 
     void update();
-    static void on_poll(uv_poll_t* h, int status, int events);
+    void on_ready(unsigned ready, const std::string& watch_error);
     void flush();
     // >0 bytes, 0 EOF, -1 would block; throws nothing: sets error.
     long try_read(std::span<std::uint8_t> buf);
@@ -102,37 +95,41 @@ void ByteStream::Impl::flush()
 
 void ByteStream::Impl::update()
 {
-    if (!poll) return;
-    const int want = (reader ? UV_READABLE : 0) | (out.size() > out_at ? UV_WRITABLE : 0);
+    if (!watch) return;
+    const unsigned want = (reader ? FdWatch::readable : 0u) | (out.size() > out_at ? FdWatch::writable : 0u);
     if (want == events && polling == (want != 0)) return;
     events = want;
     if (!want) {
-        uv_poll_stop(&poll->handle);
+        watch.stop();
         polling = false;
         return;
     }
-    if (int rc = uv_poll_start(&poll->handle, want, &Impl::on_poll); rc != 0) {
-        error = fmt::format("{}: poll: {}", name, uv_strerror(rc));
+    try {
+        watch.start(want, [this](unsigned ready, const std::string& watch_error) { on_ready(ready, watch_error); });
+    } catch (const IoError& e) {
+        error = fmt::format("{}: {}", name, e.what());
         if (reader) reader->done(0);
         return;
     }
     polling = true;
 }
 
-void ByteStream::Impl::on_poll(uv_poll_t* h, int status, int ev)
+void ByteStream::Impl::on_ready(unsigned ev, const std::string& watch_error)
 {
-    auto* s = static_cast<Impl*>(h->data);
-    if (status < 0) {
-        // An error on the descriptor (a hung-up tty): let the read see it.
-        ev = UV_READABLE | (s->out.size() > s->out_at ? UV_WRITABLE : 0);
+    if (!watch_error.empty()) {
+        // An error on the descriptor (a hung-up tty): the watch stopped; let
+        // the read see the error.
+        polling = false;
+        events = 0;
+        ev = FdWatch::readable | (out.size() > out_at ? FdWatch::writable : 0u);
     }
-    if (ev & UV_WRITABLE) s->flush();
-    if ((ev & (UV_READABLE | UV_DISCONNECT)) && s->reader) {
-        const long n = s->try_read(s->reader->buf());
-        if (n >= 0 || !s->error.empty()) s->reader->done(n);
+    if (ev & FdWatch::writable) flush();
+    if ((ev & FdWatch::readable) && reader) {
+        const long n = try_read(reader->buf());
+        if (n >= 0 || !error.empty()) reader->done(n);
     }
-    if (!s->error.empty() && s->reader) s->reader->done(0);
-    s->update();
+    if (!error.empty() && reader) reader->done(0);
+    update();
 }
 
 ByteStream::ByteStream(Loop& loop, int fd, std::string name) : impl_(std::make_unique<Impl>(loop, fd, name)), name_(std::move(name))
@@ -145,24 +142,17 @@ ByteStream::ByteStream(Loop& loop, int fd, std::string name) : impl_(std::make_u
         ::close(fd);
         throw IoError(fmt::format("{}: {}", name_, why));
     }
-    impl_->poll = std::make_unique<Poll>();
-    if (int rc = uv_poll_init(loop.uv(), &impl_->poll->handle, fd); rc != 0) {
+    try {
+        impl_->watch = FdWatch(loop, fd, name_);
+    } catch (...) {
         ::close(fd);
-        throw IoError(fmt::format("{}: poll: {}", name_, uv_strerror(rc)));
+        throw;
     }
-    impl_->poll->handle.data = impl_.get();
 }
 
 ByteStream::~ByteStream()
 {
-    if (impl_->poll) {
-        uv_poll_stop(&impl_->poll->handle);
-        auto* raw = impl_->poll.release();
-        raw->handle.data = raw;
-        uv_close(reinterpret_cast<uv_handle_t*>(&raw->handle), [](uv_handle_t* h) {
-            std::unique_ptr<Poll> owned(static_cast<Poll*>(h->data));
-        });
-    }
+    impl_->watch = FdWatch();
     ::close(impl_->fd);
 }
 
@@ -192,7 +182,7 @@ struct Listener::Impl {
     class Waiter;
     int fd;
     std::string name;
-    std::unique_ptr<Poll> poll;
+    FdWatch watch;
     Waiter* waiter = nullptr;
 };
 
@@ -215,8 +205,8 @@ private:
     void start() override
     {
         l_.waiter = this;
-        uv_poll_start(&l_.poll->handle, UV_READABLE, [](uv_poll_t* h, int, int) {
-            auto* l = static_cast<Impl*>(h->data);
+        Impl* l = &l_;
+        l_.watch.start(FdWatch::readable, [l](unsigned, const std::string&) {
             if (l->waiter) l->waiter->attempt();
         });
         attempt();
@@ -225,7 +215,7 @@ private:
     void stop()
     {
         l_.waiter = nullptr;
-        uv_poll_stop(&l_.poll->handle);
+        l_.watch.stop();
     }
     Impl& l_;
 };
@@ -234,20 +224,17 @@ Listener::Listener(Loop& loop, int fd, std::string name) : impl_(std::make_uniqu
 {
     impl_->fd = fd;
     impl_->name = std::move(name);
-    impl_->poll = std::make_unique<Poll>();
-    if (int rc = uv_poll_init(loop.uv(), &impl_->poll->handle, fd); rc != 0) {
+    try {
+        impl_->watch = FdWatch(loop, fd, impl_->name);
+    } catch (...) {
         ::close(fd);
-        throw IoError(fmt::format("{}: poll: {}", impl_->name, uv_strerror(rc)));
+        throw;
     }
-    impl_->poll->handle.data = impl_.get();
 }
 
 Listener::~Listener()
 {
-    uv_poll_stop(&impl_->poll->handle);
-    auto* raw = impl_->poll.release();
-    raw->handle.data = raw;
-    uv_close(reinterpret_cast<uv_handle_t*>(&raw->handle), [](uv_handle_t* h) { std::unique_ptr<Poll> owned(static_cast<Poll*>(h->data)); });
+    impl_->watch = FdWatch();
     ::close(impl_->fd);
 }
 

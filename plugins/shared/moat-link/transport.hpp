@@ -1,8 +1,8 @@
 // The byte transport of the link on the loop: a connected file descriptor
 // (a tty, a socket, a pty master) read and written without blocking.
 //
-// This is the only part of moat-bms that uses libuv (transport.cpp); the
-// opening of ttys, sockets and ptys is plain POSIX (port.hpp).
+// It watches the descriptor with the SDK's FdWatch (transport.cpp); the
+// opening of ttys, sockets and ptys is in port.hpp.
 #pragma once
 
 #include <cstdint>
@@ -12,16 +12,14 @@
 #include <string>
 #include <vector>
 
+#include <moat/io.hpp>
 #include <moat/loop.hpp>
 #include <moat/task.hpp>
 
 namespace moat::bms {
 
 /// A read or write failed (the message says which and why).
-class IoError : public std::runtime_error {
-public:
-    using std::runtime_error::runtime_error;
-};
+using IoError = moat::IoError;
 
 class ByteStream {
 public:

@@ -12,6 +12,7 @@
 // SIGTERM, SIGINT or the end of stdin stop it.
 #include "simulator.hpp"
 
+#include <moat/io.hpp>
 #include <moat/loop.hpp>
 #include <moat/signal_watch.hpp>
 #include <moat/task.hpp>
@@ -28,13 +29,6 @@ using namespace moat;
 using namespace moat::meters;
 
 namespace {
-
-struct StdinPoll {
-    uv_poll_t handle;
-    std::string buf;
-    std::function<void(const std::string&)> on_line;
-    std::function<void()> on_eof;
-};
 
 std::string command(sim::SimBus& bus, const std::string& line)
 {
@@ -163,33 +157,32 @@ int main(int argc, char** argv)
     Event stop;
     SignalWatch term(loop, SIGTERM, [&](int) { stop.set(); });
     SignalWatch intr(loop, SIGINT, [&](int) { stop.set(); });
-    auto* in = new StdinPoll{};
-    in->on_line = [&](const std::string& line) {
-        fmt::print("{}\n", command(bus, line));
-        std::fflush(stdout);
-    };
-    in->on_eof = [&] { stop.set(); };
-    in->handle.data = in;
-    uv_poll_init(loop.uv(), &in->handle, 0);
-    uv_poll_start(&in->handle, UV_READABLE, [](uv_poll_t* h, int, int) {
-        auto* s = static_cast<StdinPoll*>(h->data);
+    // Commands, one per line, on stdin; end of file ends the simulator.
+    // (A stdin that cannot be watched, such as /dev/null, takes no commands.)
+    std::string pending;
+    FdWatch in;
+    try {
+        in = FdWatch(loop, 0, "stdin");
+    } catch (const IoError&) {
+    }
+    if (in) in.start(FdWatch::readable, [&](unsigned, const std::string&) {
         char buf[512];
         const ssize_t n = ::read(0, buf, sizeof buf);
         if (n <= 0) {
-            uv_poll_stop(h);
-            s->on_eof();
+            in.stop();
+            stop.set();
             return;
         }
-        s->buf.append(buf, std::size_t(n));
-        for (auto nl = s->buf.find('\n'); nl != std::string::npos; nl = s->buf.find('\n')) {
-            std::string line = s->buf.substr(0, nl);
-            s->buf.erase(0, nl + 1);
+        pending.append(buf, std::size_t(n));
+        for (auto nl = pending.find('\n'); nl != std::string::npos; nl = pending.find('\n')) {
+            std::string line = pending.substr(0, nl);
+            pending.erase(0, nl + 1);
             try {
-                s->on_line(line);
+                fmt::print("{}\n", command(bus, line));
             } catch (const std::exception& e) {
                 fmt::print("error: {}\n", e.what());
-                std::fflush(stdout);
             }
+            std::fflush(stdout);
         }
     });
 
@@ -206,6 +199,5 @@ int main(int argc, char** argv)
         }
     };
     run_until_complete(loop, main_task());
-    uv_close(reinterpret_cast<uv_handle_t*>(&in->handle), [](uv_handle_t* h) { delete static_cast<StdinPoll*>(h->data); });
     return 0;
 }

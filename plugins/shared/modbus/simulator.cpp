@@ -292,120 +292,57 @@ std::optional<Bytes> SimBus::serve_tcp(std::span<const std::uint8_t> frame)
 
 // ---- TCP server ----
 
-struct TcpServer::Listener {
-    uv_tcp_t tcp;
-    TcpServer* owner;
-};
-
-struct TcpServer::Client {
-    uv_tcp_t tcp;
-    TcpServer* owner;
-    Bytes rx;
-
-    void close()
-    {
-        if (owner) std::erase(owner->clients_, this);
-        owner = nullptr;
-        if (!uv_is_closing(reinterpret_cast<uv_handle_t*>(&tcp)))
-            uv_close(reinterpret_cast<uv_handle_t*>(&tcp), [](uv_handle_t* h) { delete static_cast<Client*>(h->data); });
-    }
-
-    void on_data()
-    {
-        for (;;) {
-            auto size = modbus::tcp_frame_size(rx);
-            if (!size && size.error().fault == modbus::Fault::truncated) return;
-            if (!size) {
-                close();  // framing lost
-                return;
-            }
-            if (rx.size() < *size) return;
-            Bytes frame(rx.begin(), rx.begin() + std::ptrdiff_t(*size));
-            rx.erase(rx.begin(), rx.begin() + std::ptrdiff_t(*size));
-            auto reply = owner->bus_.serve_tcp(frame);
-            if (!reply) continue;
-            struct W {
-                uv_write_t req;
-                Bytes data;
-            };
-            auto* w = new W{{}, std::move(*reply)};
-            uv_buf_t buf = uv_buf_init(reinterpret_cast<char*>(w->data.data()), unsigned(w->data.size()));
-            if (uv_write(&w->req, reinterpret_cast<uv_stream_t*>(&tcp), &buf, 1,
-                         [](uv_write_t* r, int) { delete reinterpret_cast<W*>(r); }) != 0)
-                delete w;
-        }
-    }
-};
-
 TcpServer::TcpServer(Loop& loop, SimBus& bus, const std::string& host, std::uint16_t port)
-    : loop_(loop), bus_(bus), listener_(new Listener{{}, this})
+    : loop_(loop), bus_(bus)
 {
-    uv_tcp_init(loop_.uv(), &listener_->tcp);
-    listener_->tcp.data = listener_;
-    sockaddr_in addr{};
-    uv_ip4_addr(host.c_str(), port, &addr);
-    int rc = uv_tcp_bind(&listener_->tcp, reinterpret_cast<const sockaddr*>(&addr), 0);
-    if (rc == 0)
-        rc = uv_listen(reinterpret_cast<uv_stream_t*>(&listener_->tcp), 8, [](uv_stream_t* s, int status) {
-            auto* l = static_cast<Listener*>(s->data);
-            if (status < 0 || !l->owner) return;
-            auto* c = new Client{{}, l->owner, {}};
-            uv_tcp_init(s->loop, &c->tcp);
-            c->tcp.data = c;
-            if (uv_accept(s, reinterpret_cast<uv_stream_t*>(&c->tcp)) != 0) {
-                c->owner = nullptr;
-                uv_close(reinterpret_cast<uv_handle_t*>(&c->tcp), [](uv_handle_t* h) { delete static_cast<Client*>(h->data); });
-                return;
-            }
-            l->owner->clients_.push_back(c);
-            ++l->owner->accepted_;
-            uv_read_start(
-                reinterpret_cast<uv_stream_t*>(&c->tcp),
-                [](uv_handle_t*, size_t n, uv_buf_t* b) {
-                    b->base = new char[n];
-                    b->len = n;
-                },
-                [](uv_stream_t* s, ssize_t n, const uv_buf_t* b) {
-                    auto* c = static_cast<Client*>(s->data);
-                    if (n > 0 && c->owner) {
-                        c->rx.insert(c->rx.end(), b->base, b->base + n);
-                        c->on_data();
-                    } else if (n < 0) {
-                        c->close();
-                    }
-                    delete[] b->base;
-                });
+    try {
+        listener_ = TcpListener(loop, host, port, [this](TcpConnection conn) {
+            auto c = std::make_unique<Client>();
+            Client* raw = c.get();
+            c->id = ++accepted_;
+            c->conn = std::move(conn);
+            clients_.push_back(std::move(c));
+            TcpConnection::Handlers h;
+            h.data = [this, raw](std::span<const std::uint8_t> bytes) {
+                raw->rx.insert(raw->rx.end(), bytes.begin(), bytes.end());
+                on_data(*raw);
+            };
+            h.closed = [this, id = raw->id](const std::string&) { drop_later(id); };
+            raw->conn.start(std::move(h));
         });
-    if (rc != 0) {
-        listener_->owner = nullptr;
-        uv_close(reinterpret_cast<uv_handle_t*>(&listener_->tcp), [](uv_handle_t* h) { delete static_cast<Listener*>(h->data); });
-        throw std::runtime_error(fmt::format("cannot listen on {}:{}: {}", host, port, uv_strerror(rc)));
+    } catch (const IoError& e) {
+        throw std::runtime_error(e.what());
     }
-    sockaddr_storage bound{};
-    int len = sizeof bound;
-    uv_tcp_getsockname(&listener_->tcp, reinterpret_cast<sockaddr*>(&bound), &len);
-    port_ = ntohs(reinterpret_cast<sockaddr_in*>(&bound)->sin_port);
+    port_ = listener_.port();
 }
 
-TcpServer::~TcpServer()
+TcpServer::~TcpServer() = default;
+
+void TcpServer::on_data(Client& c)
 {
-    drop_clients();
-    listener_->owner = nullptr;
-    uv_close(reinterpret_cast<uv_handle_t*>(&listener_->tcp), [](uv_handle_t* h) { delete static_cast<Listener*>(h->data); });
+    for (;;) {
+        auto size = modbus::tcp_frame_size(c.rx);
+        if (!size && size.error().fault == modbus::Fault::truncated) return;
+        if (!size) {
+            c.conn.close();  // framing lost
+            drop_later(c.id);
+            return;
+        }
+        if (c.rx.size() < *size) return;
+        Bytes frame(c.rx.begin(), c.rx.begin() + std::ptrdiff_t(*size));
+        c.rx.erase(c.rx.begin(), c.rx.begin() + std::ptrdiff_t(*size));
+        if (auto reply = bus_.serve_tcp(frame)) c.conn.write(*reply);
+    }
 }
 
-void TcpServer::drop_clients()
+void TcpServer::drop_later(std::uint64_t id)
 {
-    auto clients = clients_;
-    for (auto* c : clients) c->close();
+    loop_.post([this, id] { std::erase_if(clients_, [id](const auto& c) { return c->id == id; }); });
 }
+
+void TcpServer::drop_clients() { clients_.clear(); }
 
 // ---- RTU server on a pty ----
-
-struct RtuServer::Poll {
-    uv_poll_t handle;
-    RtuServer* owner;
-};
 
 RtuServer::RtuServer(Loop& loop, SimBus& bus) : loop_(loop), bus_(bus)
 {
@@ -419,20 +356,15 @@ RtuServer::RtuServer(Loop& loop, SimBus& bus) : loop_(loop), bus_(bus)
     ::fcntl(master_, F_SETFL, ::fcntl(master_, F_GETFL) | O_NONBLOCK);
     ::fcntl(master_, F_SETFD, FD_CLOEXEC);
     ::fcntl(slave_, F_SETFD, FD_CLOEXEC);
-    poll_ = new Poll{{}, this};
-    uv_poll_init(loop_.uv(), &poll_->handle, master_);
-    poll_->handle.data = poll_;
-    uv_poll_start(&poll_->handle, UV_READABLE, [](uv_poll_t* h, int status, int) {
-        auto* p = static_cast<Poll*>(h->data);
-        if (p->owner && status >= 0) p->owner->on_readable();
+    watch_ = FdWatch(loop_, master_, slave_path_);
+    watch_.start(FdWatch::readable, [this](unsigned, const std::string& error) {
+        if (error.empty()) on_readable();
     });
 }
 
 RtuServer::~RtuServer()
 {
-    poll_->owner = nullptr;
-    uv_poll_stop(&poll_->handle);
-    uv_close(reinterpret_cast<uv_handle_t*>(&poll_->handle), [](uv_handle_t* h) { delete static_cast<Poll*>(h->data); });
+    watch_ = FdWatch();
     ::close(master_);
     ::close(slave_);
 }

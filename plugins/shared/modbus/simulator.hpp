@@ -13,6 +13,7 @@
 #include "meter_types.hpp"
 #include "modbus.hpp"
 
+#include <moat/io.hpp>
 #include <moat/loop.hpp>
 
 #include <cstdint>
@@ -118,18 +119,22 @@ public:
     /// Close every client connection (the listener stays).
     void drop_clients();
 
-    struct Client;
-    struct Listener;
-
 private:
-    friend struct Client;
-    friend struct Listener;
+    struct Client {
+        std::uint64_t id;
+        TcpConnection conn;
+        Bytes rx;
+    };
+    void on_data(Client& c);
+    /// Forget a client whose connection ended (later: not from its own callback).
+    void drop_later(std::uint64_t id);
+
     Loop& loop_;
     SimBus& bus_;
-    Listener* listener_;
+    TcpListener listener_;
     std::uint16_t port_ = 0;
     std::size_t accepted_ = 0;
-    std::vector<Client*> clients_;
+    std::vector<std::unique_ptr<Client>> clients_;
 };
 
 /// Serves a SimBus as RTU slaves on the master side of a pseudo-terminal;
@@ -142,15 +147,13 @@ public:
     RtuServer& operator=(const RtuServer&) = delete;
     const std::string& slave_path() const { return slave_path_; }
 
-    struct Poll;
-
 private:
     void on_readable();
     Loop& loop_;
     SimBus& bus_;
     int master_ = -1, slave_ = -1;
     std::string slave_path_;
-    Poll* poll_;
+    FdWatch watch_;
     Bytes rx_;
     TimePoint last_byte_{};
 };

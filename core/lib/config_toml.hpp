@@ -1,0 +1,51 @@
+// Internal: configuration on top of toml++ — the host parses the file and
+// validates each instance's table; plugins see only moat/config.hpp.
+#pragma once
+
+#include "moat/config.hpp"
+
+#include <toml++/toml.h>
+
+namespace moat {
+
+namespace detail {
+
+/// What a Config and its ConfigNodes share: the parsed file and the
+/// instance's values with defaults filled in.
+struct ConfigData {
+    std::string file, instance;
+    toml::table values;                       ///< with defaults filled in
+    std::shared_ptr<const toml::table> doc;   ///< the parsed file (keeps source nodes alive)
+    const toml::table* source = nullptr;      ///< the section in doc, for line numbers
+    std::vector<Config::Claim> claims;        ///< filled by the plugin's validate()
+};
+
+struct MOAT_API ConfigAccess {
+    static Config make(std::shared_ptr<ConfigData> data) { return Config(std::move(data)); }
+    static const ConfigData& data(const Config& c) { return *c.data_; }
+    static const toml::node* node(const ConfigNode& n) { return static_cast<const toml::node*>(n.node_); }
+    static const std::shared_ptr<const ConfigData>& data(const ConfigNode& n) { return n.data_; }
+    static ConfigNode wrap(std::shared_ptr<const ConfigData> data, const toml::node* n) {
+        return n ? ConfigNode(std::move(data), n) : ConfigNode();
+    }
+};
+
+} // namespace detail
+
+/// Check `section` (an instance's table inside `doc`, parsed from `file`)
+/// against `keys` (and the reserved keys when `plugin_instance`); returns the
+/// complete configuration or throws one ConfigError listing every problem found.
+MOAT_API Config validate_config(std::string_view file, std::string_view instance, std::shared_ptr<const toml::table> doc,
+                                const toml::table& section, std::span<const ConfigKey> keys, bool plugin_instance = true);
+
+/// The key's default as a one-entry table {value = <default>}; empty when the
+/// key is required. Throws std::logic_error for a broken plugin declaration.
+MOAT_API toml::table parse_default(const ConfigKey& key);
+
+/// Whether a TOML node has the type a key asks for.
+MOAT_API bool has_type(const toml::node& node, KeyType type);
+
+/// Location prefix "FILE:LINE: " for a node (just "FILE: " when it has no source).
+MOAT_API std::string location(std::string_view file, const toml::node* node);
+
+} // namespace moat
