@@ -237,7 +237,7 @@ const Check* find_check(std::string_view name) {
 }
 
 Verdict evaluate(const Check& check, const Reading& reading, const Facts& facts) {
-    if (!reading.present) return {State::unknown, fmt::format("{} is not on the bus", check.path)};
+    if (!reading.present) return {State::unknown, "not on the bus (the service or the path is missing)"};
     if (reading.value.is_invalid()) return {check.when_invalid, "no value (invalid)"};
     return check.judge(reading.value, facts);
 }

@@ -41,13 +41,18 @@ TEST_CASE("a bad value long after a fix starts counting afresh", "[critical][war
     CHECK(w.may_fix());
 }
 
-TEST_CASE("a bad value without a fix in between is no turn-back", "[critical][war]") {
-    WriteWar w(WriteWarPolicy{10s, 2});
+TEST_CASE("a bad value without a fix in between neither counts nor resets", "[critical][war]") {
+    WriteWar w(WriteWarPolicy{10s, 3});
     auto t = t0;
     w.fixed(t);
     CHECK_FALSE(w.turned_back(t += 1s));
+    CHECK(w.turn_backs() == 1);
     CHECK_FALSE(w.turned_back(t += 1s));  // seen again (a re-read) without a new fix
-    CHECK(w.turn_backs() == 0);
+    CHECK_FALSE(w.turned_back(t += 60s));
+    CHECK(w.turn_backs() == 1);
+    w.fixed(t += 1s);
+    CHECK_FALSE(w.turned_back(t += 1s));
+    CHECK(w.turn_backs() == 2);
 }
 
 TEST_CASE("calm ends a war", "[critical][war]") {

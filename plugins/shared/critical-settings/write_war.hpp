@@ -26,7 +26,8 @@ public:
     /// Our write of the safe value was read back at `t`.
     void fixed(TimePoint t) { last_fix_ = t; }
     /// The value turned bad at `t`. Counts a turn-back when it came within
-    /// the window after our last fix (a later one starts counting afresh).
+    /// the window after our last fix (a later one starts counting afresh;
+    /// one without a fix of ours since the last call changes nothing).
     /// True when this is (or continues) a write war: do not fix again.
     bool turned_back(TimePoint t);
     /// Whether a fix may be written now (false during a write war).
