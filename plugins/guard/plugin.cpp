@@ -18,6 +18,7 @@
 
 #include "checks.hpp"
 #include "guard_command.hpp"
+#include "patches_command.hpp"
 #include "reading.hpp"
 #include "write_war.hpp"
 
@@ -77,9 +78,9 @@ struct Watched {
 
 class GuardPlugin final : public Plugin {
 public:
-    /// `moat-victron guard` comes with this plugin.
+    /// `moat-victron guard` and the patch manager `moat-victron patches` come with this plugin.
     static std::span<const ClientCommand* const> commands() {
-        static const ClientCommand* const list[] = {&guard_command};
+        static const ClientCommand* const list[] = {&guard_command, &patches_command};
         return list;
     }
 
