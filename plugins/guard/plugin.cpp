@@ -240,6 +240,9 @@ private:
             w.reading = co_await reading;
         }
         first_read_done_ = true;
+        // A failed fix is tried again once per re-read while the value stays bad.
+        for (Watched& w : watched_)
+            if (w.fix && w.fix_failed && w.was_bad && w.war.may_fix()) w.fix_wanted = true;
         evaluate_all();
         // Numbered: the logger folds identical lines, and tests wait for the next re-read.
         ctx_.log.debug("re-read #{} of {} checks: {} critical, {} warning, {} unknown", ++rereads_, watched_.size(),
@@ -352,9 +355,10 @@ private:
     }
 
     void fail_fix(Watched& w, std::string why) {
+        // Retried on every re-read: logged again only when the reason changes.
+        if (!w.fix_failed || w.fix_status != why) ctx_.log.error("{}: fix failed: {}", w.check->name, why);
         w.fix_failed = true;
         w.fix_status = std::move(why);
-        ctx_.log.error("{}: fix failed: {}", w.check->name, w.fix_status);
         evaluate_all();
     }
 
@@ -363,8 +367,11 @@ private:
         w.fix_wanted = false;
         const Value safe = *w.check->safe_value;
         const std::string path(w.check->path), service = w.service;
-        ctx_.log.warning("{}: fixing: writing {} to {} {} (it is {})", w.check->name, text(safe), service, path,
-                         text(w.reading.value));
+        if (w.fix_failed)
+            ctx_.log.debug("{}: trying the fix again: writing {} to {} {}", w.check->name, text(safe), service, path);
+        else
+            ctx_.log.warning("{}: fixing: writing {} to {} {} (it is {})", w.check->name, text(safe), service, path,
+                             text(w.reading.value));
         const TimePoint written = ctx_.loop.clock().now();
         int rc = co_await ctx_.monitor.set_value(service, path, safe, call_timeout);
         if (rc != 0) {

@@ -211,6 +211,12 @@ class GuardFixes(GuardCase):
                            r"write of 0.0 to /Debug/BatteryOperationalLimits/SolarVoltageOffset \(SetValue result 1\)", 5)
         self.wait_state("SolarVoltageOffset", "critical")
         self.assertIn("fix failed", str(self.check("SolarVoltageOffset", "Text")))
+        # Tried again on every re-read, logged once.
+        mark = self.host.mark()
+        for _ in range(2):
+            self.host.wait_for(r"DEBUG \[guard\] SolarVoltageOffset: trying the fix again", 3, since=self.host.mark())
+        self.assertEqual(len(self.host.find_all(r"SolarVoltageOffset: fix failed", since=0)), 1)
+        self.assertIsNone(self.host.find(r"SolarVoltageOffset: fixing", since=mark))
         self.assertEqual(float(self.get("com.victronenergy.system", "/Debug/BatteryOperationalLimits/VebusVoltageOffset")), 0.0)
         self.assertEqual(float(self.get("com.victronenergy.system", "/Debug/BatteryOperationalLimits/SolarVoltageOffset")), 0.5)
         self.wait_state("VebusVoltageOffset", "ok")
