@@ -36,14 +36,14 @@ public:
     using std::runtime_error::runtime_error;
 };
 
-/// Where the installed manifests are: <prefix>/share/moat-victron/patches
-/// beside <prefix>/lib/moat-victron/plugins/guard.so; in the build tree the
-/// source tree's patches/.
+/// Where the installed manifests are: <prefix>/share/moat-victron/patches,
+/// found from this plugin's own place (<prefix>/lib/moat-victron/plugins);
+/// in the build tree the source tree's patches/.
 std::vector<fs::path> default_manifest_dirs() {
     std::vector<fs::path> dirs;
     Dl_info info{};
     if (::dladdr(reinterpret_cast<void*>(&default_manifest_dirs), &info) && info.dli_fname)
-        dirs.push_back(fs::path(info.dli_fname).parent_path() / "../../../share/moat-victron/patches");
+        dirs.push_back(fs::path(info.dli_fname).parent_path() / MOAT_PATCHES_FROM_PLUGINS);
 #ifdef MOAT_PATCHES_SOURCE_DIR
     dirs.emplace_back(MOAT_PATCHES_SOURCE_DIR);
 #endif
