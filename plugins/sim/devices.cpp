@@ -448,6 +448,8 @@ std::vector<SimSetting> ess_settings() {
         {d + "HasAcOutSystem", i(1), i(0), i(1)},
         {d + "HasAcInLoads", i(1), i(0), i(1)},
         {d + "TemperatureService", "default", {}, {}},
+        // 1: the GUI's user/installer level; above 2 DVCC's debug offsets take effect (the guard watches both).
+        {"/Settings/System/AccessLevel", i(1), i(0), i(3)},
     };
 }
 
