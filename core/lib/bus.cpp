@@ -1,4 +1,5 @@
 #include "moat/bus.hpp"
+#include "bus_call.hpp"
 #include "uv_loop.hpp"
 
 #include <poll.h>
@@ -125,16 +126,18 @@ void Bus::lose(const std::string& why) {
     });
 }
 
-BusCall Bus::new_call(const std::string& dest, const std::string& path, const std::string& iface,
-                      const std::string& method) {
+std::string Bus::unique_name() const { return conn_->getUniqueName(); }
+
+BusCall new_call(Bus& bus, const std::string& dest, const std::string& path, const std::string& iface,
+                 const std::string& method) {
     BusCall c;
-    c.proxy = sdbus::createProxy(*conn_, dest, path);
+    c.proxy = sdbus::createProxy(detail::connection(bus), dest, path);
     c.msg = c.proxy->createMethodCall(iface, method);
     c.what = fmt::format("{} {} {}.{}", dest, path, iface, method);
     return c;
 }
 
-void Bus::Call::start() {
+void BusCallAwaitable::start() {
     try {
         auto us = std::chrono::duration_cast<std::chrono::microseconds>(timeout_).count();
         pending_ = call_.proxy->callMethod(
@@ -151,9 +154,9 @@ void Bus::Call::start() {
     }
 }
 
-sdbus::MethodReply Bus::Call::await_resume() {
+sdbus::MethodReply BusCallAwaitable::await_resume() {
     Suspension::await_resume();
-    if (error_) throw sdbus::Error(error_->getName(), fmt::format("{}: {}", call_.what, error_->getMessage()));
+    if (error_) throw DBusError(error_->getName(), fmt::format("{}: {}", call_.what, error_->getMessage()));
     return std::move(reply_);
 }
 

@@ -162,15 +162,29 @@ Config validate_table(const ConfigNode& table, std::string_view instance, std::s
     return validate_config(owner->file, instance, std::move(doc), *n->as_table(), keys, false);
 }
 
-Config parse_config(std::string_view toml_text, std::string_view file, std::string_view instance,
-                    std::span<const ConfigKey> keys) {
-    std::shared_ptr<const toml::table> doc;
+namespace {
+std::shared_ptr<const toml::table> parse_document(std::string_view toml_text, std::string_view file) {
     try {
-        doc = std::make_shared<const toml::table>(toml::parse(toml_text, file));
+        return std::make_shared<const toml::table>(toml::parse(toml_text, file));
     } catch (const toml::parse_error& e) {
         throw ConfigError(fmt::format("{}:{}:{}: TOML syntax error: {}", file, e.source().begin.line,
                                       e.source().begin.column, e.description()));
     }
+}
+} // namespace
+
+ConfigNode parse_toml(std::string_view toml_text, std::string_view file) {
+    auto data = std::make_shared<detail::ConfigData>();
+    data->file = std::string(file);
+    data->doc = parse_document(toml_text, file);
+    data->source = data->doc.get();
+    const toml::node* root = data->doc.get();
+    return detail::ConfigAccess::wrap(std::move(data), root);
+}
+
+Config parse_config(std::string_view toml_text, std::string_view file, std::string_view instance,
+                    std::span<const ConfigKey> keys) {
+    std::shared_ptr<const toml::table> doc = parse_document(toml_text, file);
     const toml::table* section = doc->get_as<toml::table>(instance);
     if (!section) throw ConfigError(fmt::format("{}: no table [{}]", file, instance));
     return validate_config(file, instance, doc, *section, keys);

@@ -1,4 +1,6 @@
 #include "moat/monitor.hpp"
+#include "bus_call.hpp"
+#include "value_dbus.hpp"
 
 #include <algorithm>
 #include <stdexcept>
@@ -167,7 +169,7 @@ void Monitor::start() {
             }
         };
     };
-    auto& conn = bus_.connection();
+    auto& conn = detail::connection(bus_);
     // Subscribe before ListNames, so that no service can appear unseen (§10.2).
     std::vector<sdbus::Slot> slots;
     slots.push_back(conn.addMatch(rule_name_owner, guarded(&Monitor::on_name_owner_changed, "NameOwnerChanged")));
@@ -223,7 +225,7 @@ void Monitor::sweep_calls() {
 // ---- discovery -----------------------------------------------------------
 
 void Monitor::list_names(std::string pattern) {
-    send(bus_.new_call(dbus_name, dbus_path, dbus_name, "ListNames"), call_timeout,
+    send(new_call(bus_, dbus_name, dbus_path, dbus_name, "ListNames"), call_timeout,
          [this, pattern](sdbus::MethodReply& reply, const sdbus::Error* error) {
              if (error) {
                  log_.error("ListNames failed: {}", error->getMessage());
@@ -233,7 +235,7 @@ void Monitor::list_names(std::string pattern) {
              reply >> names;
              for (auto& name : names) {
                  if (!pattern_matches(pattern, name) || services_.count(name)) continue;
-                 auto call = bus_.new_call(dbus_name, dbus_path, dbus_name, "GetNameOwner");
+                 auto call = new_call(bus_, dbus_name, dbus_path, dbus_name, "GetNameOwner");
                  call.msg << name;
                  send(std::move(call), call_timeout, [this, name](sdbus::MethodReply& r, const sdbus::Error* e) {
                      if (e) return;  // gone again; NameOwnerChanged told us or will
@@ -337,7 +339,7 @@ std::optional<std::pair<Value, std::optional<std::string>>> decode_entry(const A
 } // namespace
 
 void Monitor::scan(Service& s) {
-    send(bus_.new_call(s.owner, "/", busitem, "GetItems"), call_timeout,
+    send(new_call(bus_, s.owner, "/", busitem, "GetItems"), call_timeout,
          [this, name = s.name, id = s.id](sdbus::MethodReply& reply, const sdbus::Error* error) {
              Service* s = current(name, id);
              if (!s) return;
@@ -363,7 +365,7 @@ void Monitor::legacy_scan(Service& s) {
     // An old service without GetItems (§10.3): the whole tree with GetValue and
     // GetText on `/` (relative keys), then single paths somebody asked for.
     log_.debug("{} has no GetItems: reading it with GetValue", s.name);
-    send(bus_.new_call(s.owner, "/", busitem, "GetValue"), call_timeout,
+    send(new_call(bus_, s.owner, "/", busitem, "GetValue"), call_timeout,
          [this, name = s.name, id = s.id](sdbus::MethodReply& reply, const sdbus::Error* error) {
              Service* s = current(name, id);
              if (!s) return;
@@ -377,7 +379,7 @@ void Monitor::legacy_scan(Service& s) {
                  } catch (const std::exception&) {
                  }
              }
-             send(bus_.new_call(s->owner, "/", busitem, "GetText"), call_timeout,
+             send(new_call(bus_, s->owner, "/", busitem, "GetText"), call_timeout,
                   [this, name, id, values](sdbus::MethodReply& r, const sdbus::Error* e) {
                       Service* s = current(name, id);
                       if (!s) return;
@@ -412,7 +414,7 @@ void Monitor::fetch_paths(Service& s, std::vector<std::string> paths) {
     }
     auto remaining = std::make_shared<std::size_t>(paths.size());
     for (auto& path : paths) {
-        send(bus_.new_call(s.owner, path, busitem, "GetValue"), call_timeout,
+        send(new_call(bus_, s.owner, path, busitem, "GetValue"), call_timeout,
              [this, name = s.name, id = s.id, path, remaining](sdbus::MethodReply& reply, const sdbus::Error* error) {
                  Service* s = current(name, id);
                  if (!s) return;
@@ -773,14 +775,16 @@ Task<int> Monitor::set_value(std::string service, std::string path, Value value,
     watch(service);
     Service* s = find(service);
     if (!s || !s->items.count(path)) co_return -1;
-    BusCall call = bus_.new_call(s->owner, path, busitem, "SetValue");
+    BusCall call = new_call(bus_, s->owner, path, busitem, "SetValue");
     call.msg << to_variant(value);
     int result = -1;
     try {
-        auto reply = co_await bus_.call(std::move(call), timeout);
+        auto reply = co_await BusCallAwaitable(std::move(call), timeout);
         std::int32_t r = -1;
         reply >> r;
         result = r;
+    } catch (const DBusError& e) {
+        log_.debug("SetValue {} on {}: {}", path, service, e.message());
     } catch (const sdbus::Error& e) {
         log_.debug("SetValue {} on {}: {}", path, service, e.getMessage());
     }

@@ -1,4 +1,5 @@
 #include "sdbus_access.hpp"
+#include "value_dbus.hpp"
 
 namespace moat::detail {
 

@@ -6,7 +6,9 @@
 #include <algorithm>
 #include <tuple>
 
+#include "bus_call.hpp"
 #include "sdbus_access.hpp"
+#include "value_dbus.hpp"
 
 namespace moat {
 
@@ -286,7 +288,7 @@ void Service::add_method(unsigned kinds, std::string interface, std::string name
 }
 
 void Service::create_root_object() {
-    root_ = sdbus::createObject(bus_->connection(), "/");
+    root_ = sdbus::createObject(detail::connection(*bus_), "/");
     auto handler = [this](sdbus::MethodCall call) { dispatch("/", call); };
     for (auto [name, out] : {std::pair{"GetValue", "v"}, {"GetText", "v"}, {"GetItems", "a{sa{sv}}"}})
         if (!overridden(Kind::root, busitem_interface, name)) root_->registerMethod(busitem_interface, name, "", out, handler);
@@ -296,7 +298,7 @@ void Service::create_root_object() {
 }
 
 void Service::create_node_object(const std::string& path, Node& node) {
-    node.object = sdbus::createObject(bus_->connection(), path);
+    node.object = sdbus::createObject(detail::connection(*bus_), path);
     auto handler = [this, path](sdbus::MethodCall call) { dispatch(path, call); };
     for (const char* name : {"GetValue", "GetText"})
         if (!overridden(Kind::node, busitem_interface, name)) node.object->registerMethod(busitem_interface, name, "", "v", handler);
@@ -305,7 +307,7 @@ void Service::create_node_object(const std::string& path, Node& node) {
 }
 
 void Service::create_item_object(Item& item) {
-    auto obj = sdbus::createObject(bus_->connection(), item.path_);
+    auto obj = sdbus::createObject(detail::connection(*bus_), item.path_);
     auto handler = [this, path = item.path_](sdbus::MethodCall call) { dispatch(path, call); };
     auto builtin = [&](const char* name, const char* in, const char* out, bool wanted = true) {
         if (wanted && !overridden(Kind::item, busitem_interface, name)) obj->registerMethod(busitem_interface, name, in, out, handler);
@@ -707,7 +709,7 @@ Task<void> Service::start(Duration timeout) {
                           "/ProductId", "/ProductName", "/FirmwareVersion", "/HardwareVersion", "/Connected"})
         if (device_ && !find(p)) log_.warning("{}: mandatory path {} is missing (Venus consumers may ignore the service)", name_, p);
     // DBUS_NAME_FLAG_DO_NOT_QUEUE: fail at once when the name is owned (§8.1).
-    auto reply = co_await bus_->call("org.freedesktop.DBus", "/org/freedesktop/DBus", "org.freedesktop.DBus",
+    auto reply = co_await bus_call(*bus_, "org.freedesktop.DBus", "/org/freedesktop/DBus", "org.freedesktop.DBus",
                                      "RequestName", timeout, name_, std::uint32_t(4));
     std::uint32_t code = 0;
     reply >> code;
@@ -718,17 +720,17 @@ Task<void> Service::start(Duration timeout) {
     }
     std::string owner = "another connection";
     try {
-        auto r = co_await bus_->call("org.freedesktop.DBus", "/org/freedesktop/DBus", "org.freedesktop.DBus",
+        auto r = co_await bus_call(*bus_, "org.freedesktop.DBus", "/org/freedesktop/DBus", "org.freedesktop.DBus",
                                      "GetNameOwner", timeout, name_);
         std::string unique;
         r >> unique;
         owner = unique;
-        auto r2 = co_await bus_->call("org.freedesktop.DBus", "/org/freedesktop/DBus", "org.freedesktop.DBus",
+        auto r2 = co_await bus_call(*bus_, "org.freedesktop.DBus", "/org/freedesktop/DBus", "org.freedesktop.DBus",
                                       "GetConnectionUnixProcessID", timeout, unique);
         std::uint32_t pid = 0;
         r2 >> pid;
         owner = fmt::format("{} (pid {})", unique, pid);
-    } catch (const sdbus::Error&) {
+    } catch (const DBusError&) {
         // keep what we have: the name may have gone meanwhile
     }
     throw NameTakenError(name_, owner);
@@ -750,7 +752,7 @@ Task<void> Service::stop(Duration timeout) {
         }
     }
     started_ = false;
-    auto reply = co_await bus_->call("org.freedesktop.DBus", "/org/freedesktop/DBus", "org.freedesktop.DBus",
+    auto reply = co_await bus_call(*bus_, "org.freedesktop.DBus", "/org/freedesktop/DBus", "org.freedesktop.DBus",
                                      "ReleaseName", timeout, name_);
     std::uint32_t code = 0;
     reply >> code;

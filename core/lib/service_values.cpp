@@ -1,4 +1,5 @@
 // The value side of an exported item: coercion of written values (§3.2),
+#include "value_dbus.hpp"
 // text formatters (§2.4) and validators.
 #include "moat/service.hpp"
 

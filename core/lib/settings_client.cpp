@@ -2,6 +2,8 @@
 // top of the Monitor: the monitor reads the service and follows its
 // PropertiesChanged signals with the process's one rule for them.
 #include "moat/settings.hpp"
+#include "bus_call.hpp"
+#include "value_dbus.hpp"
 
 #include <algorithm>
 
@@ -168,12 +170,14 @@ Task<void> Settings::add(std::vector<SettingSpec> specs, Duration timeout) {
         entries.push_back(entry_of(s));
         specs_.insert_or_assign(s.path, s);  // before the call: its signals are interesting already
     }
-    BusCall c = bus_.new_call(service_, "/", settings_interface, "AddSettings");
+    BusCall c = new_call(bus_, service_, "/", settings_interface, "AddSettings");
     c.msg << entries;
     std::vector<Dict> results;
     try {
-        auto reply = co_await bus_.call(std::move(c), timeout);
+        auto reply = co_await BusCallAwaitable(std::move(c), timeout);
         reply >> results;
+    } catch (const DBusError& e) {
+        throw SettingsError("", 0, fmt::format("AddSettings on {} failed: {}", service_, e.message()));
     } catch (const sdbus::Error& e) {
         throw SettingsError("", 0, fmt::format("AddSettings on {} failed: {}", service_, e.getMessage()));
     }
@@ -188,7 +192,7 @@ void Settings::readd() {
         specs.push_back(s);
         entries.push_back(entry_of(s));
     }
-    BusCall c = bus_.new_call(service_, "/", settings_interface, "AddSettings");
+    BusCall c = new_call(bus_, service_, "/", settings_interface, "AddSettings");
     c.msg << entries;
     calls_.push_back(std::move(c.proxy));
     auto it = std::prev(calls_.end());
@@ -229,14 +233,16 @@ Value Settings::value(std::string_view path) const {
 
 Task<int> Settings::set(std::string path, Value value, Duration timeout) {
     start();
-    BusCall c = bus_.new_call(service_, path, "com.victronenergy.BusItem", "SetValue");
+    BusCall c = new_call(bus_, service_, path, "com.victronenergy.BusItem", "SetValue");
     c.msg << to_variant(value);
     int result = -1;
     try {
-        auto reply = co_await bus_.call(std::move(c), timeout);
+        auto reply = co_await BusCallAwaitable(std::move(c), timeout);
         std::int32_t r = -1;
         reply >> r;
         result = r;
+    } catch (const DBusError& e) {
+        log_.warning("SetValue {} on {}: {}", path, service_, e.message());
     } catch (const sdbus::Error& e) {
         log_.warning("SetValue {} on {}: {}", path, service_, e.getMessage());
     }

@@ -1,4 +1,5 @@
 // com.victronenergy.settings on D-Bus (venus-dbus.md §11), built on moat::Service:
+#include "value_dbus.hpp"
 // every setting is an Item whose SetValue follows decide_write(); the
 // management methods are extra methods of `/` and the group nodes.
 #include "moat/settings_service.hpp"

@@ -1,4 +1,5 @@
 // The settings file: reading (a corrupt file is kept aside), formatting and
+#include "value_dbus.hpp"
 // the atomic write (see settings_service.hpp for the format).
 #include "moat/settings_service.hpp"
 

@@ -1,4 +1,5 @@
 // The rules of the settings service without D-Bus (venus-dbus.md §11.2-§11.4):
+#include "value_dbus.hpp"
 // conversions, limits, adds, writes and device-instance allocation.
 #include "moat/settings_service.hpp"
 

@@ -1,5 +1,5 @@
 // The Venus BusItem value model (shared/specs/venus-dbus.md §2).
-#include "moat/value.hpp"
+#include "value_dbus.hpp"
 
 #include <sdbus-c++/sdbus-c++.h>
 
@@ -418,6 +418,60 @@ Value read_value(sdbus::Message& msg, std::string_view signature)
 {
     check_single_type(signature);
     return Reader(msg, signature).read(signature);
+}
+
+std::vector<std::string> split_signature(std::string_view signature)
+{
+    std::vector<std::string> out;
+    for (std::size_t pos = 0; pos < signature.size();) {
+        const std::size_t end = complete_type_end(signature, pos, 0);  // throws when malformed
+        out.emplace_back(signature.substr(pos, end - pos));
+        pos = end;
+    }
+    return out;
+}
+
+// ---------------------------------------------------------------------------
+// JSON
+
+std::string json_string(std::string_view s)
+{
+    std::string out = "\"";
+    for (unsigned char c : s) {
+        switch (c) {
+        case '"': out += "\\\""; break;
+        case '\\': out += "\\\\"; break;
+        case '\n': out += "\\n"; break;
+        case '\r': out += "\\r"; break;
+        case '\t': out += "\\t"; break;
+        default:
+            if (c < 0x20) out += fmt::format("\\u{:04x}", c);
+            else out += static_cast<char>(c);
+        }
+    }
+    return out + "\"";
+}
+
+std::string to_json(const Value& v)
+{
+    switch (v.kind()) {
+    case Value::Kind::invalid: return "null";
+    case Value::Kind::boolean: return v.as_bool() ? "true" : "false";
+    case Value::Kind::integer: return std::to_string(v.as_int());
+    case Value::Kind::floating: return std::isfinite(v.as_double()) ? python_float_repr(v.as_double()) : "null";
+    case Value::Kind::string: return json_string(v.as_string());
+    case Value::Kind::list: {
+        std::string s = "[";
+        for (const auto& x : v.as_list()) s += (s.size() > 1 ? ", " : "") + to_json(x);
+        return s + "]";
+    }
+    case Value::Kind::dict: {
+        std::string s = "{";
+        for (const auto& [k, x] : v.as_dict()) s += (s.size() > 1 ? ", " : "") + json_string(k) + ": " + to_json(x);
+        return s + "}";
+    }
+    }
+    return "null";
 }
 
 // ---------------------------------------------------------------------------

@@ -4,7 +4,9 @@
 #include <map>
 
 #include <fmt/format.h>
-#include <toml++/toml.h>
+#include <fstream>
+#include <moat/config.hpp>
+#include <sstream>
 
 namespace moat::guard {
 
@@ -16,20 +18,19 @@ bool Patch::knows(const std::string& sha256) const {
 
 namespace {
 
-[[noreturn]] void bad(const fs::path& file, const toml::node* node, const std::string& what) {
-    if (node && node->source().begin.line)
-        throw ManifestError(fmt::format("{}:{}: {}", file.string(), node->source().begin.line, what));
+[[noreturn]] void bad(const fs::path& file, const ConfigNode& node, const std::string& what) {
+    if (node.from_file()) throw ManifestError(node.location() + what);
     throw ManifestError(fmt::format("{}: {}", file.string(), what));
 }
 
-std::string text(const fs::path& file, const toml::table& t, std::string_view key, bool required) {
-    const toml::node* n = t.get(key);
+std::string text(const fs::path& file, const ConfigNode& t, std::string_view key, bool required) {
+    const ConfigNode n = t.get(key);
     if (!n) {
-        if (required) bad(file, &t, fmt::format("'{}' is missing", key));
+        if (required) bad(file, t, fmt::format("'{}' is missing", key));
         return "";
     }
-    auto s = n->value<std::string>();
-    if (!s || !n->is_string()) bad(file, n, fmt::format("'{}' must be a string", key));
+    auto s = n.as_string();
+    if (!s) bad(file, n, fmt::format("'{}' must be a string", key));
     return *s;
 }
 
@@ -40,16 +41,20 @@ bool is_hex64(const std::string& s) {
 } // namespace
 
 Patch load_manifest(const fs::path& file) {
-    toml::table doc;
+    std::ifstream in(file, std::ios::binary);
+    if (!in) throw ManifestError(fmt::format("{}: cannot read it", file.string()));
+    std::ostringstream content;
+    content << in.rdbuf();
+    ConfigNode doc;
     try {
-        doc = toml::parse_file(file.string());
-    } catch (const toml::parse_error& e) {
-        throw ManifestError(fmt::format("{}:{}: {}", file.string(), e.source().begin.line, e.description()));
+        doc = parse_toml(content.str(), file.string());
+    } catch (const ConfigError& e) {
+        throw ManifestError(e.what());
     }
     static const char* allowed[] = {"title", "description", "recommended", "target", "service", "edits", "known"};
-    for (auto& [k, v] : doc)
-        if (std::find(std::begin(allowed), std::end(allowed), k.str()) == std::end(allowed))
-            bad(file, &v, fmt::format("unknown key '{}'", k.str()));
+    for (const auto& k : doc.keys())
+        if (std::find(std::begin(allowed), std::end(allowed), k) == std::end(allowed))
+            bad(file, doc.get(k), fmt::format("unknown key '{}'", k));
     Patch p;
     p.file = file;
     p.name = file.stem().string();
@@ -59,37 +64,37 @@ Patch load_manifest(const fs::path& file) {
     p.service = text(file, doc, "service", false);
     if (p.target.empty() || p.target.front() == '/' || p.target.find("..") != std::string::npos)
         bad(file, doc.get("target"), "'target' must be a path relative to the root, without '..'");
-    if (const toml::node* r = doc.get("recommended")) {
-        if (!r->is_boolean()) bad(file, r, "'recommended' must be true or false");
-        p.recommended = *r->value<bool>();
+    if (const ConfigNode r = doc.get("recommended")) {
+        if (!r.as_bool()) bad(file, r, "'recommended' must be true or false");
+        p.recommended = *r.as_bool();
     }
-    const toml::array* edits = doc.get_as<toml::array>("edits");
-    if (!edits || edits->empty()) bad(file, doc.get("edits"), "'edits' must be a non-empty array of {find, replace}");
-    for (const toml::node& e : *edits) {
-        const toml::table* t = e.as_table();
-        if (!t) bad(file, &e, "each edit is a table {find = ..., replace = ...}");
-        for (auto& [k, v] : *t)
-            if (k.str() != "find" && k.str() != "replace")
-                bad(file, &v, fmt::format("unknown key '{}' in an edit (find, replace; top-level keys go before "
-                                          "the first [[edits]])",
-                                          k.str()));
-        PatchEdit edit{text(file, *t, "find", true), text(file, *t, "replace", true)};
-        if (edit.find.empty()) bad(file, &e, "an edit's 'find' is empty");
-        if (edit.find == edit.replace) bad(file, &e, "an edit's 'replace' equals its 'find'");
+    const ConfigNode edits = doc.get("edits");
+    if (edits.kind() != ConfigNode::Kind::array || edits.size() == 0)
+        bad(file, edits, "'edits' must be a non-empty array of {find, replace}");
+    for (std::size_t i = 0; i < edits.size(); ++i) {
+        const ConfigNode e = edits.at(i);
+        if (e.kind() != ConfigNode::Kind::table) bad(file, e, "each edit is a table {find = ..., replace = ...}");
+        for (const auto& k : e.keys())
+            if (k != "find" && k != "replace")
+                bad(file, e.get(k), fmt::format("unknown key '{}' in an edit (find, replace; top-level keys go before "
+                                                "the first [[edits]])",
+                                                k));
+        PatchEdit edit{text(file, e, "find", true), text(file, e, "replace", true)};
+        if (edit.find.empty()) bad(file, e, "an edit's 'find' is empty");
+        if (edit.find == edit.replace) bad(file, e, "an edit's 'replace' equals its 'find'");
         p.edits.push_back(std::move(edit));
     }
-    if (const toml::node* known = doc.get("known")) {
-        const toml::array* a = known->as_array();
-        if (!a) bad(file, known, "'known' must be an array of {sha256, label}");
-        for (const toml::node& e : *a) {
-            const toml::table* t = e.as_table();
-            if (!t) bad(file, &e, "each known version is a table {sha256 = ..., label = ...}");
-            for (auto& [k, v] : *t)
-                if (k.str() != "sha256" && k.str() != "label")
-                    bad(file, &v, fmt::format("unknown key '{}' in a known version (sha256, label)", k.str()));
-            KnownVersion k{text(file, *t, "sha256", true), text(file, *t, "label", false)};
-            if (!is_hex64(k.sha256)) bad(file, &e, "'sha256' must be 64 lower-case hex digits");
-            p.known.push_back(std::move(k));
+    if (const ConfigNode known = doc.get("known")) {
+        if (known.kind() != ConfigNode::Kind::array) bad(file, known, "'known' must be an array of {sha256, label}");
+        for (std::size_t i = 0; i < known.size(); ++i) {
+            const ConfigNode e = known.at(i);
+            if (e.kind() != ConfigNode::Kind::table) bad(file, e, "each known version is a table {sha256 = ..., label = ...}");
+            for (const auto& k : e.keys())
+                if (k != "sha256" && k != "label")
+                    bad(file, e.get(k), fmt::format("unknown key '{}' in a known version (sha256, label)", k));
+            KnownVersion kv{text(file, e, "sha256", true), text(file, e, "label", false)};
+            if (!is_hex64(kv.sha256)) bad(file, e, "'sha256' must be 64 lower-case hex digits");
+            p.known.push_back(std::move(kv));
         }
     }
     return p;

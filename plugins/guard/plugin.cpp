@@ -36,11 +36,11 @@ Duration seconds_key(const Config& c, std::string_view key) {
 }
 
 /// The elements of a string-list key with their nodes (for errors with a line number).
-std::vector<std::pair<std::string, const toml::node*>> names_of(const Config& c, std::string_view key) {
-    std::vector<std::pair<std::string, const toml::node*>> out;
-    if (const toml::node* n = c.node(key); n && n->is_array())
-        for (const toml::node& e : *n->as_array())
-            if (auto s = e.value<std::string>()) out.emplace_back(*s, &e);
+std::vector<std::pair<std::string, ConfigNode>> names_of(const Config& c, std::string_view key) {
+    std::vector<std::pair<std::string, ConfigNode>> out;
+    const ConfigNode n = c.node(key);
+    for (std::size_t i = 0; i < n.size(); ++i)
+        if (auto s = n.at(i).as_string()) out.emplace_back(*s, n.at(i));
     return out;
 }
 
@@ -89,17 +89,17 @@ public:
         std::set<std::string> ignored;
         for (auto& [name, node] : names_of(c, "ignore")) {
             if (!critical::find_check(name))
-                c.fail_at(*node, "key 'ignore'", fmt::format("unknown check '{}' (checks: {})", name, known_names(false)));
+                c.fail_at(node, "key 'ignore'", fmt::format("unknown check '{}' (checks: {})", name, known_names(false)));
             ignored.insert(name);
         }
         for (auto& [name, node] : names_of(c, "fix")) {
             const critical::Check* check = critical::find_check(name);
             if (!check)
-                c.fail_at(*node, "key 'fix'", fmt::format("unknown check '{}' (fixable: {})", name, known_names(true)));
+                c.fail_at(node, "key 'fix'", fmt::format("unknown check '{}' (fixable: {})", name, known_names(true)));
             if (!check->safe_value)
-                c.fail_at(*node, "key 'fix'", fmt::format("'{}' has no safe value to write (fixable: {})", name,
+                c.fail_at(node, "key 'fix'", fmt::format("'{}' has no safe value to write (fixable: {})", name,
                                                           known_names(true)));
-            if (ignored.count(name)) c.fail_at(*node, "key 'fix'", fmt::format("'{}' is also ignored", name));
+            if (ignored.count(name)) c.fail_at(node, "key 'fix'", fmt::format("'{}' is also ignored", name));
         }
         if (auto name = c.get_string("service"); !name.empty()) c.claim("service", "the D-Bus name " + name);
     }

@@ -1,4 +1,5 @@
 #include "reading.hpp"
+#include <moat/dbus.hpp>
 
 #include <cstdlib>
 
@@ -56,11 +57,10 @@ Task<Reading> read_now(Bus& bus, std::string service, std::string path, Duration
     if (service.empty()) co_return Reading{};
     Reading r;
     try {
-        auto call = bus.call(service, path, busitem_interface, "GetValue", timeout);
-        sdbus::MethodReply reply = co_await call;
+        auto reply = co_await call_method(bus, service, path, busitem_interface, "GetValue", "", {}, timeout);
         r.present = true;
-        r.value = read_value(reply, "v");
-    } catch (const sdbus::Error&) {
+        r.value = reply.empty() ? Value() : reply.front();
+    } catch (const DBusError&) {
         r = Reading{};  // no such service or path, or no answer: unknown
     } catch (const std::invalid_argument&) {
         r = Reading{true, Value()};  // an answer we cannot decode

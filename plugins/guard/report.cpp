@@ -43,23 +43,6 @@ std::string format_table(std::span<const CheckRow> rows) {
     return out + summary(rows) + "\n";
 }
 
-std::string json_string(std::string_view s) {
-    std::string out = "\"";
-    for (char c : s) {
-        switch (c) {
-        case '"': out += "\\\""; break;
-        case '\\': out += "\\\\"; break;
-        case '\n': out += "\\n"; break;
-        case '\r': out += "\\r"; break;
-        case '\t': out += "\\t"; break;
-        default:
-            if (static_cast<unsigned char>(c) < 0x20) out += fmt::format("\\u{:04x}", static_cast<unsigned>(c));
-            else out += c;
-        }
-    }
-    return out + "\"";
-}
-
 std::string json_value(const Value& v) {
     switch (v.kind()) {
     case Value::Kind::invalid: return "null";

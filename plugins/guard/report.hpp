@@ -27,8 +27,6 @@ int exit_code(std::span<const CheckRow> rows);
 std::string format_table(std::span<const CheckRow> rows);
 /// {"worst": ..., "critical": n, "warning": n, "unknown": n, "checks": [{name, state, value, expected, text, service, path}]}
 std::string format_json(std::span<const CheckRow> rows);
-/// A JSON string literal.
-std::string json_string(std::string_view s);
 /// A value as JSON: numbers, booleans, strings; invalid as null; lists and dicts as text.
 std::string json_value(const Value& v);
 

@@ -37,7 +37,7 @@ TEST_CASE("the table lists every check and a summary", "[guard]") {
 }
 
 TEST_CASE("JSON: strings escaped, invalid as null, numbers as numbers", "[guard]") {
-    CHECK(json_string("a\"b\\c\n\x01") == "\"a\\\"b\\\\c\\n\\u0001\"");
+    CHECK(moat::json_string("a\"b\\c\n\x01") == "\"a\\\"b\\\\c\\n\\u0001\"");
     CHECK(json_value(Value()) == "null");
     CHECK(json_value(Value(1)) == "1");
     CHECK(json_value(Value(55.2)) == "55.2");

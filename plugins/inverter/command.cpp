@@ -11,6 +11,7 @@
 
 #include <fmt/format.h>
 
+#include "moat/dbus.hpp"
 #include "moat/value.hpp"
 
 namespace moat {
@@ -29,43 +30,6 @@ Commands:
   set-mode MODE [KEY=VALUE ...]  change the mode (SetMode); VALUE: a number, true, false or none
   set-param KEY VALUE            change a parameter of the running mode (SetModeParam)
 )";
-
-std::string json_string(const std::string& s) {
-    std::string out = "\"";
-    for (unsigned char c : s) {
-        switch (c) {
-        case '"': out += "\\\""; break;
-        case '\\': out += "\\\\"; break;
-        case '\n': out += "\\n"; break;
-        case '\t': out += "\\t"; break;
-        default:
-            if (c < 0x20) out += fmt::format("\\u{:04x}", c);
-            else out += static_cast<char>(c);
-        }
-    }
-    return out + "\"";
-}
-
-std::string json(const Value& v) {
-    switch (v.kind()) {
-    case Value::Kind::invalid: return "null";
-    case Value::Kind::boolean: return v.as_bool() ? "true" : "false";
-    case Value::Kind::integer: return std::to_string(v.as_int());
-    case Value::Kind::floating: return std::isfinite(v.as_double()) ? python_float_repr(v.as_double()) : "null";
-    case Value::Kind::string: return json_string(v.as_string());
-    case Value::Kind::list: {
-        std::string s = "[";
-        for (auto& x : v.as_list()) s += (s.size() > 1 ? ", " : "") + json(x);
-        return s + "]";
-    }
-    case Value::Kind::dict: {
-        std::string s = "{";
-        for (auto& [k, x] : v.as_dict()) s += (s.size() > 1 ? ", " : "") + json_string(k) + ": " + json(x);
-        return s + "}";
-    }
-    }
-    return "null";
-}
 
 /// A value for people: booleans as yes/no, numbers rounded to what a reading
 /// of that size needs (W and V to whole units or 0.1, fractions to 0.001).
@@ -104,14 +68,14 @@ void print_text(const Value::Dict& d, int indent) {
     }
 }
 
-sdbus::Variant arg_value(const std::string& key, const std::string& s) {
-    if (s == "none" || s == "None" || s == "null") return sdbus::Variant(std::vector<std::int32_t>{});
-    if (s == "true" || s == "True") return sdbus::Variant(true);
-    if (s == "false" || s == "False") return sdbus::Variant(false);
+Value arg_value(const std::string& key, const std::string& s) {
+    if (s == "none" || s == "None" || s == "null") return Value();
+    if (s == "true" || s == "True") return Value(true);
+    if (s == "false" || s == "False") return Value(false);
     try {
         std::size_t used = 0;
         double d = std::stod(s, &used);
-        if (used == s.size()) return sdbus::Variant(d);
+        if (used == s.size()) return Value(d);
     } catch (const std::exception&) {
     }
     throw UsageError(fmt::format("{}: '{}' is not a number, true, false or none", key, s));
@@ -125,13 +89,13 @@ struct Request {
 
 /// The names of the controllers on the bus ("main", ...).
 Task<std::vector<std::string>> controller_names(CommandContext& ctx) {
-    auto reply = co_await ctx.bus.call("org.freedesktop.DBus", "/org/freedesktop/DBus", "org.freedesktop.DBus",
-                                       "ListNames", std::chrono::seconds(5));
-    std::vector<std::string> names, found;
-    reply >> names;
+    auto reply = co_await call_method(ctx.bus, "org.freedesktop.DBus", "/org/freedesktop/DBus", "org.freedesktop.DBus",
+                                      "ListNames", "", {}, std::chrono::seconds(5));
+    std::vector<std::string> found;
     const std::string prefix = inverter::control::bus_name("");
-    for (auto& n : names)
-        if (n.starts_with(prefix)) found.push_back(n.substr(prefix.size()));
+    if (!reply.empty() && reply[0].is_list())
+        for (auto& n : reply[0].as_list())
+            if (n.is_string() && n.as_string().starts_with(prefix)) found.push_back(n.as_string().substr(prefix.size()));
     std::sort(found.begin(), found.end());
     co_return found;
 }
@@ -144,9 +108,9 @@ Task<int> run(CommandContext& ctx, const Request& r) {
     bool absent = false;
     try {
         co_return co_await run_request(ctx, r);
-    } catch (const sdbus::Error& e) {
-        if (e.getName() != "org.freedesktop.DBus.Error.ServiceUnknown" &&
-            e.getName() != "org.freedesktop.DBus.Error.NameHasNoOwner")
+    } catch (const DBusError& e) {
+        if (e.name() != "org.freedesktop.DBus.Error.ServiceUnknown" &&
+            e.name() != "org.freedesktop.DBus.Error.NameHasNoOwner")
             throw;
         absent = true;
     }
@@ -163,61 +127,59 @@ Task<int> run_request(CommandContext& ctx, const Request& r) {
     const std::string dest = inverter::control::bus_name(r.name);
     const auto& words = r.words;
     const std::string& cmd = words[0];
-    auto call = [&](const char* method) { return ctx.bus.new_call(dest, inverter::control::path, inverter::control::interface, method); };
     const auto timeout = std::chrono::seconds(10);
+    auto call = [&](const char* method, std::string signature = {}, std::vector<Value> args = {}) {
+        return call_method(ctx.bus, dest, inverter::control::path, inverter::control::interface, method,
+                           std::move(signature), std::move(args), timeout);
+    };
+    auto first = [](const std::vector<Value>& reply) { return reply.empty() ? Value() : reply.front(); };
     if (cmd == "state") {
-        auto reply = co_await ctx.bus.call(call(inverter::control::get_state), timeout);
-        std::map<std::string, sdbus::Variant> st;
-        reply >> st;
-        Value::Dict d;
-        for (auto& [k, v] : st) d[k] = from_variant(v);
-        if (r.as_json) fmt::print("{}\n", json(Value(d)));
-        else print_text(d, 0);
+        Value st = first(co_await call(inverter::control::get_state));
+        if (r.as_json) fmt::print("{}\n", to_json(st.is_dict() ? st : Value(Value::Dict{})));
+        else if (st.is_dict()) print_text(st.as_dict(), 0);
         co_return command_ok;
     }
     if (cmd == "modes") {
-        auto reply = co_await ctx.bus.call(call(inverter::control::get_modes), timeout);
-        std::vector<std::string> modes;
-        reply >> modes;
-        Value::List l;
-        for (auto& m : modes) l.emplace_back(m);
-        if (r.as_json) fmt::print("{}\n", json(Value(l)));
+        Value modes = first(co_await call(inverter::control::get_modes));
+        if (!modes.is_list()) modes = Value(Value::List{});
+        if (r.as_json) fmt::print("{}\n", to_json(modes));
         else
-            for (auto& m : modes) fmt::print("{}\n", m);
+            for (auto& m : modes.as_list()) fmt::print("{}\n", text(m));
         co_return command_ok;
     }
     if (cmd == "mode-info") {
-        auto c = call(inverter::control::get_mode_info);
-        c.msg << words[1];
-        auto reply = co_await ctx.bus.call(std::move(c), timeout);
-        std::map<std::string, std::string> info;
-        reply >> info;
+        std::vector<Value> args{Value(words[1])};  // (no braced list inside co_await: g++ 12)
+        Value info = first(co_await call(inverter::control::get_mode_info, "s", std::move(args)));
+        Value::Dict d = info.is_dict() ? info.as_dict() : Value::Dict{};
         if (r.as_json) {
-            Value::Dict d;
-            for (auto& [k, v] : info) d[k] = v;
-            fmt::print("{}\n", json(Value(d)));
+            fmt::print("{}\n", to_json(Value(d)));
         } else {
-            if (auto it = info.find("_l"); it != info.end()) fmt::print("{}: {}\n", words[1], it->second);
-            for (auto& [k, v] : info)
-                if (k != "_l") fmt::print("  {:<14} {}\n", k, v);
+            if (auto it = d.find("_l"); it != d.end()) fmt::print("{}: {}\n", words[1], text(it->second));
+            for (auto& [k, v] : d)
+                if (k != "_l") fmt::print("  {:<14} {}\n", k, text(v));
         }
         co_return command_ok;
     }
-    BusCall c = call(cmd == "set-mode" ? inverter::control::set_mode : inverter::control::set_mode_param);
+    // (Arguments built first: no braced list inside co_await with g++ 12.)
+    std::vector<Value> args{Value(words[1])};
+    const char* method = inverter::control::set_mode_param;
+    std::string signature = "sv";
     if (cmd == "set-mode") {
-        std::map<std::string, sdbus::Variant> args;
+        Value::Dict params;
         for (std::size_t i = 2; i < words.size(); ++i) {
             auto eq = words[i].find('=');
             std::string key = words[i].substr(0, eq);
-            args[key] = arg_value(key, words[i].substr(eq + 1));
+            params[key] = arg_value(key, words[i].substr(eq + 1));
         }
-        c.msg << words[1] << args;
+        args.emplace_back(std::move(params));
+        method = inverter::control::set_mode;
+        signature = "sa{sv}";
     } else {
-        c.msg << words[1] << arg_value(words[1], words[2]);
+        args.push_back(arg_value(words[1], words[2]));
     }
-    auto reply = co_await ctx.bus.call(std::move(c), timeout);
-    bool ok = false;
-    reply >> ok;
+    std::vector<Value> reply = co_await call(method, std::move(signature), std::move(args));
+    const Value ok_value = first(reply);
+    const bool ok = ok_value.is_bool() && ok_value.as_bool();
     if (r.as_json) fmt::print("{}\n", ok ? "true" : "false");
     else fmt::print("{}\n", ok ? "OK" : "refused");
     co_return ok ? command_ok : command_failed;

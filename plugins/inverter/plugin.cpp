@@ -12,10 +12,10 @@
 #include <vector>
 
 #include <fmt/format.h>
+#include <moat/dbus.hpp>
 #include <moat/plugin.hpp>
 #include <moat/service.hpp>
 #include <moat/value.hpp>
-#include <sdbus-c++/sdbus-c++.h>
 
 #include "command.hpp"
 #include "control_interface.hpp"
@@ -80,8 +80,8 @@ std::optional<double> number(const Value& v) {
 ParamValue param_value(const Value& v, std::string_view name) {
     if (v.is_invalid()) return std::nullopt;
     if (auto n = v.as_number()) return *n;
-    throw sdbus::Error(control::error_invalid_value,
-                       fmt::format("{}: expected a number, a boolean or None, not {}", name, kind_name(v)));
+    throw DBusError(control::error_invalid_value,
+                    fmt::format("{}: expected a number, a boolean or None, not {}", name, kind_name(v)));
 }
 
 Value double_list(const std::vector<double>& v) {
@@ -133,13 +133,13 @@ std::string venus_service_name(const Config& config) {
 }
 
 /// A refused mode change as the D-Bus error of §16.2.
-sdbus::Error dbus_error(const ModeChangeError& e) {
+DBusError dbus_error(const ModeChangeError& e) {
     using Kind = ModeChangeError::Kind;
     const char* name = e.kind == Kind::too_early           ? err_too_early
                        : e.kind == Kind::unknown_parameter ? control::error_unknown_parameter
                        : e.kind == Kind::invalid_value     ? control::error_invalid_value
                                                            : err_unknown;
-    return sdbus::Error(name, e.what());
+    return DBusError(name, e.what());
 }
 
 // ---------------------------------------------------------------- the plugin
@@ -272,7 +272,7 @@ private:
     int last_n_phase_ = 0;
 
     std::unique_ptr<Service> svc_;
-    std::unique_ptr<sdbus::IObject> control_;
+    std::unique_ptr<DBusObject> control_;
 };
 
 InverterPlugin::InverterPlugin(Context& ctx)
@@ -765,72 +765,59 @@ void InverterPlugin::sync_items() {
 }
 
 void InverterPlugin::build_control() {
-    control_ = sdbus::createObject(svc_->bus().connection(), control::path);
-    // Handlers: only sdbus::Error may leave them (TOOLCHAIN.md).
+    control_ = std::make_unique<DBusObject>(svc_->bus(), control::path);
+    // A refused change is its own error; anything else is logged (a bug).
     auto guarded = [this](auto&& fn) {
         try {
             return fn();
-        } catch (const sdbus::Error&) {
-            throw;
         } catch (const ModeChangeError& e) {
             throw dbus_error(e);
+        } catch (const DBusError&) {
+            throw;
         } catch (const std::exception& e) {
             ctx_.log.error("control interface: {}", e.what());
-            throw sdbus::Error("org.freedesktop.DBus.Error.Failed", e.what());
+            throw;
         }
     };
-    control_->registerMethod(control::get_modes).onInterface(control_iface).implementedAs([guarded]() {
+    using Args = std::vector<Value>;
+    control_->add_method(control_iface, control::get_modes, "", "as", [guarded](const Args&) {
         return guarded([] {
-            std::vector<std::string> v;
-            for (auto& m : modes()) v.emplace_back(m.name);
-            return v;
+            Value::List v;
+            for (auto& m : modes()) v.emplace_back(std::string(m.name));
+            return Args{Value(std::move(v))};
         });
     });
-    control_->registerMethod(control::get_mode_info).onInterface(control_iface).implementedAs([guarded](const std::string& mode) {
+    control_->add_method(control_iface, control::get_mode_info, "s", "a{ss}", [guarded](const Args& args) {
         return guarded([&] {
+            const std::string mode = args.at(0).as_string();
             auto m = parse_mode(mode);
-            if (!m) throw sdbus::Error(err_unknown, fmt::format("unknown mode '{}'", mode));
-            std::map<std::string, std::string> info;
+            if (!m) throw DBusError(err_unknown, fmt::format("unknown mode '{}'", mode));
+            Value::Dict info;
             for (auto& p : mode_info(*m).params)
-                if (!p.hidden) info[p.name] = p.help;
-            info["_l"] = mode_info(*m).description;
-            return info;
+                if (!p.hidden) info[p.name] = std::string(p.help);
+            info["_l"] = std::string(mode_info(*m).description);
+            return Args{Value(std::move(info))};
         });
     });
-    control_->registerMethod(control::set_mode).onInterface(control_iface).implementedAs(
-        [this, guarded](const std::string& mode, const std::map<std::string, sdbus::Variant>& args) {
-            return guarded([&] {
-                Op op;
-                for (auto& [k, v] : args) {
-                    Value val;
-                    try {
-                        val = from_variant(v);
-                    } catch (const std::exception& e) {
-                        throw sdbus::Error(control::error_invalid_value, fmt::format("{}: {}", k, e.what()));
-                    }
-                    op[k] = param_value(val, k);
-                }
-                sup_.change_mode(mode, op);
-                return true;
-            });
+    control_->add_method(control_iface, control::set_mode, "sa{sv}", "b", [this, guarded](const Args& args) {
+        return guarded([&] {
+            Op op;
+            if (args.at(1).is_dict())  // (an empty a{sv} reads as invalid)
+                for (auto& [k, v] : args.at(1).as_dict()) op[k] = param_value(v, k);
+            sup_.change_mode(args.at(0).as_string(), op);
+            return Args{Value(true)};
         });
-    control_->registerMethod(control::set_mode_param).onInterface(control_iface).implementedAs(
-        [this, guarded](const std::string& param, const sdbus::Variant& value) {
-            return guarded([&] {
-                Value val;
-                try {
-                    val = from_variant(value);
-                } catch (const std::exception& e) {
-                    throw sdbus::Error(control::error_invalid_value, fmt::format("{}: {}", param, e.what()));
-                }
-                sup_.change_param(param, param_value(val, param));
-                return true;
-            });
-        });
-    control_->registerMethod(control::get_state).onInterface(control_iface).implementedAs([this, guarded]() {
-        return guarded([&] { return to_variant(state()).get<std::map<std::string, sdbus::Variant>>(); });
     });
-    control_->finishRegistration();
+    control_->add_method(control_iface, control::set_mode_param, "sv", "b", [this, guarded](const Args& args) {
+        return guarded([&] {
+            const std::string param = args.at(0).as_string();
+            sup_.change_param(param, param_value(args.at(1), param));
+            return Args{Value(true)};
+        });
+    });
+    control_->add_method(control_iface, control::get_state, "", "a{sv}",
+                         [this, guarded](const Args&) { return guarded([&] { return Args{state()}; }); });
+    control_->publish();
 }
 
 Task<void> InverterPlugin::run() {
@@ -853,11 +840,12 @@ Task<void> InverterPlugin::run() {
     co_await svc_->start();
     const std::string control_name = control::bus_name(name_);
     {
-        auto call = svc_->bus().call("org.freedesktop.DBus", "/org/freedesktop/DBus", "org.freedesktop.DBus",
-                                     "RequestName", std::chrono::seconds(5), control_name, std::uint32_t(4));
-        sdbus::MethodReply reply = co_await call;
-        std::uint32_t rc = 0;
-        reply >> rc;
+        // Flag 4: do not queue (a taken name is an error, not a wait).
+        std::vector<Value> args{Value(control_name), Value(std::int64_t(4))};  // (no braced list inside co_await: g++ 12)
+        auto reply = co_await call_method(svc_->bus(), "org.freedesktop.DBus", "/org/freedesktop/DBus",
+                                          "org.freedesktop.DBus", "RequestName", "su", std::move(args),
+                                          std::chrono::seconds(5));
+        const std::int64_t rc = reply.empty() || !reply[0].is_int() ? 0 : reply[0].as_int();
         if (rc != 1 && rc != 4)
             throw std::runtime_error(fmt::format("the bus name {} is taken by another process", control_name));
     }

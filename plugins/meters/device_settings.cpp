@@ -1,5 +1,6 @@
 // The meters' settings in com.victronenergy.settings (device_settings.hpp).
 #include "device_settings.hpp"
+#include <moat/dbus.hpp>
 
 #include <fmt/format.h>
 
@@ -46,11 +47,11 @@ Task<bool> DeviceSettingsStore::migrate(const std::string& ident, const std::str
     // the legacy ClassAndVrmInstance no longer holds it.
     std::vector<std::string> paths{legacy + "/" + class_key, legacy + "/" + name_key, legacy + "/" + position_key};
     try {
-        auto call = bus_.call(settings_.service(), "/Settings/Devices", settings_interface, "RemoveSettings",
-                              Settings::call_timeout, paths);
-        co_await call;
-    } catch (const sdbus::Error& e) {
-        log_.warning("removing the settings of {}: {}", legacy, e.getMessage());
+        std::vector<Value> args{Value(Value::List(paths.begin(), paths.end()))};  // (no braced list inside co_await: g++ 12)
+        co_await call_method(bus_, settings_.service(), "/Settings/Devices", settings_interface, "RemoveSettings", "as",
+                             std::move(args), Settings::call_timeout);
+    } catch (const DBusError& e) {
+        log_.warning("removing the settings of {}: {}", legacy, e.message());
     }
     log_.info("moving the settings of {} ({}:{}) to {}", legacy, s.role, s.instance, ident);
     co_return true;

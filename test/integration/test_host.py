@@ -362,7 +362,7 @@ class CommandLineTest(HostTestCase):
         cases = [
             (["--bogus"], "unknown option '--bogus'"),
             (["config.toml"], f"unknown command 'config.toml': no plugin in the plugin path {BUILD_DIR}/plugins brings "
-                              "it (commands found: inverter, moat-bms, status)"),
+                              "it (commands found: guard, patches, inverter, moat-bms, status)"),
             (["status", "--bogus"], "moat-victron status: unknown option '--bogus'"),
             (["status", "--interval", "0"], "--interval takes seconds from 0.05 to 3600, not '0'"),
             (["--config"], "--config needs a value"),

@@ -251,7 +251,7 @@ class Refusals(PatchesCase):
         before = self.read(self.multi), self.read(self.dvcc)
         rc, out, err = self.patches("apply", "hubvoltage", manifests=broken)
         self.assertEqual(rc, 1, out + err)
-        self.assertRegex(err, r"fudgecurrent\.toml:\d+: .*nothing changed")
+        self.assertRegex(err, r"fudgecurrent\.toml:\d+(:\d+)?: .*nothing changed")
         self.assert_untouched(*before)
         with open(os.path.join(broken, "fudgecurrent.toml"), "w") as f:
             f.write('title = "x"\ndescription = "y"\ntarget = "/etc/passwd"\n[[edits]]\nfind = "a"\nreplace = "b"\n')

@@ -3,6 +3,7 @@
 // the test sees that e.g. a safe state really completed a bus round trip.
 #pragma once
 
+#include <moat/dbus.hpp>
 #include <moat/plugin.hpp>
 
 namespace moat::test_plugins {
@@ -13,8 +14,9 @@ inline Task<void> report(Context& ctx, std::string event) {
         ctx.log.info("event: {}", event);
         co_return;
     }
-    co_await ctx.bus.call(to, "/", "org.moat.test.Recorder", "Record", std::chrono::seconds(2),
-                          ctx.instance + ":" + event);
+    std::vector<Value> args{Value(ctx.instance + ":" + event)};  // (not a braced list inside co_await: g++ 12)
+    co_await call_method(ctx.bus, to, "/", "org.moat.test.Recorder", "Record", "s", std::move(args),
+                         std::chrono::seconds(2));
     ctx.log.info("reported: {}", event);
 }
 

@@ -2,6 +2,7 @@
 // sensor as a Venus service (com.victronenergy.temperature.<instance>) with a
 // reading that drifts toward a writeable target, and brings the client
 // command `moat-victron room-temp` that prints the reading.
+#include <moat/dbus.hpp>
 #include <moat/plugin.hpp>
 #include <moat/service.hpp>
 
@@ -50,9 +51,9 @@ private:
 };
 
 moat::Task<int> print_temperature(moat::CommandContext& ctx, std::string instance) {
-    auto reply = co_await ctx.bus.call("com.victronenergy.temperature." + instance, "/Temperature",
-                                       moat::busitem_interface, "GetValue", seconds(5));
-    moat::Value v = moat::read_value(reply, "v");
+    auto reply = co_await moat::call_method(ctx.bus, "com.victronenergy.temperature." + instance, "/Temperature",
+                                            moat::busitem_interface, "GetValue", "", {}, seconds(5));
+    moat::Value v = reply.empty() ? moat::Value() : reply.front();
     std::printf("%s\n", moat::text(v).c_str());
     co_return moat::command_ok;
 }

@@ -10,6 +10,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "bus_call.hpp"
+#include "value_dbus.hpp"
 #include "moat/bus.hpp"
 #include "moat/value.hpp"
 
@@ -72,18 +74,18 @@ private:
 /// how = "prop" (PropertiesChanged), "items" (ItemsChanged) or "silent".
 /// The signal comes before the reply, so the monitor has it when this returns.
 inline Task<void> publish(Bus& bus, std::string service, std::string path, Value value, std::string how = "prop") {
-    BusCall call = bus.new_call(service, "/moat_test", "org.moat.test.Control", "Set");
+    BusCall call = new_call(bus, service, "/moat_test", "org.moat.test.Control", "Set");
     call.msg << path << to_variant(value) << how;
-    co_await bus.call(std::move(call), std::chrono::seconds(5));
+    co_await BusCallAwaitable(std::move(call), std::chrono::seconds(5));
 }
 
 /// Several values in one ItemsChanged.
 inline Task<void> publish_many(Bus& bus, std::string service, Value::Dict values) {
-    BusCall call = bus.new_call(service, "/moat_test", "org.moat.test.Control", "SetMany");
+    BusCall call = new_call(bus, service, "/moat_test", "org.moat.test.Control", "SetMany");
     std::map<std::string, sdbus::Variant> body;
     for (auto& [path, v] : values) body.emplace(path, to_variant(v));
     call.msg << body;
-    co_await bus.call(std::move(call), std::chrono::seconds(5));
+    co_await BusCallAwaitable(std::move(call), std::chrono::seconds(5));
 }
 
 } // namespace moat::test

@@ -1,5 +1,7 @@
 #include <catch2/catch.hpp>
 
+#include "bus_call.hpp"
+#include "value_dbus.hpp"
 #include "moat/bus.hpp"
 #include "private_daemon.hpp"
 
@@ -9,7 +11,7 @@ using namespace std::chrono_literals;
 namespace {
 
 Task<std::vector<std::string>> list_names(Bus& bus) {
-    auto reply = co_await bus.call("org.freedesktop.DBus", "/org/freedesktop/DBus", "org.freedesktop.DBus",
+    auto reply = co_await bus_call(bus, "org.freedesktop.DBus", "/org/freedesktop/DBus", "org.freedesktop.DBus",
                                    "ListNames", 2s);
     std::vector<std::string> names;
     reply >> names;
@@ -29,19 +31,19 @@ TEST_CASE("an awaitable method call round-trips through a private dbus-daemon", 
     CHECK(std::find(names.begin(), names.end(), "org.freedesktop.DBus") != names.end());
 }
 
-TEST_CASE("an error reply becomes an sdbus::Error naming the call", "[bus]") {
+TEST_CASE("an error reply becomes a DBusError naming the call", "[bus]") {
     PrivateDaemon daemon(MOAT_TEST_DIR "/fixtures/dbus-test.conf");
     Loop loop;
     auto bus = Bus::open(loop, daemon.address(), quiet());
     auto t = [&]() -> Task<void> {
-        co_await bus->call("com.example.nobody", "/x", "com.example.I", "M", 2s);
+        co_await bus_call(*bus, "com.example.nobody", "/x", "com.example.I", "M", 2s);
     };
     try {
         run_until_complete(loop, t());
         FAIL("no error");
-    } catch (const sdbus::Error& e) {
-        CHECK(e.getName() == "org.freedesktop.DBus.Error.ServiceUnknown");
-        CHECK_THAT(e.getMessage(), Catch::Contains("com.example.nobody /x com.example.I.M"));
+    } catch (const DBusError& e) {
+        CHECK(e.name() == "org.freedesktop.DBus.Error.ServiceUnknown");
+        CHECK_THAT(e.message(), Catch::Contains("com.example.nobody /x com.example.I.M"));
     }
 }
 
@@ -51,8 +53,8 @@ TEST_CASE("a D-Bus call is cancelled with its task, and shielded cleanup still c
     auto bus = Bus::open(loop, daemon.address(), quiet());
     // A second connection owns a name but never answers: the call hangs until cancelled.
     auto silent = Bus::open(loop, daemon.address(), quiet());
-    silent->connection().requestName("com.example.Silent");
-    auto silent_obj = sdbus::createObject(silent->connection(), "/silent");
+    detail::connection(*silent).requestName("com.example.Silent");
+    auto silent_obj = sdbus::createObject(detail::connection(*silent), "/silent");
     std::vector<sdbus::Result<>> held;  // replies we never send
     silent_obj->registerMethod("com.example.Silent", "Hang", "", "", [&](sdbus::MethodCall call) {
         held.emplace_back(sdbus::Result<>(std::move(call)));
@@ -69,7 +71,7 @@ TEST_CASE("a D-Bus call is cancelled with its task, and shielded cleanup still c
     auto worker = [&]() -> Task<void> {
         bool cancelled = false;
         try {
-            co_await bus->call("com.example.Silent", "/silent", "com.example.Silent", "Hang", 30s);
+            co_await bus_call(*bus, "com.example.Silent", "/silent", "com.example.Silent", "Hang", 30s);
             log.push_back("reply?");
         } catch (const Cancelled&) {
             cancelled = true;
@@ -99,15 +101,15 @@ TEST_CASE("a call times out with its own timeout", "[bus]") {
     Loop loop;
     auto bus = Bus::open(loop, daemon.address(), quiet());
     auto silent = Bus::open(loop, daemon.address(), quiet());
-    silent->connection().requestName("com.example.Silent");
-    auto obj = sdbus::createObject(silent->connection(), "/silent");
+    detail::connection(*silent).requestName("com.example.Silent");
+    auto obj = sdbus::createObject(detail::connection(*silent), "/silent");
     std::vector<sdbus::Result<>> held;
     obj->registerMethod("com.example.Silent", "Hang", "", "", [&](sdbus::MethodCall call) {
         held.emplace_back(sdbus::Result<>(std::move(call)));
     });
     obj->finishRegistration();
-    auto t = [&]() -> Task<void> { co_await bus->call("com.example.Silent", "/silent", "com.example.Silent", "Hang", 100ms); };
-    CHECK_THROWS_AS(run_until_complete(loop, t()), sdbus::Error);
+    auto t = [&]() -> Task<void> { co_await bus_call(*bus, "com.example.Silent", "/silent", "com.example.Silent", "Hang", 100ms); };
+    CHECK_THROWS_AS(run_until_complete(loop, t()), DBusError);
 }
 
 TEST_CASE("losing the bus daemon is reported", "[bus]") {

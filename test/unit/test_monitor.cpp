@@ -2,6 +2,8 @@
 // (test/fixtures/venus_publisher.py, Python's dbus module).
 #include <catch2/catch.hpp>
 
+#include "bus_call.hpp"
+#include "value_dbus.hpp"
 #include "moat/monitor.hpp"
 #include "private_daemon.hpp"
 #include "publisher.hpp"
@@ -49,10 +51,10 @@ void run(Loop& loop, Body& body, Duration limit = 20s) {
 
 std::size_t daemon_match_rules(Fixture& f) {
     auto body = [&]() -> Task<std::size_t> {
-        BusCall c = f.bus->new_call("org.freedesktop.DBus", "/org/freedesktop/DBus",
+        BusCall c = new_call(*f.bus, "org.freedesktop.DBus", "/org/freedesktop/DBus",
                                     "org.freedesktop.DBus.Debug.Stats", "GetConnectionStats");
         c.msg << f.bus->unique_name();
-        auto reply = co_await f.bus->call(std::move(c), 5s);
+        auto reply = co_await BusCallAwaitable(std::move(c), 5s);
         std::map<std::string, sdbus::Variant> stats;
         reply >> stats;
         co_return std::size_t(stats.at("MatchRules").get<std::uint32_t>());

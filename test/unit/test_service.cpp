@@ -1,5 +1,7 @@
 #include <catch2/catch.hpp>
 
+#include "bus_call.hpp"
+#include "value_dbus.hpp"
 #include "moat/service.hpp"
 #include "private_daemon.hpp"
 
@@ -28,7 +30,7 @@ struct SignalLog {
     sdbus::Slot slot;
 
     explicit SignalLog(Bus& client) {
-        slot = client.connection().addMatch(
+        slot = detail::connection(client).addMatch(
             "type='signal',interface='com.victronenergy.BusItem'", [this](sdbus::Message& m) {
                 std::map<std::string, sdbus::Variant> props;
                 std::map<std::string, std::map<std::string, sdbus::Variant>> items;
@@ -48,12 +50,12 @@ struct SignalLog {
 /// A round trip to the service through the daemon: signals it sent before
 /// are in by then.
 Task<void> settle(Bus& client) {
-    co_await client.call(svc_name, "/", busitem_interface, "GetValue", 2s);
+    co_await bus_call(client, svc_name, "/", busitem_interface, "GetValue", 2s);
     co_await sleep_for(20ms);
 }
 
 Task<std::int32_t> remote_set(Bus& client, std::string path, Value v) {
-    auto reply = co_await client.call(svc_name, path, busitem_interface, "SetValue", 2s, to_variant(v));
+    auto reply = co_await bus_call(client, svc_name, path, busitem_interface, "SetValue", 2s, to_variant(v));
     std::int32_t code = -1;
     reply >> code;
     co_return code;
@@ -384,13 +386,13 @@ TEST_CASE("stopping invalidates every value in one ItemsChanged before the name 
     auto client = Bus::open(loop, daemon.address(), quiet());
     SignalLog log(*client);
     std::vector<std::string> order;
-    auto owner_slot = client->connection().addMatch(
+    auto owner_slot = detail::connection(*client).addMatch(
         "type='signal',interface='org.freedesktop.DBus',member='NameOwnerChanged'", [&](sdbus::Message& m) {
             std::string name, old_owner, new_owner;
             m >> name >> old_owner >> new_owner;
             if (name == svc_name && new_owner.empty()) order.push_back("name released");
         });
-    auto items_slot = client->connection().addMatch(
+    auto items_slot = detail::connection(*client).addMatch(
         "type='signal',interface='com.victronenergy.BusItem',member='ItemsChanged'",
         [&](sdbus::Message&) { order.push_back("ItemsChanged"); });
     auto t = [&]() -> Task<void> {

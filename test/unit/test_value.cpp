@@ -1,6 +1,8 @@
 // Tests for the Venus BusItem value model (shared/specs/venus-dbus.md §2).
 #include <catch2/catch.hpp>
 
+#include "bus_call.hpp"
+#include "value_dbus.hpp"
 #include "moat/value.hpp"
 
 #include <sdbus-c++/sdbus-c++.h>

@@ -156,6 +156,11 @@ MOAT_API Config validate_table(const ConfigNode& table, std::string_view instanc
 MOAT_API Config parse_config(std::string_view toml_text, std::string_view file, std::string_view instance,
                              std::span<const ConfigKey> keys);
 
+/// Parse a TOML document of a plugin's own (a manifest, a data file): its
+/// root table, read with ConfigNode (whose location() names FILE:LINE).
+/// Throws ConfigError "FILE:LINE:COLUMN: TOML syntax error: ..." .
+MOAT_API ConfigNode parse_toml(std::string_view toml_text, std::string_view file);
+
 /// Several problems as one ConfigError message, one per line.
 MOAT_API std::string join_problems(std::span<const std::string> problems);
 

@@ -61,6 +61,8 @@
 
 namespace moat {
 
+struct BusCall;  // lib/bus_call.hpp
+
 /// A followed service, as it is when asked.
 struct MOAT_API ServiceInfo {
     std::string name;   ///< "com.victronenergy.battery.ttyO1"
@@ -287,7 +289,7 @@ private:
     Logger log_;
     bool started_ = false;
     std::vector<std::string> patterns_;
-    std::vector<sdbus::Slot> slots_;
+    std::vector<std::unique_ptr<void, std::function<void(void*)>>> slots_;  ///< sdbus::Slot
     std::map<std::string, std::unique_ptr<Service>, std::less<>> services_;
     std::multimap<std::string, Service*, std::less<>> by_owner_;
     std::uint64_t next_id_ = 1;

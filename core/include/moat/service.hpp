@@ -288,7 +288,7 @@ enum ObjectKinds : unsigned { on_root = 1, on_nodes = 2, on_items = 4 };
 /// reply itself (`auto r = call.createReply(); r << ...; r.send();`; nothing
 /// when `call.doesntExpectReply()`). An sdbus::Error it throws is the error
 /// reply; any other exception becomes org.freedesktop.DBus.Error.Failed.
-using MethodHandler = std::function<void(const std::string& path, sdbus::MethodCall& call)>;
+using MethodHandler = std::function<void(const std::string& path, sdbus::MethodCall& call)>;  ///< library-internal
 
 /// A Venus service: its own connection, its items, its bus name.
 class MOAT_API Service {
@@ -333,14 +333,6 @@ public:
     void pin_node(const std::string& path);
     /// True when `path` is `/` or a tree node (a proper prefix of an item path, or pinned).
     bool is_node(const std::string& path) const { return path == "/" || nodes_.count(path) > 0; }
-
-    /// Offer one more method on the objects of `kinds` (on_root | on_nodes |
-    /// on_items), e.g. the settings service's AddSettings on `/` and every
-    /// group. It replaces a built-in method of the same interface and name
-    /// (GetMin, GetMax, GetDefault on items). Calls without an interface field
-    /// find it by name. Only before the first item is added (std::logic_error).
-    void add_method(unsigned kinds, std::string interface, std::string name, std::string in_signature,
-                    std::string out_signature, MethodHandler handler);
 
     Item* find(const std::string& path);
     /// Throws ItemNotFound.
@@ -393,6 +385,16 @@ public:
     void set_invalidate_on_stop(bool on) { invalidate_on_stop_ = on; }
 
 private:
+    friend class SettingsService;  // the only user of add_method (library-internal)
+
+    /// (Library-internal: plugins export methods with moat::DBusObject.)
+    /// Offer one more method on the objects of `kinds` (on_root | on_nodes |
+    /// on_items), e.g. the settings service's AddSettings on `/` and every
+    /// group. It replaces a built-in method of the same interface and name
+    /// (GetMin, GetMax, GetDefault on items). Calls without an interface field
+    /// find it by name. Only before the first item is added (std::logic_error).
+    void add_method(unsigned kinds, std::string interface, std::string name, std::string in_signature,
+                    std::string out_signature, MethodHandler handler);
     friend class Item;
     struct Node {
         std::size_t items = 0;  ///< items below

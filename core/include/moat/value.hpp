@@ -21,11 +21,6 @@
 #include <variant>
 #include <vector>
 
-namespace sdbus {
-class Variant;
-class Message;
-}
-
 namespace moat {
 
 /// A BusItem value. Cheap to move; copies are deep.
@@ -124,28 +119,6 @@ private:
 MOAT_API std::string_view kind_name(Value::Kind kind) noexcept;
 inline std::string_view kind_name(const Value& v) noexcept { return kind_name(v.kind()); }
 
-/// Encodes as velib does: invalid → empty `ai`; bool → `b`; integer → `i`, or `x`
-/// when outside int32; double → `d`; string → `s`; non-empty list → `av`
-/// (elements encoded by these rules); empty list → empty `au`; dict → `a{sv}`.
-/// Never produces a variant directly inside the variant.
-MOAT_API sdbus::Variant to_variant(const Value& value);
-
-/// Decodes as velib does: integers of any width (`y n q i u x t`) → integer; `d` →
-/// double; `b` → bool; `s o g` → string; an array with no elements (any
-/// element type, dicts included) → invalid; other arrays → list; dicts with
-/// string-like keys (`s o g`) → dict; variants nested at any depth are
-/// flattened. Throws std::invalid_argument naming the signature for anything
-/// else (structs, unix fds, non-string dict keys, a `t` above INT64_MAX, an
-/// empty variant).
-MOAT_API Value from_variant(const sdbus::Variant& variant);
-
-/// Reads one complete value of D-Bus type `signature` (e.g. "i", "v",
-/// "a{sv}") at the current read position of `msg` and decodes it like
-/// from_variant(); for method arguments that arrive without a variant.
-/// Throws std::invalid_argument as from_variant() does (the read position of
-/// `msg` is then unspecified).
-MOAT_API Value read_value(sdbus::Message& msg, std::string_view signature);
-
 /// The default text of an item (no formatter): invalid → `---`; otherwise
 /// Python's str(): integers in decimal, `True`/`False`, doubles as Python's
 /// repr (`25.0`, `1e-05`, `1e+16`, `inf`, `nan`), strings as themselves,
@@ -157,6 +130,13 @@ MOAT_API std::string text(const Value& value);
 /// when the decimal exponent is in -4..15 (always with a `.`), otherwise
 /// exponent notation (`1e-05`, `1.5e+16`).
 MOAT_API std::string python_float_repr(double d);
+
+/// JSON for a value (for `--json` outputs): invalid → null, numbers as
+/// Python prints them (a non-finite double → null), strings escaped, lists
+/// and dicts with Python's json.dumps separators (`[1, 2]`, `{"a": 1}`).
+MOAT_API std::string to_json(const Value& value);
+/// A JSON string literal: quotes, backslash and control characters escaped.
+MOAT_API std::string json_string(std::string_view s);
 
 /// For log lines: like text(), but a string is quoted Python-style (`'abc'`,
 /// `''`) so that empty and blank strings are visible.

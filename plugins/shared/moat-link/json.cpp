@@ -5,24 +5,6 @@
 
 namespace moat::bms {
 
-std::string json_string(std::string_view s)
-{
-    std::string out = "\"";
-    for (unsigned char c : s) {
-        switch (c) {
-        case '"': out += "\\\""; break;
-        case '\\': out += "\\\\"; break;
-        case '\n': out += "\\n"; break;
-        case '\r': out += "\\r"; break;
-        case '\t': out += "\\t"; break;
-        default:
-            if (c < 0x20) out += fmt::format("\\u{:04x}", c);
-            else out += char(c);
-        }
-    }
-    return out + "\"";
-}
-
 std::string to_json(const msgpack::Value& v)
 {
     using namespace msgpack;

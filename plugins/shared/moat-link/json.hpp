@@ -6,9 +6,11 @@
 
 #include "msgpack.hpp"
 
+#include <moat/value.hpp>  // json_string
+
 namespace moat::bms {
 
 std::string to_json(const msgpack::Value& v);
-std::string json_string(std::string_view s);
+using moat::json_string;
 
 } // namespace moat::bms
