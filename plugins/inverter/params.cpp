@@ -208,11 +208,22 @@ ModeDefaults parse_mode_defaults(const toml::table& table) {
 ModeDefaults mode_defaults(const moat::Config& config) {
     const toml::node* node = config.node("modes");
     if (!node || !node->is_table()) return {};
-    try {
-        return parse_mode_defaults(*node->as_table());
-    } catch (const std::invalid_argument& e) {
-        config.fail("modes", e.what());
+    // Each mode's table on its own: every wrong mode is reported, not only the first.
+    ModeDefaults out;
+    std::vector<std::string> problems;
+    for (auto&& [name, value] : *node->as_table()) {
+        toml::table one;
+        one.insert(name, value);
+        try {
+            for (auto& [mode, op] : parse_mode_defaults(one)) out[mode] = std::move(op);
+        } catch (const std::invalid_argument& e) {
+            // at the mode's own table, when the file gave it one
+            problems.push_back(fmt::format("{}[{}] key 'modes': {}", moat::location(config.file(), &value),
+                                           config.instance(), e.what()));
+        }
     }
+    if (!problems.empty()) throw moat::ConfigError(moat::join_problems(problems));
+    return out;
 }
 
 Op params_for(Mode next, std::optional<Mode> current, const Op& op, const Op& args, const ModeDefaults& defaults) {
