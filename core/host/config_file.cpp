@@ -1,5 +1,7 @@
 #include "config_file.hpp"
 
+#include "config_check.hpp"
+
 #include <algorithm>
 #include <cerrno>
 #include <cstdlib>
@@ -62,6 +64,12 @@ int free_tcp_port() {
 }
 
 ConfigFile load_config_file(const std::string& path, const std::vector<std::string>& plugin_dirs) {
+    ConfigFile out = read_config_file(path, plugin_dirs);
+    if (!out.problems.empty()) throw ConfigError(join_problems(out.problems));
+    return out;
+}
+
+ConfigFile read_config_file(const std::string& path, const std::vector<std::string>& plugin_dirs) {
     ConfigFile out;
     out.path = path;
     auto parsed = std::make_shared<toml::table>();
@@ -91,36 +99,56 @@ ConfigFile load_config_file(const std::string& path, const std::vector<std::stri
     const toml::table& root = *parsed;
     static const toml::table no_host;
     const toml::table* host_table = &no_host;
+    std::vector<std::string> problems;
     if (auto* h = root.get("host")) {
-        if (!h->is_table()) throw ConfigError(fmt::format("{}[host]: must be a table", location(path, h)));
-        host_table = h->as_table();
+        if (h->is_table()) host_table = h->as_table();
+        else problems.push_back(fmt::format("{}[host]: must be a table", location(path, h)));
     }
-    Config host = validate_config(path, "host", out.doc, *host_table, host_keys(), false);
+    // Every problem of the file is collected, not only the first: the
+    // [host] table's too; its valid keys still apply.
+    CheckedKeys checked = check_keys(path, "host", out.doc, *host_table, host_keys(), false);
+    problems.insert(problems.end(), checked.problems.begin(), checked.problems.end());
+    const Config& host = checked.config;
     auto& hc = out.host;
-    hc.bus = host.get_string("bus");
-    if (hc.bus.empty()) host.fail("bus", "must not be empty");
-    hc.log_level = *parse_log_level(host.get_string("log_level"));
-    hc.log_timestamps = host.get_bool("log_timestamps");
-    hc.restart_delay = seconds(host.get_number("restart_delay"));
-    hc.restart_max_delay = seconds(host.get_number("restart_max_delay"));
-    hc.restart_factor = host.get_number("restart_factor");
-    hc.restart_reset_after = seconds(host.get_number("restart_reset_after"));
-    hc.watchdog = seconds(host.get_number("watchdog"));
-    hc.stop_timeout = seconds(host.get_number("stop_timeout"));
+    auto apply = [&](std::string_view key, auto set) {
+        if (!checked.valid(key)) return;
+        try {
+            set();
+        } catch (const ConfigError& e) {
+            problems.push_back(e.what());
+        }
+    };
+    apply("bus", [&] {
+        hc.bus = host.get_string("bus");
+        if (hc.bus.empty()) host.fail("bus", "must not be empty");
+    });
+    apply("log_level", [&] { hc.log_level = *parse_log_level(host.get_string("log_level")); });
+    apply("log_timestamps", [&] { hc.log_timestamps = host.get_bool("log_timestamps"); });
+    apply("restart_delay", [&] { hc.restart_delay = seconds(host.get_number("restart_delay")); });
+    apply("restart_max_delay", [&] { hc.restart_max_delay = seconds(host.get_number("restart_max_delay")); });
+    apply("restart_factor", [&] { hc.restart_factor = host.get_number("restart_factor"); });
+    apply("restart_reset_after", [&] { hc.restart_reset_after = seconds(host.get_number("restart_reset_after")); });
+    apply("watchdog", [&] { hc.watchdog = seconds(host.get_number("watchdog")); });
+    apply("stop_timeout", [&] { hc.stop_timeout = seconds(host.get_number("stop_timeout")); });
     auto beside_file = [&](const std::string& dir) {
         if (std::filesystem::path(dir).is_absolute()) return dir;
         return (std::filesystem::absolute(path).parent_path() / dir).lexically_normal().string();
     };
+    out.plugin_path_known = checked.valid("plugin_path") && checked.valid("plugin_dir");
     hc.plugin_path.assign(plugin_dirs.begin(), plugin_dirs.end() - (plugin_dirs.empty() ? 0 : 1));
-    for (auto& dir : host.get_strings("plugin_path")) {
-        if (dir.empty()) host.fail("plugin_path", "an empty directory name");
-        hc.plugin_path.push_back(beside_file(dir));
-    }
-    std::string dir = host.get_string("plugin_dir");
+    apply("plugin_path", [&] {
+        for (auto& dir : host.get_strings("plugin_path")) {
+            if (dir.empty()) {
+                out.plugin_path_known = false;
+                host.fail("plugin_path", "an empty directory name");
+            }
+            hc.plugin_path.push_back(beside_file(dir));
+        }
+    });
+    std::string dir = checked.valid("plugin_dir") ? host.get_string("plugin_dir") : std::string();
     if (!dir.empty()) hc.plugin_path.push_back(beside_file(dir));
     else if (!plugin_dirs.empty()) hc.plugin_path.push_back(plugin_dirs.back());
 
-    std::vector<std::string> problems;  // all of them, not only the first
     for (auto&& [key, node] : root) {
         std::string name(key.str());
         if (name == "host") continue;
@@ -153,11 +181,11 @@ ConfigFile load_config_file(const std::string& path, const std::vector<std::stri
         out.instances.push_back(std::move(s));
     }
     // toml++ keeps tables sorted by key: report and start in the order of the file.
-    std::sort(problems.begin(), problems.end(), [&](const std::string& a, const std::string& b) {
+    std::stable_sort(problems.begin(), problems.end(), [&](const std::string& a, const std::string& b) {
         auto line = [&](const std::string& m) { return std::atol(m.c_str() + path.size() + 1); };  // "PATH:LINE: "
         return line(a) < line(b);
     });
-    if (!problems.empty()) throw ConfigError(join_problems(problems));
+    out.problems = std::move(problems);
     std::sort(out.instances.begin(), out.instances.end(), [](auto& a, auto& b) { return a.line < b.line; });
     return out;
 }

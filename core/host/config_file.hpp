@@ -40,6 +40,11 @@ struct ConfigFile {
     std::shared_ptr<const toml::table> doc;
     HostConfig host;
     std::vector<InstanceSection> instances;
+    /// read_config_file(): the file's problems so far (the [host] table's and
+    /// the instance tables' kind/enabled), in the order of the file.
+    std::vector<std::string> problems;
+    /// plugin_dir and plugin_path are valid: plugins can be looked for.
+    bool plugin_path_known = true;
 };
 
 /// The keys of the [host] table (shown by --help-plugin host).
@@ -59,6 +64,11 @@ int free_tcp_port();
 /// before the built-in directory, and its plugin_dir replaces it; relative
 /// directories are taken relative to the file's directory.
 ConfigFile load_config_file(const std::string& path, const std::vector<std::string>& plugin_dirs);
+/// The same, but a [host] or instance-table problem is collected in
+/// `problems` instead of thrown (with the valid [host] settings applied), so
+/// the plugins' keys are checked in the same run. A file that cannot be read
+/// or parsed still throws.
+ConfigFile read_config_file(const std::string& path, const std::vector<std::string>& plugin_dirs);
 inline ConfigFile load_config_file(const std::string& path, const std::string& default_plugin_dir) {
     return load_config_file(path, std::vector<std::string>{default_plugin_dir});
 }

@@ -5,6 +5,7 @@
 #include <csignal>
 #include <map>
 
+#include "config_check.hpp"
 #include "last_resort.hpp"
 #include "moat/signal_watch.hpp"
 
@@ -102,19 +103,46 @@ void check_claims(const std::vector<PreparedInstance>& instances, std::vector<st
 } // namespace
 
 namespace {
+/// The plugin's check on the keys that are valid, after some were not: its
+/// problems about other things still count; one it hits because it reads a
+/// key that was invalid (absent here) is a consequence, not news.
+void run_plugin_validate_on_valid_keys(const PreparedInstance& p, const CheckedKeys& checked,
+                                       std::vector<std::string>& problems) {
+    const auto& d = p.library->descriptor();
+    if (d.size < offsetof(PluginDescriptor, validate) + sizeof(d.validate) || !d.validate) return;
+    // Config::node() shows the file's node of an invalid table/array key unchecked.
+    if (checked.invalid_node_key) return;
+    try {
+        d.validate(checked.config);
+    } catch (const ConfigError& e) {
+        for (auto& line : new_problems(e.what(), p.section.name, checked.invalid)) problems.push_back(line);
+    } catch (...) {
+        // (it read a key that is not valid: already reported)
+    }
+}
+
 PreparedConfig prepare_config_file(const std::string& path, const std::vector<std::string>& plugin_dirs) {
     PreparedConfig out;
-    out.file = load_config_file(path, plugin_dirs);
-    // Every problem of the file is reported, not only the first.
-    std::vector<std::string> problems;
+    out.file = read_config_file(path, plugin_dirs);
+    // Every problem of the file is reported, not only the first: the [host]
+    // table's, each instance's keys, each plugin's own check (also on the
+    // valid keys of an instance with invalid ones), conflicts between instances.
+    std::vector<std::string> problems = out.file.problems;
     for (auto& s : out.file.instances) {
         PreparedInstance p;
         p.section = s;
-        if (s.enabled) {
+        if (s.enabled && out.file.plugin_path_known) {
             try {
                 p.library = load_plugin(out.file.host.plugin_path, s.kind);
-                p.config = validate_config(path, s.name, s.doc, *s.table, p.library->keys());
-                run_plugin_validate(p, path);
+                CheckedKeys checked = check_keys(path, s.name, s.doc, *s.table, p.library->keys());
+                p.config = checked.config;
+                if (checked.problems.empty()) {
+                    run_plugin_validate(p, path);
+                } else {
+                    problems.insert(problems.end(), checked.problems.begin(), checked.problems.end());
+                    run_plugin_validate_on_valid_keys(p, checked, problems);
+                    p.config = Config();
+                }
             } catch (const PluginError& e) {
                 const toml::node* kind = s.table->get("kind");
                 problems.push_back(

@@ -36,9 +36,8 @@ GuardDecision evaluate_guard(const GuardInput& in, GuardDuration timeout) {
         d.write_problem = !in.system_present       ? "no com.victronenergy.system service (it names the Multi's service)"
                           : in.vebus_name.empty() ? "com.victronenergy.system names no Multi (/VebusService is empty)"
                                                   : fmt::format("the Multi's service {} is not on the bus", in.vebus_name);
-    else if (!in.hub4_mode || *in.hub4_mode != 3)
-        d.write_problem = in.hub4_mode ? fmt::format("ESS mode (Hub4Mode) is {:g}, not 3", *in.hub4_mode)
-                                       : "ESS mode (Hub4Mode) is unknown";
+    else if (auto settings = check_critical_settings({in.hub4_mode, std::nullopt}); !settings.write_problem.empty())
+        d.write_problem = settings.write_problem;
     else if (!in.assistant_id || *in.assistant_id != 5)
         d.write_problem = in.assistant_id ? fmt::format("no ESS assistant (AssistantId {:g}, not 5)", *in.assistant_id)
                                           : "no ESS assistant (AssistantId unknown)";
@@ -48,12 +47,24 @@ GuardDecision evaluate_guard(const GuardInput& in, GuardDuration timeout) {
 
 bool closed_loop(Mode mode) { return mode != Mode::off && mode != Mode::idle; }
 
+CriticalVerdict check_critical_settings(const CriticalSettings& s) {
+    CriticalVerdict v;
+    if (!s.hub4_mode || *s.hub4_mode != 3)
+        v.write_problem = s.hub4_mode ? fmt::format("ESS mode (Hub4Mode) is {:g}, not 3", *s.hub4_mode)
+                                      : "ESS mode (Hub4Mode) is unknown";
+    if (s.overvoltage_feed_in && *s.overvoltage_feed_in == 1) {
+        v.closed_loop_problem = "/Settings/CGwacs/OvervoltageFeedIn is 1 (feed-in of DC-coupled PV overvoltage "
+                                "would fight the external control loop)";
+        v.wrong["/Settings/CGwacs/OvervoltageFeedIn"] = *s.overvoltage_feed_in;
+    }
+    return v;
+}
+
 std::optional<std::string> refuse_closed_loop(Mode mode, std::optional<double> ovf) {
-    if (closed_loop(mode) && ovf && *ovf == 1)
-        return fmt::format("refusing mode {}: /Settings/CGwacs/OvervoltageFeedIn is 1 (feed-in of DC-coupled PV "
-                           "overvoltage would fight the external control loop)",
-                           to_string(mode));
-    return std::nullopt;
+    if (!closed_loop(mode)) return std::nullopt;
+    auto settings = check_critical_settings({std::nullopt, ovf});
+    if (settings.closed_loop_problem.empty()) return std::nullopt;
+    return fmt::format("refusing mode {}: {}", to_string(mode), settings.closed_loop_problem);
 }
 
 } // namespace moat::inverter

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <chrono>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -30,6 +31,26 @@ struct GuardInput {
     std::optional<double> assistant_id;  ///< vebus /Hub4/AssistantId
 };
 
+/// The ESS settings the inverter depends on (com.victronenergy.settings).
+struct CriticalSettings {
+    std::optional<double> hub4_mode;            ///< /Settings/CGwacs/Hub4Mode
+    std::optional<double> overvoltage_feed_in;  ///< /Settings/CGwacs/OvervoltageFeedIn
+};
+
+/// What the critical settings allow.
+struct CriticalVerdict {
+    /// Why nothing may be written to the Multi ("" when Hub4Mode is 3).
+    std::string write_problem;
+    /// Why no closed-loop mode may run ("" when OvervoltageFeedIn is not 1).
+    std::string closed_loop_problem;
+    /// The settings that are set wrong, path and value (GetState's critical_settings).
+    std::map<std::string, double> wrong;
+};
+
+/// The one place that judges the critical ESS settings: every rule that reads
+/// Hub4Mode or OvervoltageFeedIn asks this function.
+CriticalVerdict check_critical_settings(const CriticalSettings& s);
+
 struct GuardDecision {
     /// The inputs are there and fresh enough: a mode may run.
     bool inputs_ok = false;
@@ -47,8 +68,8 @@ struct GuardDecision {
 
 /// §18.3: a vanished vebus or battery service stops the loop at once; a
 /// required input invalid (or implausible), or a service without any update,
-/// for longer than `timeout` stops it too. §18.4: writes need Hub4Mode == 3
-/// and AssistantId == 5.
+/// for longer than `timeout` stops it too. §18.4: writes need the critical
+/// settings' consent (Hub4Mode == 3) and AssistantId == 5.
 GuardDecision evaluate_guard(const GuardInput& in, GuardDuration timeout);
 
 /// Closed-loop modes (everything but off and idle) are refused while

@@ -186,34 +186,43 @@ std::optional<std::string> check_param(Mode mode, std::string_view name, const P
     return std::nullopt;
 }
 
+void parse_mode_table(const std::string& mode_name, const moat::ConfigNode& params, ModeDefaults& out) {
+    auto mode = parse_mode(mode_name);
+    if (!mode) throw std::invalid_argument(fmt::format("{}: unknown mode", mode_name));
+    if (params.kind() != moat::ConfigNode::Kind::table)
+        throw std::invalid_argument(fmt::format("{}: expected a table of parameters", mode_name));
+    Op& op = out[*mode];
+    for (const auto& param : params.keys()) {
+        auto where = fmt::format("{}.{}", mode_name, param);
+        ParamValue v = node_value(params.get(param), where);
+        if (auto err = check_param(*mode, param, v, 3, true))
+            throw std::invalid_argument(fmt::format("{}: {}", mode_name, *err));
+        op[param] = v;
+    }
+}
+
 ModeDefaults parse_mode_defaults(const moat::ConfigNode& table) {
     ModeDefaults out;
-    for (const auto& mode_name : table.keys()) {
-        auto mode = parse_mode(mode_name);
-        if (!mode) throw std::invalid_argument(fmt::format("{}: unknown mode", mode_name));
-        const moat::ConfigNode params = table.get(mode_name);
-        if (params.kind() != moat::ConfigNode::Kind::table)
-            throw std::invalid_argument(fmt::format("{}: expected a table of parameters", mode_name));
-        Op& op = out[*mode];
-        for (const auto& param : params.keys()) {
-            auto where = fmt::format("{}.{}", mode_name, param);
-            ParamValue v = node_value(params.get(param), where);
-            if (auto err = check_param(*mode, param, v, 3, true))
-                throw std::invalid_argument(fmt::format("{}: {}", mode_name, *err));
-            op[param] = v;
-        }
-    }
+    for (const auto& mode_name : table.keys()) parse_mode_table(mode_name, table.get(mode_name), out);
     return out;
 }
 
 ModeDefaults mode_defaults(const moat::Config& config) {
     const moat::ConfigNode node = config.node("modes");
     if (node.kind() != moat::ConfigNode::Kind::table) return {};
-    try {
-        return parse_mode_defaults(node);
-    } catch (const std::invalid_argument& e) {
-        config.fail("modes", e.what());
+    // Each mode's table on its own: every wrong mode is reported, not only the first.
+    ModeDefaults out;
+    std::vector<std::string> problems;
+    for (const auto& name : node.keys()) {
+        try {
+            parse_mode_table(name, node.get(name), out);
+        } catch (const std::invalid_argument& e) {
+            // at the mode's own table, when the file gave it one
+            problems.push_back(fmt::format("{}[{}] key 'modes': {}", node.get(name).location(), config.instance(), e.what()));
+        }
     }
+    if (!problems.empty()) throw moat::ConfigError(moat::join_problems(problems));
+    return out;
 }
 
 Op params_for(Mode next, std::optional<Mode> current, const Op& op, const Op& args, const ModeDefaults& defaults) {

@@ -25,6 +25,7 @@
 #include "mode_loop.hpp"
 #include "modes.hpp"
 #include "params.hpp"
+#include "safety_watch.hpp"
 #include "supervisor.hpp"
 
 namespace moat::inverter {
@@ -155,9 +156,19 @@ public:
     /// Everything the constructor reads, the modes table included, with the
     /// same functions; and the bus names this instance will own.
     static void validate(const Config& c) {
-        system_params(c);
-        start_mode(c);
-        mode_defaults(c);
+        // Independent checks: each one's problems are reported, not only the first's.
+        std::vector<std::string> problems;
+        auto check = [&](auto part) {
+            try {
+                part();
+            } catch (const ConfigError& e) {
+                problems.push_back(e.what());
+            }
+        };
+        check([&] { system_params(c); });
+        check([&] { start_mode(c); });
+        check([&] { mode_defaults(c); });
+        if (!problems.empty()) throw ConfigError(join_problems(problems));
         c.claim("name", "the D-Bus name org.m_o_a_t.inv." + control_suffix(c));
         c.claim("venus_service", "the D-Bus name " + venus_service_name(c));
     }
@@ -174,23 +185,19 @@ private:
     }
     bool present(const std::string& service) { return !service.empty() && ctx_.monitor.service(service).has_value(); }
     Readings readings();
-    /// Re-evaluate the guard (§18.3/§18.4); reacts to a change of state.
-    void check_guard();
-    GuardDecision guard_now(std::optional<Inputs>* inputs = nullptr);
-    /// §18.5 between two cycles: a battery that becomes low while the last
-    /// cycle inverted has the mode restarted at once (safe setpoints first),
-    /// instead of the old setpoints being held or refreshed until the next
-    /// cycle; off and idle (which compute rarely) restart when it has been
-    /// fine for low_battery_hold (no restart loop on a flapping reading).
-    void watch_low_battery(const std::optional<Inputs>& in);
-    /// §18.6 and patches.md §5 while a mode runs: OvervoltageFeedIn turning 1
-    /// ends a closed-loop mode: safe setpoints, then off at 0 W with the reason.
-    void watch_feed_in();
+    /// What the safety watch needs, read from the monitor.
+    SafetyReading safety_reading();
+    /// One pass of the safety watch (§18.3-§18.6); reacts to a change of state.
+    void check_guard() {
+        watch_.check(safety_reading());
+        sync_items();
+    }
+    GuardDecision guard_now() { return watch_.decide(safety_reading()); }
     std::optional<double> feed_in() { return num(settings_service, feed_in_path); }
+    std::optional<double> hub4_mode() { return num(settings_service, "/Settings/CGwacs/Hub4Mode"); }
     /// The current inputs; waits while they are invalid (the guard stops the
     /// mode when that lasts too long).
     Task<Inputs> inputs() override;
-    std::optional<Duration> age_of(const std::string& service);
 
     // ---- output
     /// `fault`: the fault point between the first two phases' writes (the modes' writes only).
@@ -222,7 +229,6 @@ private:
     Task<void> pv_tracking();
     Task<void> solar_power();
     Task<void> refresh();
-    Task<void> guard_watch();
 
     // ---- export
     void build_service();
@@ -236,22 +242,9 @@ private:
     Controller ctl_;
     bool fake_;
     std::string name_;
-    Duration input_timeout_, refresh_, trigger_sleep_, trigger_wait_, idle_sleep_, stop_write_timeout_,
-        low_battery_hold_;
+    Duration refresh_, trigger_sleep_, trigger_wait_, idle_sleep_, stop_write_timeout_;
     ModeSupervisor sup_;
-
-    // guard state
-    bool guard_checked_ = false;
-    bool may_write_ = false;
-    bool ever_allowed_ = false;         ///< writing was allowed once (the start is over)
-    bool write_problem_warned_ = false; ///< the current write problem was logged as a warning
-    std::optional<std::string> low_battery_;  ///< why the battery is low, while it counts as low
-    std::optional<TimePoint> battery_fine_since_;  ///< while low: since when no reading was low
-    bool feed_in_refused_ = false;
-    std::string input_problem_, write_problem_;
-    std::optional<TimePoint> invalid_since_;
-    std::map<std::string, TimePoint, std::less<>> last_update_;
-    TimePoint started_{};
+    SafetyWatch watch_;
     std::vector<Subscription> subs_;
 
     // reports
@@ -277,15 +270,17 @@ private:
 
 InverterPlugin::InverterPlugin(Context& ctx)
     : ctx_(ctx), sp_(system_params(ctx.config)), ctl_(sp_),
-      fake_(ctx.config.get_bool("fake")), input_timeout_(seconds(ctx.config.get_number("input_timeout"))),
-      refresh_(seconds(ctx.config.get_number("refresh_interval"))),
+      fake_(ctx.config.get_bool("fake")), refresh_(seconds(ctx.config.get_number("refresh_interval"))),
       trigger_sleep_(seconds(ctx.config.get_number("trigger_sleep"))),
       trigger_wait_(seconds(ctx.config.get_number("trigger_wait"))),
       idle_sleep_(seconds(ctx.config.get_number("idle_sleep"))),
       stop_write_timeout_(seconds(ctx.config.get_number("stop_write_timeout"))),
-      low_battery_hold_(seconds(ctx.config.get_number("low_battery_hold"))),
       sup_(*this, ctx.loop.clock(), ctx.log, seconds(ctx.config.get_number("mode_lockout")), start_mode(ctx.config),
-           mode_defaults(ctx.config)) {
+           mode_defaults(ctx.config)),
+      watch_(sup_, ctx.loop.clock(), ctx.log,
+             SafetyTiming{seconds(ctx.config.get_number("input_timeout")),
+                          seconds(ctx.config.get_number("low_battery_hold"))},
+             sp_) {
     name_ = control_suffix(ctx.config);
 }
 
@@ -335,103 +330,25 @@ Readings InverterPlugin::readings() {
     return r;
 }
 
-std::optional<Duration> InverterPlugin::age_of(const std::string& service) {
-    if (service.empty()) return std::nullopt;
-    auto it = last_update_.find(service);
-    TimePoint last = it != last_update_.end() ? it->second : started_;
-    return ctx_.loop.clock().now() - last;
-}
-
-GuardDecision InverterPlugin::guard_now(std::optional<Inputs>* inputs) {
-    GuardInput g;
-    const std::string vb = vebus(), bat = battery();
-    g.vebus_present = present(vb);
+SafetyReading InverterPlugin::safety_reading() {
+    SafetyReading r;
+    GuardInput& g = r.guard;
+    r.vebus = vebus();
+    r.battery = battery();
+    g.vebus_present = present(r.vebus);
     g.system_present = present(system_service);
-    g.vebus_name = vb;
-    g.battery_present = present(bat);
+    g.vebus_name = r.vebus;
+    g.battery_present = present(r.battery);
     auto check = check_readings(readings(), sp_.r_int);
     g.problems = check.problems;
-    if (inputs) *inputs = check.inputs;
-    auto now = ctx_.loop.clock().now();
-    if (g.problems.empty()) invalid_since_.reset();
-    else if (!invalid_since_) invalid_since_ = now;
-    g.invalid_for = invalid_since_ ? now - *invalid_since_ : Duration(0);
-    g.system_age = age_of(system_service);
-    if (g.vebus_present) g.vebus_age = age_of(vb);
-    if (g.battery_present) g.battery_age = age_of(bat);
-    g.hub4_mode = num(settings_service, "/Settings/CGwacs/Hub4Mode");
-    g.assistant_id = num(vb, "/Hub4/AssistantId");
-    return evaluate_guard(g, input_timeout_);
-}
-
-void InverterPlugin::watch_low_battery(const std::optional<Inputs>& in) {
-    if (!in) return;
-    auto why = low_battery(*in, sp_);
-    if (why) {
-        battery_fine_since_.reset();
-        if (!low_battery_) {
-            auto inverts = [](double p) { return p > 0; };
-            // Before the first cycle of a mode there is no report: its predecessor's setpoints may still stand.
-            bool inverting = sup_.ever_started() &&
-                             (!report_ || std::any_of(report_->inv_phases.begin(), report_->inv_phases.end(), inverts));
-            ctx_.log.warning("battery low ({}): the inverter may not discharge it{}", *why,
-                             inverting ? "; restarting the mode with the clamp, safe setpoints first" : "");
-            if (inverting) sup_.restart("battery low", true);
-        }
-        low_battery_ = why;
-        return;
-    }
-    if (!low_battery_) return;
-    auto now = ctx_.loop.clock().now();
-    if (!battery_fine_since_) battery_fine_since_ = now;
-    if (now - *battery_fine_since_ < low_battery_hold_) return;
-    ctx_.log.info("the battery is no longer low (for {:.0f} s)", secs(low_battery_hold_));
-    low_battery_.reset();
-    battery_fine_since_.reset();
-    if (!closed_loop(sup_.mode())) sup_.restart("battery no longer low", false);
-}
-
-void InverterPlugin::watch_feed_in() {
-    Mode m = sup_.target();
-    auto why = closed_loop(m) ? refuse_closed_loop(m, feed_in()) : std::nullopt;
-    if (why && !feed_in_refused_) sup_.fall_back(fmt::format("mode {} refused: {}", to_string(m), *why), true);
-    feed_in_refused_ = why.has_value();
-}
-
-void InverterPlugin::check_guard() {
-    std::optional<Inputs> in;
-    GuardDecision d = guard_now(&in);
-    watch_low_battery(in);
-    watch_feed_in();
-    // At start the services appear one by one: within the first input timeout
-    // a missing one is expected (info); if it is still missing then, a warning.
-    bool starting = !ever_allowed_ && ctx_.loop.clock().now() - started_ < input_timeout_;
-    bool changed = !guard_checked_ || d.may_write != may_write_ || d.write_problem != write_problem_;
-    if (changed || (!d.may_write && !starting && !write_problem_warned_)) {
-        if (d.may_write) ctx_.log.info("writing to the Multi is allowed (ESS mode 3, ESS assistant present)");
-        else if (starting) ctx_.log.info("not writing to the Multi yet: {}", d.write_problem);
-        else ctx_.log.warning("not writing to the Multi: {}", d.write_problem);
-        write_problem_warned_ = !d.may_write && !starting;
-        ever_allowed_ = ever_allowed_ || d.may_write;
-        may_write_ = d.may_write;
-        write_problem_ = d.write_problem;
-    }
-    bool was_ok = sup_.inputs_ok();
-    bool ok = d.inputs_ok || d.holding;
-    guard_checked_ = true;
-    if (ok != was_ok) {
-        input_problem_ = d.input_problem;
-        if (!ok) {
-            ctx_.log.warning("input lost, stopping the control loop: {}", d.input_problem);
-        } else {
-            if (sup_.ever_started()) ctx_.log.info("inputs are back; resuming mode {}", to_string(sup_.mode()));
-            else ctx_.log.info("inputs complete; starting mode {}", to_string(sup_.mode()));
-            input_problem_.clear();
-        }
-        sup_.set_inputs_ok(ok);
-    } else if (!ok) input_problem_ = d.input_problem;
-    else input_problem_ = d.holding ? d.input_problem : std::string();
-    sync_items();
+    r.inputs = check.inputs;
+    g.hub4_mode = hub4_mode();
+    g.assistant_id = num(r.vebus, "/Hub4/AssistantId");
+    r.overvoltage_feed_in = feed_in();
+    // Before the first cycle of a mode there is no report: its predecessor's setpoints may still stand.
+    r.may_be_inverting = !report_ || std::any_of(report_->inv_phases.begin(), report_->inv_phases.end(),
+                                                 [](double p) { return p > 0; });
+    return r;
 }
 
 Task<Inputs> InverterPlugin::inputs() {
@@ -482,9 +399,7 @@ Task<void> InverterPlugin::write(std::vector<double> setpoints, Duration timeout
 }
 
 Task<void> InverterPlugin::write_safe(const char* why) {
-    auto sp = safe_setpoints(n_phase(), sp_);
-    if (low_battery_)  // a positive safe_power would discharge it (§18.5)
-        for (double& v : sp) v = std::max(v, 0.0);
+    auto sp = watch_.safe_setpoints(n_phase());  // never discharging a low battery (§18.5)
     ctx_.log.info("safe setpoints ({})", why);
     auto writing = write_safe_setpoints(std::move(sp));
     std::string problem = co_await writing;
@@ -626,21 +541,13 @@ Task<void> InverterPlugin::refresh() {
         ctx_.fault_point("refresh");
         if (!sup_.inputs_ok()) continue;
         // A write the guard skipped (off writes only once) is made up for once writing is allowed.
-        if (skipped_ && may_write_) {
+        if (skipped_ && watch_.may_write()) {
             auto sp = *skipped_;
             co_await write(std::move(sp), Monitor::call_timeout);
             continue;
         }
         if (last_written_.empty() || !last_write_) continue;
         if (ctx_.loop.clock().now() - *last_write_ >= refresh_) co_await write(last_written_, Monitor::call_timeout);
-    }
-}
-
-Task<void> InverterPlugin::guard_watch() {
-    for (;;) {
-        ctx_.fault_point("guard");
-        check_guard();
-        co_await sleep_for(std::min<Duration>(100ms, input_timeout_ / 4));
     }
 }
 
@@ -656,13 +563,14 @@ Value InverterPlugin::state() {
     d["running"] = sup_.inputs_ok();
     // patches.md §5: the critical settings that are wrong (empty when none is).
     Value::Dict critical;
-    if (auto v = feed_in(); v && *v == 1) critical[feed_in_path] = *v;
+    for (auto& [path, v] : check_critical_settings({hub4_mode(), feed_in()}).wrong) critical[path] = v;
     d["critical_settings"] = Value(std::move(critical));
-    d["low_battery"] = low_battery_ ? Value(*low_battery_) : Value();
-    d["input_problem"] = input_problem_.empty() ? Value() : Value(input_problem_);
+    const auto& low = watch_.low_battery();
+    d["low_battery"] = low ? Value(*low) : Value();
+    d["input_problem"] = watch_.input_problem().empty() ? Value() : Value(watch_.input_problem());
     d["safe_state"] = safe_state_.empty() ? Value() : Value(safe_state_);
-    d["may_write"] = may_write_;
-    d["write_problem"] = write_problem_.empty() ? Value() : Value(write_problem_);
+    d["may_write"] = watch_.may_write();
+    d["write_problem"] = watch_.write_problem().empty() ? Value() : Value(watch_.write_problem());
     d["fake"] = fake_;
     d["written"] = double_list(last_written_);
     d["i_batt_avg"] = i_batt_avg_;
@@ -752,8 +660,8 @@ void InverterPlugin::sync_items() {
         svc_->set(mp.path, it != op.end() ? param_to_value(it->second) : Value());
     }
     svc_->set("/Error", sup_.error());
-    std::string status = !sup_.inputs_ok() ? "input lost: " + input_problem_
-                         : !may_write_ && !fake_ ? "not writing: " + write_problem_
+    std::string status = !sup_.inputs_ok() ? "input lost: " + watch_.input_problem()
+                         : !watch_.may_write() && !fake_ ? "not writing: " + watch_.write_problem()
                          : fake_ ? "fake" : "running";
     svc_->set("/Status", status);
     for (int k = 0; k < max_phases; ++k)
@@ -821,7 +729,7 @@ void InverterPlugin::build_control() {
 }
 
 Task<void> InverterPlugin::run() {
-    started_ = ctx_.loop.clock().now();
+    watch_.start();
     auto& mon = ctx_.monitor;
     for (const char* p : {"com.victronenergy.system", "com.victronenergy.vebus", "com.victronenergy.battery",
                           "com.victronenergy.settings", "com.victronenergy.solarcharger"})
@@ -829,7 +737,7 @@ Task<void> InverterPlugin::run() {
     // Freshness (§18.3 "frozen"): any update of a followed service, except our own setpoint writes.
     for (const char* p : {"com.victronenergy.system", "com.victronenergy.vebus", "com.victronenergy.battery"})
         subs_.push_back(mon.on_change(p, "", [this](const std::string& service, const std::string& path, const Value& v) {
-            if (v.is_valid() && !path.starts_with("/Hub4/")) last_update_[service] = ctx_.loop.clock().now();
+            if (v.is_valid() && !path.starts_with("/Hub4/")) watch_.updated(service);
         }));
     for (const char* path : {"/Settings/CGwacs/Hub4Mode", feed_in_path})
         subs_.push_back(mon.on_change(settings_service, path,
@@ -853,7 +761,11 @@ Task<void> InverterPlugin::run() {
                   svc_->name(), fake_ ? " (fake: nothing is written)" : "");
 
     auto body = [this](TaskGroup& g) -> Task<void> {
-        g.spawn(guard_watch(), "guard");
+        auto read = [this] {
+            ctx_.fault_point("guard");
+            return safety_reading();
+        };
+        g.spawn(watch_.run(read, [this] { sync_items(); }), "guard");
         g.spawn(battery_average(), "i_batt average");
         g.spawn(pv_tracking(), "PV tracking");
         if (!fake_) g.spawn(solar_power(), "solar power");

@@ -316,6 +316,23 @@ class HostProcess:
             _, _, since = self._wait_index(pattern, timeout, since)
             since += 1
 
+    def wait_for_count(self, pattern, count, timeout=5.0, since=0):
+        """Wait for `count` lines matching `pattern` after `since`; returns the times they were seen.
+        With lines of a known cadence this proves that the host's own time passed
+        (a sleep of the test's proves nothing about a host that was not scheduled)."""
+        times = []
+        for _ in range(count):
+            _, t, since = self._wait_index(pattern, timeout, since)
+            since += 1
+            times.append(t)
+        return times
+
+    def wait_ticks(self, count, since, name="clock", timeout=5.0):
+        """Wait for `count` ticks of a clock_table() instance after `since`: at
+        least count x its period of the host's own time has passed, and its
+        loop was running."""
+        return self.wait_for_count(rf"INFO \[{name}\] tick \d+$", count, timeout, since)
+
     def _wait_index(self, pattern, timeout, since):
         rx = re.compile(pattern)
         deadline = time.monotonic() + timeout
@@ -408,6 +425,13 @@ def line_of(path, needle, nth=1):
 
 # A bus address where no daemon listens: for tests that must not reach one.
 NO_BUS = "unix:path=/nonexistent/moat-test-no-bus"
+
+
+def clock_table(name="clock", tick_ms=100):
+    """An instance of the worker test plugin (TEST_PLUGINS) that logs every tick:
+    a clock inside the host that HostProcess.wait_ticks() waits for, so a
+    "nothing happened" is bounded by the host's time, not by a sleep of the test's."""
+    return f'[{name}]\nkind = "worker"\ntick_ms = {tick_ms}\nlog_ticks = true\n\n'
 
 
 def toml_string(s):

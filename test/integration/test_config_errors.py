@@ -101,6 +101,52 @@ class PluginTablesTest(HostTestCase):
         self.assertIn("[inv2] key 'modes': nosuch: unknown mode", err)
         self.assertEqual(len(err.strip().splitlines()), 5, err)
 
+    def test_host_keys_plugin_keys_and_plugin_checks_in_one_run(self):
+        # Independent errors everywhere: the [host] table's, an instance's keys,
+        # and each plugin's own check also where some of its keys are invalid
+        # (on the keys that are valid), two wrong modes of one plugin both.
+        path = self.write_config(
+            '[inverter]\nmode_lockout = -5\n\n[inverter.modes.p_grid]\npower = "lots"\n\n[inverter.modes.nosuch]\n\n'
+            '[meters]\nbus = "tcp"\nhost = "127.0.0.1"\ncolour = 1\ndevices = [{unit = 1, type = "sdm999"}]\n',
+            bus=NO_BUS, plugin_dir=PLUGINS, watchdog=-1, log_level="loud")
+        rc, out, err = run_host(["--check-config", path], env=env_without_bus())
+        self.assertEqual(rc, 3, f"exit code of --check-config\nstdout: {out}\nstderr: {err}")
+        self.assertNotIn(": OK", out)
+        self.assert_error(err, path, "watchdog =", "[host] key 'watchdog': -1 is out of range [0, 3600]")
+        self.assert_error(err, path, "log_level =", "[host] key 'log_level': 'loud' is not one of "
+                          "debug|info|warning|error")
+        self.assert_error(err, path, "mode_lockout =", "[inverter] key 'mode_lockout': -5 is out of range [0, 3600]")
+        self.assert_error(err, path, "[inverter.modes.p_grid]", "[inverter] key 'modes': p_grid.power: "
+                          "expected a number or a boolean")
+        self.assert_error(err, path, "[inverter.modes.nosuch]", "[inverter] key 'modes': nosuch: unknown mode")
+        self.assertRegex(err, re.escape(f"{path}:{line_of(path, 'colour =')}: [meters] key 'colour': unknown key"))
+        self.assert_error(err, path, "devices =", "[meters] key 'devices': unknown meter type 'sdm999' "
+                          "(abb_b2x, em24rtu, sdm120, sdm630v1, sdm630v2, sdm72dv2)")
+        self.assertEqual(len(err.strip().splitlines()), 7, err)
+
+    def test_a_plugin_check_that_needs_an_invalid_key_adds_nothing(self):
+        # The meters' own check needs `bus`: only the key's error, no follow-up noise.
+        path, err = self.check('[meters]\nbus = "foo"\ndevices = [{unit = 1, type = "sdm999"}]\n')
+        line = line_of(path, 'bus = "foo"')
+        self.assertEqual(err.strip().splitlines(),
+                         [f"{path}:{line}: [meters] key 'bus': 'foo' is not one of rtu|tcp"], err)
+
+    def test_host_errors_with_the_instance_tables_errors(self):
+        # plugin_dir is wrong: no plugin can be looked for, but the instance
+        # tables' own errors are still found beside the [host] table's.
+        path = os.path.join(self.tmp, "moat.toml")
+        with open(path, "w") as f:
+            f.write(f'[host]\nbus = "{NO_BUS}"\nplugin_dir = 5\nstop_timeout = 0\n\n[w]\nkind = 3\n\n'
+                    '[v]\nkind = "worker"\nenabled = "yes"\n')
+        rc, out, err = run_host(["--check-config", path], env=env_without_bus())
+        self.assertEqual(rc, 3, f"stdout: {out}\nstderr: {err}")
+        self.assertEqual(err.strip().splitlines(), [
+            f"{path}:{line_of(path, 'plugin_dir')}: [host] key 'plugin_dir': expected string, got an integer",
+            f"{path}:{line_of(path, 'stop_timeout')}: [host] key 'stop_timeout': 0 is out of range [0.1, 60]",
+            f"{path}:{line_of(path, 'kind = 3')}: [w] key 'kind': expected a plugin kind (a non-empty string)",
+            f"{path}:{line_of(path, 'enabled')}: [v] key 'enabled': expected boolean",
+        ], err)
+
     def test_the_host_refuses_to_start_and_does_not_retry(self):
         self.start_bus()
         path = self.write_config('[meters]\nbus = "rtu"\ndevice = "/dev/ttyUSB0"\n'

@@ -13,7 +13,7 @@ import subprocess
 import time
 import unittest
 
-from moattest import (BUILD_DIR, HOST, NO_BUS, RECORDER_NAME, SOURCE_DIR, TEST_PLUGINS, env_without_bus,
+from moattest import (BUILD_DIR, clock_table, HOST, NO_BUS, RECORDER_NAME, SOURCE_DIR, TEST_PLUGINS, env_without_bus,
                       HostProcess, HostTestCase, line_of, pid_alive, run_host, toml_string)
 
 GOOD_KINDS = ["factory_throws", "fail_at_start", "fail_later", "stall", "stubborn", "throw_in_callback", "worker"]
@@ -23,7 +23,7 @@ BROKEN_KINDS = {
     "abi_drift": r"built against moat SDK \S+ \(abi [0-9a-f]{16}\), this host is \S+ \(abi [0-9a-f]{16}\): rebuild the plugin",
     "wrong_kind": r"declares kind 'something_else' but is installed as 'wrong_kind'",
 }
-WORKER_KEYS = "recorder, label, tick_ms, gain, mode, verbose, names"
+WORKER_KEYS = "recorder, label, tick_ms, gain, mode, verbose, log_ticks, names"
 
 
 
@@ -477,7 +477,8 @@ class RunningHostTest(HostTestCase):
         mark = h.mark()
         h.signal(signal.SIGTERM)
         h.wait_for(r"\[host\] stopping \(Terminated\)", 3, since=mark)
-        time.sleep(stop_timeout + 0.4)
+        # the deadline cancelled the safe state, which swallowed it and now blocks the loop
+        h.wait_for(r"\[s\] safe state cancelled: ignoring it and blocking", stop_timeout + 3, since=mark)
         self.assertTrue(h.running(), h.describe())
         sent = time.monotonic()
         h.signal(signal.SIGTERM)
@@ -533,20 +534,29 @@ class RunningHostTest(HostTestCase):
 
     def test_sighup_reload(self):
         e_table = worker("e", "E")
-        h, path = self.start_with(worker("a", "A") + worker("b", "B1") + worker("c", "C", enabled=False) + e_table)
+        # A clock in the host: its logged ticks bound every "nothing happened" below
+        # by the host's own time, not by a sleep of the test's.
+        clock = clock_table()
+
+        def quiet_for_ticks(since, ticks=4):
+            h.wait_ticks(ticks, since)
+
+        h, path = self.start_with(worker("a", "A") + worker("b", "B1") + worker("c", "C", enabled=False) + e_table
+                                  + clock)
         for name, label in [("a", "A"), ("b", "B1"), ("e", "E")]:
             self.wait_events(h, name, [f"started {label}"])
         self.assertIn("INFO [host] [c] disabled", h.log)
 
         # e moves to the top, unchanged; a removed; b changed; c enabled; d new
-        self.write_config(e_table + worker("b", "B2") + worker("c", "C", enabled=True) + worker("d", "D"))
+        self.write_config(e_table + worker("b", "B2") + worker("c", "C", enabled=True) + worker("d", "D") + clock)
         mark = h.mark()
         h.signal(signal.SIGHUP)
-        h.wait_for(r"\[host\] configuration reloaded: 4 plugin instance\(s\) running", 5, since=mark)
+        h.wait_for(r"\[host\] configuration reloaded: 5 plugin instance\(s\) running", 5, since=mark)
         self.wait_events(h, "b", ["started B1", "safe", "started B2"])
         self.wait_events(h, "c", ["started C"])
         self.wait_events(h, "d", ["started D"])
-        time.sleep(0.3)  # anything wrong (a restarting, e restarting) would show by now
+        quiet_for_ticks(h.mark())  # anything wrong (a failure, e restarting) would show by now
+        self.assertIsNone(h.find(r"failed|restarting|\[(e|clock)\] stopping", mark), h.describe())
         expected = {"a": ["started A", "safe"], "b": ["started B1", "safe", "started B2"], "c": ["started C"],
                     "d": ["started D"], "e": ["started E"]}
         for name, events in expected.items():
@@ -560,9 +570,10 @@ class RunningHostTest(HostTestCase):
         before = self.recorder.records()
         mark = h.mark()
         h.signal(signal.SIGHUP)
-        h.wait_for(r"\[host\] configuration reloaded: 4 plugin instance\(s\) running", 5, since=mark)
-        time.sleep(0.3)
+        h.wait_for(r"\[host\] configuration reloaded: 5 plugin instance\(s\) running", 5, since=mark)
+        quiet_for_ticks(mark)
         self.assertEqual(self.recorder.records(), before, h.describe())
+        self.assertIsNone(h.find(r"stopping|started \(", mark), h.describe())
 
         # broken files: reported with file:line, nothing applied, nothing touched
         with open(path) as f:
@@ -581,7 +592,7 @@ class RunningHostTest(HostTestCase):
             m, _ = h.wait_for(r"the new configuration was not applied", 5, since=mark)
             self.assertIsNotNone(h.find(re.escape(f"ERROR [host] {path}:{line_of(path, needle)}:") + r"\s?" + reason,
                                         mark), h.describe())
-            time.sleep(0.3)
+            quiet_for_ticks(mark)
             self.assertEqual(self.recorder.records(), before, h.describe())
             self.assertTrue(h.running(), h.describe())
             self.assertIsNone(h.find(r"stopping|started \(", mark), h.describe())

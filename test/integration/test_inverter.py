@@ -7,6 +7,7 @@ from an independent process. Time constants are small (config keys)."""
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -284,7 +285,8 @@ class TestControlInterface(InverterTestCase):
         name, msg = c.error_of("SetMode", "p_inv", {}, signature="sa{sv}")
         self.assertEqual(name, "org.m_o_a_t.inv.too_early")
         self.assertRegex(msg, r"mode off started less than 3 s ago; try again in [1-3] s")
-        time.sleep(3.1)
+        # the end of the lock-out, as the plugin reports it (not a sleep of the test's)
+        self.wait_until("the lock-out is over", lambda: self.client.state().get("lockout") == 0, 5, self.host)
         self.assertEqual(c.error_of("SetMode", "nonsense", {}, signature="sa{sv}")[0], "org.m_o_a_t.inv.unknown")
         name, msg = c.error_of("SetMode", "p_inv", {"bogus": 1.0}, signature="sa{sv}")
         self.assertEqual(name, "org.m_o_a_t.inv.unknown_parameter")
@@ -436,15 +438,22 @@ class TestSafety(InverterTestCase):
     def test_battery_frozen_longer_than_the_timeout_writes_0_w_and_resumes(self):
         self.start("p_grid")
         self.wait_for_setpoints([-300.0] * 3)
-        t0 = time.monotonic()
         self.client.freeze(BATTERY, True)
+        # One last update, sent after t0: the host receives it after t0, so
+        # the loss (input_timeout 1 s after the last update) cannot come before t0 + 1 s.
+        t0 = time.monotonic()
+        self.client.set(BATTERY, "/Dc/0/Voltage", 52.0005)
         m, t_lost = self.host.wait_for(r"input lost.*no update from the battery service", timeout=4)
-        # input_timeout 1 s, counted from the last update (ticks every 0.1 s, the last one may precede t0)
-        self.assertGreater(t_lost - t0, 1.0 - 0.15)
+        self.assertGreater(t_lost - t0, 1.0)
         last = self.wait_for_setpoints([0.0] * 3, since=t0, timeout=2)
-        # nothing but 0 W while it is frozen
-        time.sleep(0.5)
-        self.assertTrue(all(v == 0.0 for t, k, v in self.writes(min(t for t, _ in last.values()))))
+        # nothing but 0 W while it is frozen: until the plugin's own clock says the
+        # battery has been silent for 2 s (GetState's input_problem counts it)
+        def silent_for():
+            m = re.search(r"no update from the battery service for ([0-9.]+) s", self.client.state()["input_problem"] or "")
+            return m and float(m.group(1)) >= 2.0
+        self.wait_until("the battery silent for 2 s", silent_for, 4, self.host)
+        first_safe = min(t for t, _ in last.values())
+        self.assertTrue(all(v == 0.0 for t, k, v in self.writes(first_safe)), self.writes(first_safe))
         t1 = time.monotonic()
         self.client.freeze(BATTERY, False)
         self.wait_for_setpoints([-300.0] * 3, since=t1)
@@ -499,11 +508,15 @@ class TestSafety(InverterTestCase):
         self.start("off", refresh_interval=0.3)
         self.wait_for_setpoints([0.0] * 3)
         t0 = time.monotonic()
-        time.sleep(1.5)
-        times = sorted(t for t, k, v in self.writes(t0) if k == 1)
-        self.assertGreaterEqual(len(times), 3)
-        gaps = [b - a for a, b in zip([t0] + times, times)]
-        self.assertLess(max(gaps), 0.3 + 0.2)
+        # Five refreshes of L1 (events), then their rate between the first and
+        # the last one: every refresh_interval (0.3 s), checked each 0.3 / 4 s.
+        times = self.wait_until("five refreshes of L1",
+                                lambda: (lambda ts: ts if len(ts) >= 5 else None)(
+                                    sorted(t for t, k, v in self.writes(t0) if k == 1)), 5, self.host)
+        self.assertTrue(all(v == 0.0 for t, k, v in self.writes(t0)), self.writes(t0))
+        mean = (times[-1] - times[0]) / (len(times) - 1)
+        self.assertGreater(mean, 0.3 - 0.05, times)
+        self.assertLess(mean, 0.3 + 0.3 / 4 + 0.05, times)
 
     def test_a_new_closed_loop_mode_writes_only_after_a_fresh_reading(self):
         # §18.8: a new closed-loop mode's first output waits for the settle loop's first
@@ -512,12 +525,18 @@ class TestSafety(InverterTestCase):
         self.start("off", mode_lockout=0.0, input_timeout=5.0, trigger_sleep=0.05, trigger_wait=3.0)
         self.wait_for_setpoints([0.0] * 3)
         self.client.freeze(VEBUS, True)
-        time.sleep(0.2)  # a tick already on its way has arrived
+        # A tick the vebus sent before it answered the freeze is queued for the
+        # host before this call: once the host answers, it has read it.
+        self.client.state()
         t0 = time.monotonic()
         mark = self.host.mark()
         self.assertTrue(self.set_mode("p_inv", power=600.0))
         self.host.wait_for(r"MODE START p_inv", timeout=3, since=mark)
-        time.sleep(1.0)
+        # Two refreshes of the last setpoints (refresh_interval 0.5 s) mark the
+        # plugin's own time passing without a reading: still no output.
+        started = time.monotonic()
+        self.wait_until("two refreshes of L1 while p_inv waits",
+                        lambda: len([w for w in self.writes(started) if w[1] == 1]) >= 2, 3, self.host)
         self.assertEqual([w for w in self.writes(t0) if w[2] != 0.0], [], "no output before the first reading")
         t1 = time.monotonic()
         self.client.freeze(VEBUS, False)

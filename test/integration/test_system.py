@@ -10,7 +10,7 @@ import unittest
 
 import dbus
 
-from moattest import BUILD_DIR, BUSITEM, HostTestCase
+from moattest import BUILD_DIR, BUSITEM, TEST_PLUGINS, HostTestCase, clock_table
 
 PLUGINS = os.path.join(BUILD_DIR, "plugins")
 VEBUS = "com.victronenergy.vebus.sim"
@@ -139,8 +139,9 @@ class ControllerTest(SystemCase):
 
     def test_ess_guard_stops_writing_when_hub4_mode_leaves_3(self):
         # debug: the sim logs every setpoint write, also a rewrite of the same value
-        self.start_system(SIM + INVERTER.format(mode="p_inv", extra="[inverter.modes.p_inv]\npower = 900\n"),
-                          "--log-level", "debug")
+        # A clock in the host (the worker test plugin) bounds the quiet time below.
+        self.start_system(SIM + INVERTER.format(mode="p_inv", extra="[inverter.modes.p_inv]\npower = 900\n")
+                          + clock_table(), "--log-level", "debug", "--plugin-dir", TEST_PLUGINS)
         self.until("inverting", lambda: sum(self.multi()) < -850, 10)
         self.assertTrue(self.host.find(r"AcPowerSetpoint rewritten by"), "rewrites are visible")
         mark = self.host.mark()
@@ -149,7 +150,8 @@ class ControllerTest(SystemCase):
                                   since=mark)
         self.until("the Multi ignores the setpoints (sim)", lambda: sum(self.multi()) > -15, 4)
         quiet = self.host.mark()
-        time.sleep(1.2)  # refresh_interval 0.5: the controller would have rewritten twice by now
+        # refresh_interval 0.5: 1.2 s of the host's time, the controller would have rewritten twice
+        self.host.wait_ticks(12, quiet)
         self.assertEqual(self.host.find_all(r"AcPowerSetpoint (re)?written by", since=quiet), [], "no write while not 3")
         self.assertEqual(self.set(SETTINGS, "/Settings/CGwacs/Hub4Mode", dbus.Int32(3)), 0)
         self.host.wait_for(r"\[inverter\] writing to the Multi is allowed", 2, since=mark)

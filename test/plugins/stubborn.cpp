@@ -20,6 +20,7 @@ public:
                 co_await sleep_for(std::chrono::hours(1));
             } catch (const Cancelled&) {
                 if (!ctx_.config.get_bool("ignore_cancel")) throw;
+                ctx_.log.info("safe state cancelled: ignoring it and blocking");  // the test's cue
             }
             if (ctx_.config.get_bool("ignore_cancel")) ::usleep(100000);  // blocks, never yields again
         }

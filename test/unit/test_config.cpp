@@ -1,5 +1,6 @@
 #include <catch2/catch.hpp>
 
+#include "config_check.hpp"
 #include "config_file.hpp"
 #include "config_toml.hpp"
 
@@ -202,4 +203,53 @@ TEST_CASE("parse_config: what a plugin's own tests use", "[config]") {
     CHECK(parse_config("[x]\nn = 3\n", "x.toml", "x", k).get_int("n") == 3);
     CHECK_THROWS_WITH(parse_config("[x]\nn = = 3\n", "x.toml", "x", k), Catch::StartsWith("x.toml:2:"));
     CHECK_THROWS_WITH(parse_config("[y]\n", "x.toml", "x", k), "x.toml: no table [x]");
+}
+
+TEST_CASE("check_keys: every problem, and a configuration of the valid keys", "[config]") {
+    auto t = parse("[meter]\nport = 0\ngain = 2\nparity = \"odd\"\ncolour = 1\n");
+    CheckedKeys c = check_keys("test.toml", "meter", t, *t->get("meter")->as_table(), keys);
+    CHECK(c.problems == std::vector<std::string>{
+                            "test.toml:5: [meter] key 'colour': unknown key (this plugin knows: port, gain, name, "
+                            "parity, ids, on)",
+                            "test.toml:2: [meter] key 'port': 0 is out of range [1, 65535]",
+                            "test.toml:1: [meter] key 'name': required key is missing"});
+    CHECK(c.invalid == std::set<std::string, std::less<>>{"name", "port"});
+    CHECK_FALSE(c.invalid_node_key);
+    // the valid keys are there (given or default), the invalid ones are not
+    CHECK(c.config.get_number("gain") == 2.0);
+    CHECK(c.config.get_string("parity") == "odd");
+    CHECK(c.config.get_bool("on"));
+    CHECK_THROWS_AS(c.config.get_int("port"), std::logic_error);
+    CHECK(c.config.where("gain") == "test.toml:3: [meter] key 'gain'");
+
+    auto fine = parse("[meter]\nname = \"x\"\n");
+    CheckedKeys f = check_keys("test.toml", "meter", fine, *fine->get("meter")->as_table(), keys);
+    CHECK(f.problems.empty());
+    CHECK(f.invalid.empty());
+    CHECK(f.config.get_string("name") == "x");
+}
+
+TEST_CASE("new_problems drops the lines about keys already reported", "[config]") {
+    std::set<std::string, std::less<>> invalid{"port"};
+    CHECK(new_problems("f:1: [m] key 'port': again\nf:2: [m] key 'devices': bad\nf:3: [n] key 'port': other",
+                       "m", invalid) == std::vector<std::string>{"f:2: [m] key 'devices': bad",
+                                                                 "f:3: [n] key 'port': other"});
+}
+
+TEST_CASE("config file: the [host] table's problems are collected with the instance tables'", "[config]") {
+    namespace fs = std::filesystem;
+    auto path = fs::temp_directory_path() / "moat-check-keys-test.toml";
+    {
+        std::ofstream f(path);
+        f << "[host]\nwatchdog = -1\nbus = \"\"\nstop_timeout = 2.5\n\n[a]\nkind = 3\n";
+    }
+    ConfigFile cf = read_config_file(path.string(), std::vector<std::string>{"/plugins"});
+    CHECK(cf.problems == std::vector<std::string>{
+                             path.string() + ":2: [host] key 'watchdog': -1 is out of range [0, 3600]",
+                             path.string() + ":3: [host] key 'bus': must not be empty",
+                             path.string() + ":7: [a] key 'kind': expected a plugin kind (a non-empty string)"});
+    CHECK(cf.host.stop_timeout == std::chrono::milliseconds(2500));  // the valid keys apply
+    CHECK(cf.plugin_path_known);
+    CHECK_THROWS_AS(load_config_file(path.string(), std::vector<std::string>{"/plugins"}), ConfigError);
+    fs::remove(path);
 }

@@ -39,7 +39,7 @@ TEST_CASE("a good plugin loads and describes itself", "[loader]") {
     auto lib = load_plugin(MOAT_TEST_PLUGIN_DIR, "worker");
     CHECK(std::string(lib->descriptor().kind) == "worker");
     CHECK(lib->descriptor().restartable);
-    CHECK(lib->keys().size() == 7);
+    CHECK(lib->keys().size() == 8);
     CHECK_FALSE(load_plugin(MOAT_TEST_PLUGIN_DIR, "fail_at_start")->descriptor().restartable);
 }
 
