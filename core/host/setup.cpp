@@ -209,8 +209,8 @@ void install_rc_line(const Layout& l, std::vector<std::string>& state) {
     if (!fs::exists(l.rc_local) && fs::exists(l.rc_disabled)) {
         file = l.rc_disabled;
         warn("Venus OS's modification checks have disabled {} (it is {} now): moat-victron will not start "
-             "after a reboot. Enable the custom rc scripts again on the GX (Settings > General > Modification "
-             "checks) or by hand: mv {} {}. The boot line is in {}.",
+             "after a reboot. Enable the custom rc scripts again on the GX (the Modification checks page of the "
+             "general settings) or by hand: mv {} {}. The boot line is in {}.",
              l.rc_local.string(), l.rc_disabled.string(), l.rc_disabled.string(), l.rc_local.string(), file.string());
     }
     bool created = !fs::exists(file);
