@@ -24,6 +24,7 @@
 #include "host.hpp"
 #include "last_resort.hpp"
 #include "private_daemon.hpp"
+#include "setup.hpp"
 
 
 using namespace moat;
@@ -56,6 +57,10 @@ Options:
   --help-plugin KIND     describe a plugin's configuration keys ("host" for [host])
   --version              print the version
   --help                 print this help
+
+Host commands:
+  setup                  install, boot, check, upgrade, roll back or remove the service
+                         on a GX device (Venus OS); see 'moat-victron setup --help'
 
 Commands of the plugins found (each has --help; they take --bus, default "system"):
 {}
@@ -296,6 +301,13 @@ int main(int argc, char** argv) {
             i += 2;
         if (i < argc && argv[i][0] != '-') {
             Args before = parse_args(i, argv);
+            if (std::string_view(argv[i]) == "setup") {
+                SetupHooks hooks{.has_command = [&](const std::string& name) {
+                    auto found = plugin_commands(plugin_path_for_tools(before), name);
+                    return !found.empty() && found.front().command->name == name;
+                }};
+                return setup_main(std::span<char* const>(argv + i + 1, argv + argc), hooks);
+            }
             PluginPath path = plugin_path_for_tools(before);
             auto commands = plugin_commands(path, argv[i]);
             if (commands.empty() || commands.front().command->name != argv[i]) {
