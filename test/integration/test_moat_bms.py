@@ -15,6 +15,8 @@ from moattest import BUILD_DIR, HostTestCase, _readline_with_timeout, spawn, sto
 
 TOOL = os.path.join(BUILD_DIR, "test", "moat-bms-tool")
 PLUGINS = os.path.join(BUILD_DIR, "plugins")
+# The moat-bms plugin's link state service for the instance [moat-bms].
+LINK_SERVICE = "org.m_o_a_t.bms.moat_bms"
 
 
 class BmsSim:
@@ -110,6 +112,40 @@ class MoatBmsHost(HostTestCase):
             since = self.host.mark()
         time.sleep(1.0)
         self.assertIsNone(self.host.find(r"link down", since))
+
+    def link_state(self):
+        """The plugin's link state service read with python3-dbus."""
+        import dbus
+        bus = dbus.bus.BusConnection(self.bus.address)
+        try:
+            items = bus.call_blocking(LINK_SERVICE, "/", "com.victronenergy.BusItem", "GetItems", "", [])
+            return {str(p): v["Value"] for p, v in items.items()}
+        except dbus.exceptions.DBusException:
+            return {}  # not on the bus (yet)
+        finally:
+            bus.close()
+
+    def test_the_link_state_on_dbus(self):
+        state = self.wait_until("the link up on D-Bus", lambda: self.link_state().get("/Link/Up") == 1, 10.0)
+        self.assertEqual(self.link_state()["/Link/Session"], 1)
+        self.assertEqual(self.link_state()["/Link/Reason"], "")
+        since = self.host.mark()
+        self.sim.command("mute 1")
+        self.host.wait_for(r"\[moat-bms\].*link down: ", 10.0, since)
+        s = self.wait_until("the link down on D-Bus", lambda: (lambda s: s if s.get("/Link/Up") == 0 else None)(self.link_state()), 10.0)
+        self.assertIn("no reply", s["/Link/Reason"])
+        self.assertGreaterEqual(s["/Link/Failures"], 1)
+        self.sim.command("mute 0")
+        self.wait_until("session 2 on D-Bus", lambda: self.link_state().get("/Link/Session") == 2 and self.link_state().get("/Link/Up") == 1, 15.0)
+        # gdbus, an independent client, reads the same counters.
+        out = subprocess.run(["gdbus", "call", "--address", self.bus.address, "--dest", LINK_SERVICE,
+                              "--object-path", "/Link/Session", "--method", "com.victronenergy.BusItem.GetValue"],
+                             capture_output=True, text=True, timeout=10)
+        self.assertEqual(out.returncode, 0, out.stderr)
+        self.assertRegex(out.stdout, r"<(int64 )?2>")
+        # Decode errors are counted.
+        self.sim.command("invalid 2")
+        self.wait_until("decode errors on D-Bus", lambda: self.link_state().get("/Link/DecodeErrors", 0) >= 2, 10.0)
 
     def test_the_port_is_exclusive(self):
         p = subprocess.run([TOOL, "probe", "--device", self.link, "--timeout", "5"], capture_output=True, text=True, timeout=30)
