@@ -91,21 +91,9 @@ void MoatBmsPaths::written(const Write& w)
     if (!w.changed && w.path != "/Sim/MoatBms/Flood" && w.path != "/Sim/MoatBms/Eof" && w.path != "/Sim/MoatBms/Reset")
         return;
     const double v = *w.value.as_number();
-    if (w.path == "/Sim/MoatBms/Eof" || (w.path == "/Sim/MoatBms/Reset" && v == 2)) {
-        // End of file, or a hard reset (a power cycle: the USB device, and
-        // so the pty, goes away and comes back with a fresh controller).
-        if (v != 0 && reopen) {
-            log_.info("{}: a new pty and a fresh controller", w.path);
-            reopen->set();
-        }
-        return;
-    }
-    if (!device_) return;
     std::string line;
-    if (w.path == "/Sim/MoatBms/Reset") {
-        if (v == 1) device_->controller().reboot(false);  // soft: RAM config lost, the link stays
-        return;
-    }
+    if (w.path == "/Sim/MoatBms/Eof") line = v != 0 ? "eof" : "";
+    else if (w.path == "/Sim/MoatBms/Reset") line = fmt::format("reset {}", v);
     for (const auto& f : fault_paths)
         if (w.path == f.path) line = fmt::format("{} {}", f.command, v);
     int cell = -1;
@@ -113,8 +101,13 @@ void MoatBmsPaths::written(const Write& w)
     if (line.empty() && std::sscanf(w.path.c_str(), "/Sim/MoatBms/Cell/%d/%15s", &cell, suffix) == 2)
         for (const auto& [s, cmd] : cell_paths)
             if (std::string_view(suffix) == s) line = fmt::format("{} {} {}", cmd, cell, v);
-    if (line.empty()) return;
+    if (line.empty() || !device_) return;
     const std::string answer = bms::sim::apply_command(*device_, line);
+    if (answer == "reopen") {
+        log_.info("{} = {}: a new pty and controller", w.path, v);
+        if (reopen) reopen->set();
+        return;
+    }
     if (answer != "ok") log_.warning("{} = {}: {}", w.path, v, answer);
     refresh();
 }

@@ -37,6 +37,11 @@ case "$what" in
 esac
 
 jobs=$(nproc 2>/dev/null || echo 2)
+# The config target loads the normal build's plugins (build/plugins).
+if [ ! -f build/plugins/sim.so ]; then
+    cmake -S . -B build >/dev/null
+    cmake --build build -j "$jobs"
+fi
 CC=clang-14 CXX=clang++-14 cmake -S . -B "$build" -DMOAT_FUZZ=ON -DCMAKE_BUILD_TYPE=Debug \
     -DMOAT_FUZZ_SECONDS="$seconds" >/dev/null
 if [ "$what" = long ] && [ $# -gt 0 ]; then
