@@ -78,6 +78,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     std::vector<std::uint8_t> stream;
     if (mode & 1) {
         auto pdu = in.rest();
+        if (pdu.empty()) return 0;  // rtu_frame() takes 1..253 bytes
         stream = rtu_frame(unit, pdu.first(std::min<std::size_t>(pdu.size(), max_pdu_size)));
     } else {
         stream.assign(in.rest().begin(), in.rest().end());

@@ -2,6 +2,7 @@
 // chargers and batteries, the Multi, the system service and a controller,
 // each reading present (any value kind), missing or stale: the aggregation
 // and both line formats never throw, and the line stays one line.
+#include <cstdio>
 #include <cstdlib>
 
 #include "aggregate.hpp"
@@ -62,7 +63,10 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         if (line != status_line(s)) std::abort();
         const std::string extended = extend_line(line, s);
         if (extended.compare(0, line.size(), line) != 0) std::abort();
-        if (line.find('\n') != std::string::npos || extended.find('\n') != std::string::npos) std::abort();
+        if (line.find('\n') != std::string::npos || extended.find('\n') != std::string::npos) {
+            if (std::getenv("FUZZ_DEBUG")) std::fprintf(stderr, "line: [%s]\nextended: [%s]\n", line.c_str(), extended.c_str());
+            std::abort();
+        }
     } catch (...) {
         std::abort();  // documented: never throws
     }
