@@ -37,6 +37,8 @@ case "$what" in
 esac
 
 jobs=$(nproc 2>/dev/null || echo 2)
+# ccache hits across clones and worktrees: paths relative to the checkout.
+export CCACHE_BASEDIR="${CCACHE_BASEDIR:-$(pwd)}" CCACHE_NOHASHDIR="${CCACHE_NOHASHDIR:-true}"
 # The config target loads the normal build's plugins (build/plugins).
 if [ ! -f build/plugins/sim.so ]; then
     cmake -S . -B build >/dev/null
