@@ -12,9 +12,10 @@
 // a quote, so `[&x]` aborts a Debug build (and is undefined behaviour in a
 // clang release build) instead of giving its syntax error. Until the fix is
 // in (see the README), such inputs are skipped so the smoke run stays useful.
-// Likewise a character U+0080..U+04BF where toml++ looks for whitespace
-// reaches its __builtin_unreachable() (undefined behaviour in every build):
-// inputs with those UTF-8 lead bytes are skipped too.
+// Likewise a character in U+00A1..U+0499, U+2D6E..U+3167 or U+FB36..U+FEFE
+// where toml++ looks for whitespace reaches its __builtin_unreachable()
+// (undefined behaviour in every build): inputs with non-ASCII bytes are
+// skipped too.
 #include <unistd.h>
 
 #include <cstdio>
@@ -59,7 +60,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     if (text.find("plugin_") != std::string_view::npos) return 0;
     if (bad_table_header(text)) return 0;
     for (unsigned char c : text)
-        if (c >= 0xC2 && c <= 0xD2) return 0;
+        if (c >= 0x80) return 0;
     static const std::string path = "/tmp/moat-fuzz-config-" + std::to_string(::getpid()) + ".toml";
     {
         std::ofstream f(path, std::ios::binary | std::ios::trunc);
