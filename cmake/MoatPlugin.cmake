@@ -14,7 +14,9 @@ function(moat_add_plugin kind)
   add_library(plugin-${kind} MODULE ${ARGN})
   target_link_libraries(plugin-${kind} PRIVATE moat::sdk)
   target_compile_features(plugin-${kind} PRIVATE cxx_std_20)
-  target_link_options(plugin-${kind} PRIVATE -Wl,-z,defs)
+  if(NOT MOAT_FUZZ)  # clang's sanitizer runtime lives in the executable
+    target_link_options(plugin-${kind} PRIVATE -Wl,-z,defs)
+  endif()
   set_target_properties(plugin-${kind} PROPERTIES
     PREFIX "" OUTPUT_NAME ${kind}
     CXX_VISIBILITY_PRESET hidden VISIBILITY_INLINES_HIDDEN ON

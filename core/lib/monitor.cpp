@@ -567,9 +567,11 @@ void Monitor::deliver() {
             if (!registry->entries.count(id)) continue;  // an earlier callback unsubscribed it
             // Not swallowed: a plugin's observer that throws fails that plugin
             // instance, as its posted functions do (Loop::invoke).
-            bus_.loop().invoke(e->origin, "a monitor observer", [&] {
-                if (ev.kind == change_event) e->change(ev.info.name, ev.path, ev.value);
-                else e->service(ev.info);
+            // `entry` and not `e` in the lambda: clang 14 (the fuzz build)
+            // cannot capture a structured binding.
+            bus_.loop().invoke(e->origin, "a monitor observer", [&, entry = e] {
+                if (ev.kind == change_event) entry->change(ev.info.name, ev.path, ev.value);
+                else entry->service(ev.info);
             });
         }
     }

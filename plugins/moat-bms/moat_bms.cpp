@@ -6,6 +6,7 @@
 #include <moat/plugin.hpp>
 
 #include "link_session.hpp"
+#include "link_state_service.hpp"
 #include "probe.hpp"
 #include "ring_reader.hpp"
 #include "session_options.hpp"
@@ -17,9 +18,15 @@ using namespace moat::bms;
 
 class MoatBms final : public moat::Plugin {
 public:
-    explicit MoatBms(moat::Context& ctx) : ctx_(ctx), link_(ctx.loop, session_options(ctx.config), ctx.log)
+    explicit MoatBms(moat::Context& ctx)
+        : ctx_(ctx), state_service_(ctx.loop, ctx.instance, ctx.bus_spec, ctx.log),
+          link_(ctx.loop, session_options(ctx.config), ctx.log)
     {
         link_.on_state = [this](const LinkState& s) {
+            state_service_.publish(s);
+            // Logged when the link comes up or goes down, not for each new decode error.
+            if (s.up == logged_up_ && s.sessions == logged_sessions_ && s.failures == logged_failures_) return;
+            logged_up_ = s.up, logged_sessions_ = s.sessions, logged_failures_ = s.failures;
             if (s.up) ctx_.log.info("link state: up (session {})", s.sessions);
             else ctx_.log.info("link state: down ({}); {} failures, {} decode errors", s.reason, s.failures, s.decode_errors);
         };
@@ -27,6 +34,7 @@ public:
 
     moat::Task<void> run() override
     {
+        co_await state_service_.start();
         auto on_up = [this](LinkSession& s) -> moat::Task<void> { return while_up(s); };
         co_await link_.run(on_up);
     }
@@ -55,7 +63,10 @@ private:
     }
 
     moat::Context& ctx_;
+    LinkStateService state_service_;  // outlives link_, whose on_state publishes to it
     Link link_;
+    bool logged_up_ = false;
+    std::uint64_t logged_sessions_ = 0, logged_failures_ = 0;
 };
 
 } // namespace

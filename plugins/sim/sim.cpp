@@ -20,6 +20,7 @@
 #include "sim_config.hpp"
 #include "simulator.hpp"  // moat-modbus: the simulated Modbus meter
 #include "sim_pty.hpp"    // moat-bms-sim: the simulated MoaT BMS controller
+#include "moat_bms_paths.hpp"
 
 namespace {
 
@@ -78,8 +79,26 @@ public:
         server.controller.byte_ring = m.byte_ring;
         server.options.float32 = m.float32;
         server.options.guarded = !m.unix_socket;
-        if (m.unix_socket) co_await bms::sim::serve_unix(ctx_.loop, server, bms_reopen_, ctx_.log.child("moat-bms"));
-        else co_await bms::sim::serve_pty(ctx_.loop, server, bms_reopen_, ctx_.log.child("moat-bms"));
+        // /Sim/MoatBms/...: the controller's faults and observables on D-Bus.
+        bms_paths_ = std::make_unique<MoatBmsPaths>(ctx_.loop, ctx_.instance, ctx_.bus_spec, m.modules,
+                                                    ctx_.log.child("moat-bms"));
+        bms_paths_->reopen = &bms_reopen_;
+        server.on_device = [this](bms::sim::SimDevice* dev, const std::string& pty) { bms_paths_->attach(dev, pty); };
+        co_await bms_paths_->start();
+        auto serve = [&](TaskGroup& g) -> Task<void> {
+            g.spawn(refresh_moat_bms(), "moat-bms sim paths");
+            if (m.unix_socket) co_await bms::sim::serve_unix(ctx_.loop, server, bms_reopen_, ctx_.log.child("moat-bms"));
+            else co_await bms::sim::serve_pty(ctx_.loop, server, bms_reopen_, ctx_.log.child("moat-bms"));
+            g.cancel();
+        };
+        co_await with_group(serve);
+    }
+
+    Task<void> refresh_moat_bms() {
+        for (;;) {
+            co_await sleep_for(std::chrono::seconds(1));
+            bms_paths_->refresh();
+        }
     }
 
     Task<void> run_model() {
@@ -379,6 +398,7 @@ private:
     std::unique_ptr<SettingsService> settings_;
     std::unique_ptr<ModbusGrid> modbus_grid_;  ///< grid.modbus: the grid meter served over Modbus
     std::vector<std::unique_ptr<Device>> devices_;
+    std::unique_ptr<MoatBmsPaths> bms_paths_;
     Event bms_reopen_;  ///< set: the simulated MoaT BMS controller reopens its pty
     bool faults_pending_ = false;
     bool stopping_ = false;              ///< safe_state() runs

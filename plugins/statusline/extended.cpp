@@ -1,4 +1,5 @@
 #include "extended.hpp"
+#include "line.hpp"
 
 #include "python.hpp"
 
@@ -49,7 +50,7 @@ std::string controller_part(const Snapshot& s)
     const moat::Value& mode = c.mode.value();
     if (!mode.is_string())
         return "controller ---";
-    const std::string& m = mode.as_string();
+    const std::string m = single_line(mode.as_string());  // a string from the bus
     auto with = [&](const Reading& r, int decimals, std::string_view unit) {
         auto v = r.value().as_number();
         if (!v || !r.value().is_number())

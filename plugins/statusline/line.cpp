@@ -58,10 +58,11 @@ std::string format_line(const Totals& t)
     const std::string phases = phase_blocks(t.phases);
     if (!all_numbers({&t.charger_voltage, &t.charge_voltage, &t.solar_power, &t.charger_current, &t.charge_limit,
                       &t.battery_current, &t.max_discharge_current, &t.max_charge_current, &t.inverter_current})) {
-        return fmt::format("U={} {}  Sol I={} {} {}  Bat I={} {} {}  Inv I={} P={}", py_str(t.charger_voltage),
-                           py_str(t.charge_voltage), py_str(t.charger_current), py_str(t.charge_limit),
-                           py_str(t.solar_power), py_str(t.battery_current), py_str(t.max_charge_current),
-                           py_str(t.max_discharge_current), py_str(t.inverter_current), phases);
+        return single_line(fmt::format("U={} {}  Sol I={} {} {}  Bat I={} {} {}  Inv I={} P={}",
+                                       py_str(t.charger_voltage), py_str(t.charge_voltage), py_str(t.charger_current),
+                                       py_str(t.charge_limit), py_str(t.solar_power), py_str(t.battery_current),
+                                       py_str(t.max_charge_current), py_str(t.max_discharge_current),
+                                       py_str(t.inverter_current), phases));
     }
     const double cvol = *t.charger_voltage.as_number();
     return fmt::format("{}{}V  Sol {}W {}A <{}  Bat {}A {}{}{}{}  Inv {}A {}", percent_f(cvol, 5, 2),
@@ -73,7 +74,14 @@ std::string format_line(const Totals& t)
                        percent_f(*py_neg(t.max_discharge_current).as_number(), 5, 1),
                        t.charge_allowed ? charge_allowed_glyph : charge_blocked_glyph,
                        percent_f(*t.max_charge_current.as_number(), 5, 1),
-                       percent_f(*t.inverter_current.as_number(), 5, 1), phases);
+                       percent_f(*t.inverter_current.as_number(), 5, 1), single_line(phases));
+}
+
+std::string single_line(std::string text)
+{
+    for (char& c : text)
+        if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) c = '?';
+    return text;
 }
 
 std::string format_line(const Aggregate& aggregate)

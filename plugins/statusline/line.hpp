@@ -51,6 +51,11 @@ std::string format_line(const Totals& totals);
 /// incomplete_line for Incomplete, format_line() for Totals.
 std::string format_line(const Aggregate& aggregate);
 
+/// `text` with every control character (C0, DEL) replaced by '?': strings
+/// from the bus (a phase value, a controller's mode) must not break the line
+/// in two or send terminal escapes.
+std::string single_line(std::string text);
+
 /// format_line(aggregate(snapshot)). Never throws (barring std::bad_alloc).
 std::string status_line(const Snapshot& snapshot);
 

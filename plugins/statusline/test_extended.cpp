@@ -67,6 +67,20 @@ TEST_CASE("the controller part: the mode and its target", "[extended]")
     CHECK(controller_part(s) == "controller ---");
 }
 
+TEST_CASE("strings from the bus never break the line (found by fuzzing)", "[extended]")
+{
+    CHECK(single_line("a\nb\r\x1b[2J\x7f") == "a?b??[2J?");
+    Snapshot s = e1();
+    s.controller = controller(Value("hacked\nmode"));
+    CHECK(controller_part(s) == "hacked?mode");
+    REQUIRE(s.vebus);
+    s.vebus->ac_power_setpoint[0] = Value("-700\n");  // a phase value that is not a number: the raw form
+    const std::string line = status_line(s);
+    CHECK(line.find('\n') == std::string::npos);
+    CHECK(line.find("-700?") != std::string::npos);
+    CHECK(extend_line(line, s).find('\n') == std::string::npos);
+}
+
 TEST_CASE("the extended line starts with the original line, unchanged", "[extended]")
 {
     Snapshot s = with_grid({Value(-17.0), Value(-20.0), Value(-15.0)});

@@ -15,6 +15,10 @@ from moattest import BUILD_DIR, HostTestCase, _readline_with_timeout, spawn, sto
 
 TOOL = os.path.join(BUILD_DIR, "test", "moat-bms-tool")
 PLUGINS = os.path.join(BUILD_DIR, "plugins")
+# The moat-bms plugin's link state service for the instance [moat-bms].
+LINK_SERVICE = "org.m_o_a_t.bms.moat_bms"
+# The sim plugin's /Sim/MoatBms paths for the instance [sim].
+SIM_SERVICE = "org.m_o_a_t.sim.sim"
 
 
 class BmsSim:
@@ -105,11 +109,49 @@ class MoatBmsHost(HostTestCase):
     def test_invalid_msgpack_resyncs(self):
         since = self.host.mark()
         self.sim.command("invalid 3")
-        for _ in range(3):
-            m, _t = self.host.wait_for(r"msgpack: .*\(resync on the next message\)", 10.0, since)
-            since = self.host.mark()
-        time.sleep(1.0)
+        # Three resyncs (they may come in one burst: counted from one mark).
+        self.wait_until("three resyncs", lambda: len(self.host.find_all(r"msgpack: .*\(resync on the next message\)",
+                                                                         since)) >= 3, 10.0)
+        # The session goes on: the counters on D-Bus move, the session does not end.
+        self.wait_until("three decode errors on D-Bus", lambda: self.link_state().get("/Link/DecodeErrors", 0) >= 3, 10.0)
+        after = self.host.mark()
+        self.host.wait_for(r"\[moat-bms\] C: ", 15.0, after)  # later console text read by the same session
+        self.assertEqual(self.link_state()["/Link/Session"], 1)
         self.assertIsNone(self.host.find(r"link down", since))
+
+    def link_state(self):
+        """The plugin's link state service read with python3-dbus."""
+        import dbus
+        bus = dbus.bus.BusConnection(self.bus.address)
+        try:
+            items = bus.call_blocking(LINK_SERVICE, "/", "com.victronenergy.BusItem", "GetItems", "", [])
+            return {str(p): v["Value"] for p, v in items.items()}
+        except dbus.exceptions.DBusException:
+            return {}  # not on the bus (yet)
+        finally:
+            bus.close()
+
+    def test_the_link_state_on_dbus(self):
+        state = self.wait_until("the link up on D-Bus", lambda: self.link_state().get("/Link/Up") == 1, 10.0)
+        self.assertEqual(self.link_state()["/Link/Session"], 1)
+        self.assertEqual(self.link_state()["/Link/Reason"], "")
+        since = self.host.mark()
+        self.sim.command("mute 1")
+        self.host.wait_for(r"\[moat-bms\].*link down: ", 10.0, since)
+        s = self.wait_until("the link down on D-Bus", lambda: (lambda s: s if s.get("/Link/Up") == 0 else None)(self.link_state()), 10.0)
+        self.assertIn("no reply", s["/Link/Reason"])
+        self.assertGreaterEqual(s["/Link/Failures"], 1)
+        self.sim.command("mute 0")
+        self.wait_until("session 2 on D-Bus", lambda: self.link_state().get("/Link/Session") == 2 and self.link_state().get("/Link/Up") == 1, 15.0)
+        # gdbus, an independent client, reads the same counters.
+        out = subprocess.run(["gdbus", "call", "--address", self.bus.address, "--dest", LINK_SERVICE,
+                              "--object-path", "/Link/Session", "--method", "com.victronenergy.BusItem.GetValue"],
+                             capture_output=True, text=True, timeout=10)
+        self.assertEqual(out.returncode, 0, out.stderr)
+        self.assertRegex(out.stdout, r"<(int64 )?2>")
+        # Decode errors are counted.
+        self.sim.command("invalid 2")
+        self.wait_until("decode errors on D-Bus", lambda: self.link_state().get("/Link/DecodeErrors", 0) >= 2, 10.0)
 
     def test_the_port_is_exclusive(self):
         p = subprocess.run([TOOL, "probe", "--device", self.link, "--timeout", "5"], capture_output=True, text=True, timeout=30)
@@ -141,6 +183,59 @@ class MoatBmsWithTheSimPlugin(HostTestCase):
         host.wait_for_in_order([r"\[sim/moat-bms\] serving a simulated controller on " + link,
                                 r"\[moat-bms\].*link up on " + link + r" \(8 cells",
                                 r"\[moat-bms\].*ring: 8 modules"], 20.0)
+
+    def test_the_sim_plugins_controller_on_dbus(self):
+        """/Sim/MoatBms/...: faults written and observables read with python3-dbus."""
+        import dbus
+        self.start_bus()
+        link = os.path.join(self.tmp, "ttyBMS")
+        config = self.write_config(f"""
+            [sim]
+            [sim.moat_bms]
+            enabled = true
+            link = {toml_string("pty:" + link)}
+            cells = 4
+
+            [moat-bms]
+            device = {toml_string(link)}
+            backoff_initial_s = 0.5
+            backoff_max_s = 1
+            rpc_timeout_s = 1
+            """, plugin_dir=PLUGINS)
+        host = self.start_host(config)
+        host.wait_for(r"\[moat-bms\].*ring: 4 modules", 20.0)
+        bus = dbus.bus.BusConnection(self.bus.address)
+        self.addCleanup(bus.close)
+
+        def get(path, service=SIM_SERVICE):
+            return bus.call_blocking(service, path, "com.victronenergy.BusItem", "GetValue", "", [])
+
+        def set_(path, value):
+            return bus.call_blocking(SIM_SERVICE, path, "com.victronenergy.BusItem", "SetValue", "v", [value])
+
+        self.assertEqual(get("/Sim/MoatBms/Connected"), 1)
+        first_pty = str(get("/Sim/MoatBms/Pty"))
+        self.assertTrue(first_pty.startswith("/dev/pts/"), first_pty)
+        self.assertEqual(os.path.realpath(link), first_pty)
+        self.wait_until("ring packets counted", lambda: get("/Sim/MoatBms/Ring/Packets") > 0, 10.0)
+        self.assertAlmostEqual(float(get("/Sim/MoatBms/Cell/0/Voltage")), 3.3, places=2)
+        # A true cell voltage overridden.
+        self.assertEqual(set_("/Sim/MoatBms/Cell/2/Voltage", dbus.Double(3.61)), 0)
+        self.assertAlmostEqual(float(get("/Sim/MoatBms/Cell/2/Voltage")), 3.61, places=3)
+        # A silent device: the link goes down, and comes back when it speaks again.
+        since = host.mark()
+        self.assertEqual(set_("/Sim/MoatBms/Mute", dbus.Int32(1)), 0)
+        host.wait_for(r"\[moat-bms\].*link down: .*no reply", 15.0, since)
+        self.wait_until("link down on D-Bus", lambda: get("/Link/Up", LINK_SERVICE) == 0, 10.0)
+        self.assertEqual(set_("/Sim/MoatBms/Mute", dbus.Int32(0)), 0)
+        host.wait_for(r"\[moat-bms\].*link state: up \(session 2\)", 15.0, since)
+        # A hard reset: a new pty behind the same symlink, a fresh controller.
+        since = host.mark()
+        self.assertEqual(set_("/Sim/MoatBms/Reset", dbus.Int32(2)), 0)
+        self.wait_until("a new pty", lambda: str(get("/Sim/MoatBms/Pty")) not in ("", first_pty), 10.0)
+        host.wait_for(r"\[moat-bms\].*link state: up \(session 3\)", 20.0, since)
+        self.assertEqual(os.path.realpath(link), str(get("/Sim/MoatBms/Pty")))
+        self.assertEqual(get("/Link/Session", LINK_SERVICE), 3)
 
     def test_the_plugin_reads_the_sim_plugins_controller_on_a_socket(self):
         self.start_bus()

@@ -82,6 +82,7 @@ Task<void> Link::reader(ByteStream& stream, FrameStream& frames, RpcEngine& rpc)
                 decode_errors_.push_back(now);
                 while (!decode_errors_.empty() && now - decode_errors_.front() > opt_.resync_window) decode_errors_.pop_front();
                 log_.warning("{} (resync on the next message)", std::get<StreamError>(ev).what);
+                publish();  // the counter is watched (decode errors are rare; console lines are not published each)
                 if (int(decode_errors_.size()) >= opt_.resync_errors)
                     throw SessionEnded(fmt::format("{} decode errors within {:.3g} s", decode_errors_.size(),
                                                    duration<double>(opt_.resync_window).count()));

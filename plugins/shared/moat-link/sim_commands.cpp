@@ -7,7 +7,7 @@ namespace moat::bms::sim {
 const char* const command_help =
     "mute 0|1, dead 0|1, invalid N, drop_nth K, drop_p P, seen 0|1, garbage 0|1, truncate 0|1, duplicate 0|1, "
     "reorder 0|1, flood N, voltage I V, vraw I RAW, traw I RAW, modules M, current A, lose_work 0|1, "
-    "omit_mplex_cfg 0|1, eof";
+    "omit_mplex_cfg 0|1, eof, reset 1|2 (1 soft, 2 hard: a power cycle, a new pty)";
 
 std::string apply_command(SimDevice& d, const std::string& line)
 {
@@ -42,6 +42,11 @@ std::string apply_command(SimDevice& d, const std::string& line)
     else if (w == "lose_work") ctl.faults.lose_next_work_push = a != 0;
     else if (w == "omit_mplex_cfg") ctl.faults.omit_mplex_cfg = a != 0;
     else if (w == "eof") return "reopen";
+    else if (w == "reset") {
+        if (a == 1) ctl.reboot(false);  // soft: the RAM configuration is lost, the port stays
+        else if (a == 2) return "reopen";  // hard: the USB device, and so the pty, comes back anew
+        else return "error reset 1|2";
+    }
     else return "error unknown command '" + w + "'";
     return "ok";
 }

@@ -10,8 +10,8 @@
 namespace moat::bms::sim {
 
 /// Apply one command to `device`. Returns "ok", or "error ..." for an
-/// unknown command or a bad argument. "eof" is not handled here (the server
-/// owns the connection): it returns "reopen".
+/// unknown command or a bad argument. "eof" and "reset 2" are not handled
+/// here (the server owns the connection): they return "reopen".
 std::string apply_command(SimDevice& device, const std::string& line);
 
 /// The commands, for --help texts.

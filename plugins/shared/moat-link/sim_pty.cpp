@@ -36,6 +36,9 @@ Task<void> serve_pty(Loop& loop, PtyServer server, Event& reopen, Logger log)
             throw;
         }
         if (server.on_device) server.on_device(nullptr, {});
+        // The next controller (after end of file or a hard reset) boots with
+        // what this one stored: its flash survives a power cycle.
+        server.controller.device_config = dev.controller().stored_config();
         reopen.clear();
     }
 }

@@ -87,6 +87,11 @@ Result<std::size_t> rtu_request_size(std::span<const std::uint8_t> received)
         if (received.size() < 7)
             return Error{Fault::truncated, fmt::format("RTU FC16 request of {} bytes, the byte count is missing",
                                                        received.size())};
+        // At most 123 registers: a larger byte count would make a frame
+        // longer than RTU allows (found by fuzzing: 9 + 255 bytes).
+        if (received[6] > 2 * max_write_registers)
+            return Error{Fault::bad_length, fmt::format("RTU FC16 request with a byte count of {} (at most {})",
+                                                        received[6], 2 * max_write_registers)};
         return std::size_t{9} + received[6];
     }
     return Error{Fault::unsupported_function, function_name(received[1])};

@@ -52,7 +52,8 @@ Result<Response> rtu_decode_response(std::uint8_t unit, const Request& request, 
 /// The size of the complete request frame that starts at `received[0]`:
 /// Fault::truncated while too few bytes are in to tell (FC16 carries its
 /// length in byte 6), Fault::unsupported_function for a function code
-/// whose frame length is unknown here.
+/// whose frame length is unknown here, Fault::bad_length for an FC16 byte
+/// count beyond 123 registers.
 Result<std::size_t> rtu_request_size(std::span<const std::uint8_t> received);
 
 /// A request received on the line, with the unit it is addressed to.

@@ -122,6 +122,9 @@ TEST_CASE("RTU server side: request frames")
     CHECK(*rtu_request_size(std::span(frame).first(7)) == frame.size());
     CHECK(*rtu_request_size(Bytes{0x01, 0x03}) == 8);
     CHECK(rtu_request_size(Bytes{0x01, 0x2B}).error().fault == Fault::unsupported_function);
+    // A byte count beyond 123 registers: never a frame longer than RTU's 256 bytes.
+    CHECK(rtu_request_size(Bytes{0x01, 0x10, 0x00, 0x00, 0x00, 0x7B, 0xF6}).value() == 255);
+    CHECK(rtu_request_size(Bytes{0x01, 0x10, 0x00, 0x00, 0x00, 0x7C, 0xF8}).error().fault == Fault::bad_length);
 
     auto r = rtu_decode_request(frame);
     REQUIRE(r.ok());

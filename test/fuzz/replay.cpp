@@ -19,6 +19,10 @@ int main(int argc, char** argv)
         ++n;
     };
     for (int i = 1; i < argc; ++i) {
+        if (!fs::exists(argv[i])) {
+            std::fprintf(stderr, "%s: no such file or directory\n", argv[i]);
+            return 2;
+        }
         if (fs::is_directory(argv[i])) {
             for (auto& e : fs::recursive_directory_iterator(argv[i]))
                 if (e.is_regular_file()) run(e.path());
