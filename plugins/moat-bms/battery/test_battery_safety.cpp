@@ -440,3 +440,26 @@ TEST_CASE("reads and pack polls never move the limit memories; cell cycles decay
     }
     CHECK(*b.outputs().max_charge_voltage == once);
 }
+
+TEST_CASE("32 cells: the same limits and deadlines") {
+    Value tree = bms_cfg_tree();
+    moat::bms::merge_config(tree, Value(Map{{"batt", Map{{"n", 32}}}}));
+    Parsed p = parse_battery_config(tree, Options{});
+    REQUIRE(p.config);
+    Battery b(*p.config, Options{});
+    b.link_up(at(0));
+    b.session_started(at(0));
+    b.keepalive_sent(at(0));
+    b.on_temperatures(at(0), temps(32, 25));
+    b.on_pack(at(0), {105.6, 0, true});
+    b.on_cells(at(0), readings(cells(32, 3.30)));
+    CHECK_FALSE(b.outputs().safe);
+    CHECK(*b.outputs().max_charge_voltage == Approx(2 * 57.28 * 0.985));
+    b.on_pack(at(14), {105.6, 0, true});
+    auto v = readings(cells(32, 3.30));
+    v[31].volts.reset();
+    b.on_cells(at(14), v);
+    CHECK(*b.next_deadline(at(14)) == at(15));
+    b.tick(at(15));
+    CHECK(b.outputs().reason == SafeReason::stale_cells);
+}
