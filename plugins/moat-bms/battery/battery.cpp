@@ -69,6 +69,7 @@ void Battery::link_up(TimePoint now) {
     link_ = true;
     session_start_ = now;
     started_ = keepalive_ = got_pack_ = got_cells_ = got_temps_ = false;
+    relay_off_request_ = relay_forced_off_;
     evaluate(now);
 }
 

@@ -77,6 +77,7 @@ public:
 
     // --- the link (one session after the other) ---
     /// A new session is up; the safe state holds until it is ready with fresh data.
+    /// A relay we forced off is requested off again (the controller may have restarted).
     void link_up(TimePoint now);
     /// The plugin finished the start-up sequence of this session (identify, level 0, settings, PID).
     void session_started(TimePoint now);
@@ -105,6 +106,8 @@ public:
     void release_relay(TimePoint now);
     /// `rly {st: false}` to send now: set by a trip, on every evaluation while it persists.
     bool take_relay_off_request();
+    /// Forced off by ForceRelay(false) or a trip (until ForceRelay(true) / ReleaseRelay).
+    bool relay_forced_off() const { return relay_forced_off_; }
 
     // --- energy and capacity ---
     /// A saved record (nullopt, or older than work_max_age_s: seeded from the cell zones at the first reading).

@@ -49,6 +49,24 @@ double soc(const WorkRecord& w, const BatteryConfig& c, double cell_min) {
     return 0.05 + 0.9 * std::clamp(w.sum / c.cap_cur, 0.0, 1.0);
 }
 
+std::optional<double> nominal_pack_volts(const BatteryConfig& c) {
+    if (c.u_nom && *c.u_nom > 0) return *c.u_nom;
+    if (c.cell.u_nom && *c.cell.u_nom > 0) return c.n * *c.cell.u_nom;
+    return std::nullopt;
+}
+
+std::optional<double> installed_capacity_ah(const BatteryConfig& c) {
+    auto u = nominal_pack_volts(c);
+    if (!u) return std::nullopt;
+    return c.cap_cur / 3600 / *u;
+}
+
+std::optional<double> consumed_ah(const WorkRecord& w, const BatteryConfig& c) {
+    auto u = nominal_pack_volts(c);
+    if (!u) return std::nullopt;
+    return std::max(0.0, c.cap_cur - w.sum) / 3600 / *u;
+}
+
 Seed seed_work(const BatteryConfig& c, double cell_min) {
     Seed s;
     s.record.cfg = c.cap_cur;

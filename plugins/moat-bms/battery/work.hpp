@@ -28,6 +28,13 @@ void clamp_work(WorkRecord& w, const BatteryConfig& c, double cell_min);
 /// SoC 0‥1: the end zones from the lowest cell, the plateau from the record.
 double soc(const WorkRecord& w, const BatteryConfig& c, double cell_min);
 
+/// Nominal pack voltage: batt.u.nom, else n × cell.u.nom; nullopt without either.
+std::optional<double> nominal_pack_volts(const BatteryConfig& c);
+/// /InstalledCapacity: the usable energy over the nominal pack voltage, Ah.
+std::optional<double> installed_capacity_ah(const BatteryConfig& c);
+/// /ConsumedAmphours: the energy missing to full over the nominal voltage, Ah (positive).
+std::optional<double> consumed_ah(const WorkRecord& w, const BatteryConfig& c);
+
 /// A record without history: 0 below the full-current range, `cap` above it,
 /// else `cap/2` (`anchored` false: the energy content is a guess).
 struct Seed {
