@@ -59,6 +59,11 @@ struct Outputs {
     std::array<std::optional<int>, alarm_count> alarms{};  ///< 0 ok, 1 warning, 2 alarm; nullopt invalid
     std::optional<double> dc_voltage, dc_current, dc_power;     ///< invalid in the safe state
     std::optional<double> temperature;                          ///< mean cell thermistor, °C
+    struct TempExtreme {
+        double celsius;
+        int cell;
+    };
+    std::optional<TempExtreme> temp_min, temp_max;              ///< cell thermistors
     std::optional<double> soc;                                  ///< 0‥1
     std::optional<CellStats> cells;                             ///< from the last valid readings
     std::optional<MidVoltage> mid;

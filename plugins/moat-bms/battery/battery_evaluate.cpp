@@ -154,8 +154,13 @@ void Battery::evaluate(TimePoint now) {
     }
     double tsum = 0;
     int tn = 0;
-    for (const auto& t : temps_)
-        if (t.cell_c) tsum += *t.cell_c, ++tn;
+    for (int c = 0; c < cfg_.n; ++c) {
+        const auto& t = temps_[std::size_t(c)].cell_c;
+        if (!t) continue;
+        tsum += *t, ++tn;
+        if (!o.temp_min || *t < o.temp_min->celsius) o.temp_min = Outputs::TempExtreme{*t, c};
+        if (!o.temp_max || *t > o.temp_max->celsius) o.temp_max = Outputs::TempExtreme{*t, c};
+    }
     if (tn) o.temperature = tsum / tn;
     if (stats) {
         o.cells = stats;

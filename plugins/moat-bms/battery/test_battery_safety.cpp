@@ -308,7 +308,11 @@ TEST_CASE("temperatures gate charging and discharging, never trip") {
     start_session(b, 0);
     auto t = temps(N, 25);
     t[3].cell_c = 14;  // below 15
+    t[9].cell_c = 27;
     b.on_temperatures(at(1), t);
+    CHECK(b.outputs().temp_min->cell == 3);
+    CHECK(b.outputs().temp_min->celsius == 14);
+    CHECK(b.outputs().temp_max->cell == 9);
     CHECK_FALSE(b.outputs().allow_charge);
     CHECK(b.outputs().allow_discharge);
     CHECK(alarm(b, Alarm::LowChargeTemperature) == 1);
