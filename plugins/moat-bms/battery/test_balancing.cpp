@@ -78,7 +78,7 @@ TEST_CASE("the exact 2d edge balances (constructed doubles)") {
     CHECK(plan_balancing(c, r).actions.empty());
 }
 
-TEST_CASE("a balancing cell below the target is raised; a finished one is cleared; PWM read while any balances") {
+TEST_CASE("a balancing cell below the target is raised, a finished one is cleared, PWM read while any balances") {
     BatteryConfig c = bms_cfg();
     auto r = ring(cells(16, 3.42));
     r[0].volts = 3.40;

@@ -429,7 +429,7 @@ TEST_CASE("energy record: restored when young, seeded otherwise, SetWork and Set
     CHECK(b.work()->sum == w->sum);       // the energy content does not
 }
 
-TEST_CASE("reads and pack polls never move the limit memories; cell cycles decay them in time") {
+TEST_CASE("reads and pack polls never move the limit memories, cell cycles decay them in time") {
     Battery b(bms_cfg(), Options{});
     start_session(b, 0);  // 16 × 3.30: max_voltage 57.28
     CHECK(*b.outputs().max_charge_voltage == Approx(57.28 * 0.985));

@@ -31,7 +31,7 @@ TEST_CASE("the SoC getter does not change the record") {
     CHECK(w == before);
 }
 
-TEST_CASE("add_work: the loss applies to charge only; dis counts positive") {
+TEST_CASE("add_work: the loss applies to charge only, dis counts positive") {
     BatteryConfig c = bms_cfg();  // loss 0.02
     WorkRecord w{.sum = 10e6, .cfg = c.cap_cur};
     add_work(w, c, 1e6, 250, 3.30);
