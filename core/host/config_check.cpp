@@ -37,13 +37,19 @@ CheckedKeys check_keys(std::string_view file, std::string_view instance, std::sh
         if (const toml::node* given = section.get(key.name)) one.insert(key.name, *given);
         try {
             Config single = validate_config(file, instance, doc, one, std::span<const ConfigKey>(&key, 1), false);
-            values.insert(key.name, *single.values().get(key.name));
+            values.insert(key.name, *detail::ConfigAccess::data(single).values.get(key.name));
         } catch (const ConfigError&) {
             out.invalid.insert(key.name);
             out.invalid_node_key = out.invalid_node_key || key.type == KeyType::table || key.type == KeyType::array;
         }
     }
-    out.config = Config(std::string(file), std::string(instance), std::move(values), std::move(doc), &section);
+    auto data = std::make_shared<detail::ConfigData>();
+    data->file = std::string(file);
+    data->instance = std::string(instance);
+    data->values = std::move(values);
+    data->doc = std::move(doc);
+    data->source = &section;
+    out.config = detail::ConfigAccess::make(std::move(data));
     return out;
 }
 

@@ -11,7 +11,7 @@
 #include <string_view>
 #include <vector>
 
-#include "moat/config.hpp"
+#include "config_toml.hpp"
 
 namespace moat {
 

@@ -194,10 +194,9 @@ int boot(const Layout& l, const SetupHooks& hooks) {
     if (hooks.has_command && hooks.has_command("patches")) {
         auto r = run({l.host().string(), "patches", "boot", "--root", l.root.string()});
         fmt::print("{}", r.output);
-        if (r.status != 0) {
-            warn("moat-victron patches boot failed ({})", r.status);
-            return exit_failure;
-        }
+        // Optional and opt-in: a failure is reported, but the service still
+        // starts (the boot step never holds the GX up).
+        if (r.status != 0) warn("moat-victron patches boot failed ({}); the service starts anyway", r.status);
     }
     return exit_ok;
 }

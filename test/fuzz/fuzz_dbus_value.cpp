@@ -10,7 +10,7 @@
 
 #include "dbus_writer.hpp"
 
-#include <moat/value.hpp>
+#include "value_dbus.hpp"  // (library-internal: the codec under test)
 
 using namespace moat;
 using moat::fuzz::FuzzInput;

@@ -10,6 +10,8 @@
 #include "dbus_writer.hpp"
 
 #include <moat/service.hpp>
+
+#include "value_dbus.hpp"  // (library-internal: the codec under test)
 #include <moat/value.hpp>
 
 using namespace moat;

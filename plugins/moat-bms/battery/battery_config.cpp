@@ -181,28 +181,40 @@ Parsed parse_battery_config(const msgpack::Value& app_tree, const Options& optio
 }
 
 namespace {
-msgpack::Value from_toml(const toml::node& n) {
-    if (auto t = n.as_table()) {
+msgpack::Value from_node(const ConfigNode& n) {
+    switch (n.kind()) {
+    case ConfigNode::Kind::table: {
         msgpack::Map m;
-        for (const auto& [k, v] : *t) m.emplace_back(std::string(k.str()), from_toml(v));
+        for (const auto& k : n.keys()) m.emplace_back(k, from_node(n.get(k)));
         return m;
     }
-    if (auto a = n.as_array()) {
+    case ConfigNode::Kind::array: {
         msgpack::Array out;
-        for (const auto& v : *a) out.push_back(from_toml(v));
+        for (std::size_t i = 0; i < n.size(); ++i) out.push_back(from_node(n.at(i)));
         return out;
     }
-    if (auto v = n.as_integer()) return static_cast<long long>(v->get());
-    if (auto v = n.as_floating_point()) return v->get();
-    if (auto v = n.as_boolean()) return v->get();
-    if (auto v = n.as_string()) return v->get();
-    return msgpack::Value();  // dates and times: nil (no such key in the controller's tree)
+    case ConfigNode::Kind::integer: return static_cast<long long>(*n.as_int());
+    case ConfigNode::Kind::floating: return *n.as_number();
+    case ConfigNode::Kind::boolean: return *n.as_bool();
+    case ConfigNode::Kind::string: return *n.as_string();
+    default: return msgpack::Value();  // dates and times: nil (no such key in the controller's tree)
+    }
+}
+
+/// The node at a dotted path below `n` ("batt.u.max"); empty when absent.
+ConfigNode at_path(ConfigNode n, std::string_view dotted) {
+    while (n && !dotted.empty()) {
+        const auto dot = dotted.find('.');
+        n = n.get(dotted.substr(0, dot));
+        dotted = dot == std::string_view::npos ? std::string_view() : dotted.substr(dot + 1);
+    }
+    return n;
 }
 } // namespace
 
 msgpack::Value overrides(const Config& c) {
-    const toml::node* n = c.node("config");
-    return n ? from_toml(*n) : msgpack::Value(msgpack::Map{});
+    const ConfigNode n = c.node("config");
+    return n ? from_node(n) : msgpack::Value(msgpack::Map{});
 }
 
 std::optional<Problem> check_module_count(const BatteryConfig& c, int modules_in_ring) {
@@ -212,13 +224,13 @@ std::optional<Problem> check_module_count(const BatteryConfig& c, int modules_in
 
 void raise(const Config& c, std::string_view app, std::span<const Problem> problems) {
     std::vector<std::string> lines;
-    const toml::node* overrides = c.node("config");
+    const ConfigNode overrides = c.node("config");
     for (const Problem& p : problems) {
         std::string dotted = std::string(app) + "." + p.key;
-        const toml::node* at = overrides && overrides->is_table() ? overrides->as_table()->at_path(dotted).node() : nullptr;
+        const ConfigNode at = at_path(overrides, dotted);
         if (at) {
             try {
-                c.fail_at(*at, "config." + dotted, p.reason);
+                c.fail_at(at, "config." + dotted, p.reason);
             } catch (const ConfigError& e) {
                 lines.push_back(e.what());
             }

@@ -35,8 +35,7 @@ Value with(Value tree, std::string_view dotted, Value v) {
 }
 
 moat::Config load(std::string_view text) {
-    auto doc = std::make_shared<const toml::table>(toml::parse(text, std::string_view("bms.toml")));
-    return moat::validate_config("bms.toml", "moat-bms", doc, *doc->get("moat-bms")->as_table(), option_keys());
+    return moat::parse_config(text, "bms.toml", "moat-bms", option_keys());
 }
 
 } // namespace
