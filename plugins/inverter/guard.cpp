@@ -1,5 +1,7 @@
 #include "guard.hpp"
 
+#include "checks.hpp"  // plugins/shared/critical-settings
+
 #include <fmt/format.h>
 
 namespace moat::inverter {
@@ -48,11 +50,15 @@ GuardDecision evaluate_guard(const GuardInput& in, GuardDuration timeout) {
 bool closed_loop(Mode mode) { return mode != Mode::off && mode != Mode::idle; }
 
 CriticalVerdict check_critical_settings(const CriticalSettings& s) {
+    // The judgement is the guard's (one table of critical settings for both
+    // plugins); the wording stays the controller's.
+    auto value = [](const std::optional<double>& d) { return d ? Value(*d) : Value(); };
     CriticalVerdict v;
-    if (!s.hub4_mode || *s.hub4_mode != 3)
+    if (critical::hub4_mode(value(s.hub4_mode)).state != critical::State::ok)
         v.write_problem = s.hub4_mode ? fmt::format("ESS mode (Hub4Mode) is {:g}, not 3", *s.hub4_mode)
                                       : "ESS mode (Hub4Mode) is unknown";
-    if (s.overvoltage_feed_in && *s.overvoltage_feed_in == 1) {
+    if (s.overvoltage_feed_in &&
+        critical::overvoltage_feed_in(value(s.overvoltage_feed_in)).state == critical::State::critical) {
         v.closed_loop_problem = "/Settings/CGwacs/OvervoltageFeedIn is 1 (feed-in of DC-coupled PV overvoltage "
                                 "would fight the external control loop)";
         v.wrong["/Settings/CGwacs/OvervoltageFeedIn"] = *s.overvoltage_feed_in;
