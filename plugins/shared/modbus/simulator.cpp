@@ -337,7 +337,9 @@ void TcpServer::on_data(Client& c)
 
 void TcpServer::drop_later(std::uint64_t id)
 {
-    loop_.post([this, id] { std::erase_if(clients_, [id](const auto& c) { return c->id == id; }); });
+    loop_.post([this, id, alive = std::weak_ptr<bool>(alive_)] {
+        if (alive.lock()) std::erase_if(clients_, [id](const auto& c) { return c->id == id; });
+    });
 }
 
 void TcpServer::drop_clients() { clients_.clear(); }

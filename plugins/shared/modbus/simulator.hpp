@@ -135,6 +135,7 @@ private:
     std::uint16_t port_ = 0;
     std::size_t accepted_ = 0;
     std::vector<std::unique_ptr<Client>> clients_;
+    std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);  ///< for work posted to the loop
 };
 
 /// Serves a SimBus as RTU slaves on the master side of a pseudo-terminal;
