@@ -43,13 +43,7 @@ CheckedKeys check_keys(std::string_view file, std::string_view instance, std::sh
             out.invalid_node_key = out.invalid_node_key || key.type == KeyType::table || key.type == KeyType::array;
         }
     }
-    auto data = std::make_shared<detail::ConfigData>();
-    data->file = std::string(file);
-    data->instance = std::string(instance);
-    data->values = std::move(values);
-    data->doc = std::move(doc);
-    data->source = &section;
-    out.config = detail::ConfigAccess::make(std::move(data));
+    out.config = detail::ConfigAccess::make(file, instance, std::move(values), std::move(doc), &section);
     return out;
 }
 

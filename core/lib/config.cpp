@@ -143,13 +143,7 @@ Config validate_config(std::string_view file, std::string_view instance, std::sh
         values.insert(key.name, *given);
     }
     if (!problems.empty()) throw ConfigError(join_problems(problems));
-    auto data = std::make_shared<detail::ConfigData>();
-    data->file = std::string(file);
-    data->instance = std::string(instance);
-    data->values = std::move(values);
-    data->doc = std::move(doc);
-    data->source = &section;
-    return detail::ConfigAccess::make(std::move(data));
+    return detail::ConfigAccess::make(file, instance, std::move(values), std::move(doc), &section);
 }
 
 Config validate_table(const ConfigNode& table, std::string_view instance, std::span<const ConfigKey> keys) {

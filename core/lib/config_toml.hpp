@@ -22,6 +22,17 @@ struct ConfigData {
 
 struct MOAT_API ConfigAccess {
     static Config make(std::shared_ptr<ConfigData> data) { return Config(std::move(data)); }
+    /// A Config of `values` (defaults filled in) for the table `source` of `doc`.
+    static Config make(std::string_view file, std::string_view instance, toml::table values,
+                       std::shared_ptr<const toml::table> doc, const toml::table* source) {
+        auto data = std::make_shared<ConfigData>();
+        data->file = std::string(file);
+        data->instance = std::string(instance);
+        data->values = std::move(values);
+        data->doc = std::move(doc);
+        data->source = source;
+        return make(std::move(data));
+    }
     static const ConfigData& data(const Config& c) { return *c.data_; }
     static const toml::node* node(const ConfigNode& n) { return static_cast<const toml::node*>(n.node_); }
     static const std::shared_ptr<const ConfigData>& data(const ConfigNode& n) { return n.data_; }

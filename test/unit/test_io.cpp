@@ -2,6 +2,8 @@
 // serial ports on a pty; callbacks fail their owner, never the loop.
 #include <catch2/catch.hpp>
 
+#include "recording_owner.hpp"
+
 #include "moat/io.hpp"
 #include "moat/task.hpp"
 
@@ -31,16 +33,7 @@ struct Pipe {
     }
 };
 
-struct RecordingOwner final : LoopOwner {
-    std::vector<std::string> failures;
-    void callback_failed(std::exception_ptr e, const char* where) override {
-        try {
-            std::rethrow_exception(e);
-        } catch (const std::exception& x) {
-            failures.push_back(std::string(where) + ": " + x.what());
-        }
-    }
-};
+using test::RecordingOwner;
 
 std::span<const std::uint8_t> bytes(const std::string& s) {
     return {reinterpret_cast<const std::uint8_t*>(s.data()), s.size()};

@@ -3,6 +3,8 @@
 // core code, never through libuv's C frames.
 #include <catch2/catch.hpp>
 
+#include "recording_owner.hpp"
+
 #include "moat/task.hpp"
 
 #include <stdexcept>
@@ -15,16 +17,7 @@ using namespace std::chrono_literals;
 
 namespace {
 
-struct RecordingOwner final : LoopOwner {
-    std::vector<std::string> failures;
-    void callback_failed(std::exception_ptr e, const char* where) override {
-        try {
-            std::rethrow_exception(e);
-        } catch (const std::exception& x) {
-            failures.push_back(std::string(where) + ": " + x.what());
-        }
-    }
-};
+using test::RecordingOwner;
 
 /// Runs in a fiber owned by `owner`; posts and schedules what throws.
 Task<void> owned_work(std::shared_ptr<LoopOwner> owner, Loop& loop, Timer& timer) {

@@ -2,6 +2,8 @@
 // (test/fixtures/venus_publisher.py, Python's dbus module).
 #include <catch2/catch.hpp>
 
+#include "recording_owner.hpp"
+
 #include "bus_call.hpp"
 #include "value_dbus.hpp"
 #include "moat/monitor.hpp"
@@ -449,16 +451,7 @@ TEST_CASE("monitor: a /DeviceInstance that is NaN, infinite or huge is no instan
 }
 
 namespace {
-struct OwnerLog final : LoopOwner {
-    std::vector<std::string> failures;
-    void callback_failed(std::exception_ptr e, const char* where) override {
-        try {
-            std::rethrow_exception(e);
-        } catch (const std::exception& x) {
-            failures.push_back(std::string(where) + ": " + x.what());
-        }
-    }
-};
+using OwnerLog = test::RecordingOwner;
 } // namespace
 
 TEST_CASE("monitor: an observer that throws fails the owner that subscribed it", "[monitor]") {
