@@ -108,13 +108,12 @@ Task<std::vector<Value>> call_method(Bus& bus, std::string service, std::string 
 // ---- exported objects ----
 
 struct DBusObject::Impl {
-    Bus& bus;
     std::string path;
     std::unique_ptr<sdbus::IObject> object;
     bool published = false;
 };
 
-DBusObject::DBusObject(Bus& bus, std::string path) : impl_(std::make_unique<Impl>(Impl{bus, std::move(path), {}})) {
+DBusObject::DBusObject(Bus& bus, std::string path) : impl_(std::make_unique<Impl>(Impl{std::move(path), {}})) {
     impl_->object = sdbus::createObject(detail::connection(bus), impl_->path);
 }
 

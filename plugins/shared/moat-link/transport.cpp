@@ -11,6 +11,19 @@
 
 namespace moat::bms {
 
+namespace {
+/// A watch on `fd`, which the caller has taken over: closed when it cannot be watched.
+FdWatch watch_owned(Loop& loop, int fd, const std::string& name)
+{
+    try {
+        return FdWatch(loop, fd, name);
+    } catch (...) {
+        ::close(fd);
+        throw;
+    }
+}
+} // namespace
+
 struct ByteStream::Impl {
     class Reader;
     Loop& loop;
@@ -142,12 +155,7 @@ ByteStream::ByteStream(Loop& loop, int fd, std::string name) : impl_(std::make_u
         ::close(fd);
         throw IoError(fmt::format("{}: {}", name_, why));
     }
-    try {
-        impl_->watch = FdWatch(loop, fd, name_);
-    } catch (...) {
-        ::close(fd);
-        throw;
-    }
+    impl_->watch = watch_owned(loop, fd, name_);
 }
 
 ByteStream::~ByteStream()
@@ -224,12 +232,7 @@ Listener::Listener(Loop& loop, int fd, std::string name) : impl_(std::make_uniqu
 {
     impl_->fd = fd;
     impl_->name = std::move(name);
-    try {
-        impl_->watch = FdWatch(loop, fd, impl_->name);
-    } catch (...) {
-        ::close(fd);
-        throw;
-    }
+    impl_->watch = watch_owned(loop, fd, impl_->name);
 }
 
 Listener::~Listener()
