@@ -1,5 +1,7 @@
 #include "patch_engine.hpp"
 
+#include <algorithm>
+
 #include <fmt/format.h>
 
 namespace moat::guard {
@@ -46,6 +48,41 @@ bool looks_applied(const Patch& p, const std::string& text) {
     for (const PatchEdit& e : p.edits)
         if (text.find(e.replace) == std::string::npos || text.find(e.find) != std::string::npos) return false;
     return true;
+}
+
+namespace {
+void prefixed_lines(std::string& out, char prefix, const std::string& block) {
+    std::size_t start = 0;
+    while (start < block.size()) {
+        std::size_t end = block.find('\n', start);
+        if (end == std::string::npos) end = block.size();
+        out += prefix;
+        out.append(block, start, end - start);
+        out += '\n';
+        start = end + 1;
+    }
+}
+} // namespace
+
+EditListing list_edits(const std::string& text, const Patch& p) {
+    EditListing l;
+    for (std::size_t i = 0; i < p.edits.size(); ++i) {
+        const PatchEdit& e = p.edits[i];
+        const std::size_t n = occurrences(text, e.find);
+        if (n != 1) {
+            l.fits = false;
+            l.text += fmt::format("edit {} of {}: does not fit: the text to replace occurs {} times (must be once):\n",
+                                  i + 1, p.edits.size(), n);
+            prefixed_lines(l.text, '?', e.find);
+            continue;
+        }
+        const std::size_t at = text.find(e.find);
+        const auto line = 1 + std::count(text.begin(), text.begin() + static_cast<std::ptrdiff_t>(at), '\n');
+        l.text += fmt::format("edit {} of {} at line {}:\n", i + 1, p.edits.size(), line);
+        prefixed_lines(l.text, '-', e.find);
+        prefixed_lines(l.text, '+', e.replace);
+    }
+    return l;
 }
 
 } // namespace moat::guard

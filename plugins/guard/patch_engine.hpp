@@ -31,4 +31,14 @@ std::optional<std::vector<const Patch*>> applied_subset(const std::string& prist
 /// (used when the unpatched text is not known: no backup).
 bool looks_applied(const Patch& p, const std::string& text);
 
+/// What applying `p` to `text` would change, for people to review (`patches
+/// diff`): each edit with the line it starts at, its old lines ("-") and new
+/// lines ("+"), or why it does not fit. `fits` tells whether every edit's
+/// text occurs exactly once.
+struct EditListing {
+    std::string text;
+    bool fits = true;
+};
+EditListing list_edits(const std::string& text, const Patch& p);
+
 } // namespace moat::guard

@@ -1,6 +1,7 @@
 #include "patches_command.hpp"
 
 #include <algorithm>
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <dlfcn.h>
@@ -9,6 +10,7 @@
 
 #include <fmt/format.h>
 
+#include "accepted_versions.hpp"
 #include "patch_engine.hpp"
 #include "patch_files.hpp"
 #include "patch_manifest.hpp"
@@ -52,8 +54,9 @@ std::vector<fs::path> default_manifest_dirs() {
 
 class PatchManager {
 public:
-    PatchManager(PatchOptions o, Logger& log) : o_(std::move(o)), log_(log) {
-        state_ = o_.state_dir ? *o_.state_dir : o_.root / "data/moat-victron/patches";
+    PatchManager(PatchOptions o, Logger& log)
+        : o_(std::move(o)), log_(log), state_(o_.state_dir ? *o_.state_dir : o_.root / "data/moat-victron/patches"),
+          accepted_(state_ / "accepted") {
         patches_ = load_manifests(o_.manifest_dirs);
     }
 
@@ -65,7 +68,9 @@ public:
             try {
                 if (o_.action == "apply" || o_.action == "boot") apply(*p);
                 else if (o_.action == "revert") revert(*p);
+                else if (o_.action == "accept") accept(*p);
                 else if (o_.action == "verify" && !verify(*p)) rc = 1;
+                else if (o_.action == "diff" && !diff(*p)) rc = 1;
             } catch (const Refused& e) {
                 if (o_.action == "boot") log_.warning("{}: skipped: {}", p->name, e.what());
                 else {
@@ -86,7 +91,7 @@ private:
     std::vector<const Patch*> select() {
         std::vector<const Patch*> out;
         if (o_.names.empty()) {
-            if (o_.action == "apply" || o_.action == "revert")
+            if (o_.action == "apply" || o_.action == "revert" || o_.action == "accept")
                 throw UsageError(fmt::format("{} needs the names of the patches (see 'patches status')", o_.action));
             auto on = enabled();
             for (const Patch& p : patches_)
@@ -134,6 +139,11 @@ private:
         return line.empty() ? "unknown" : line;
     }
 
+    /// Listed in the manifest, or accepted on this device after a review.
+    bool known(const Patch& p, const std::string& sha256) const {
+        return p.knows(sha256) || accepted_.has(p.name, sha256);
+    }
+
     /// The patches on the same file, sorted by name (the order their edits are made in).
     std::vector<const Patch*> same_target(const Patch& p) const {
         std::vector<const Patch*> out;
@@ -149,7 +159,10 @@ private:
         std::string pristine_sha;
     };
 
-    TargetState inspect(const Patch& p) const {
+    /// The target and what of ours it holds. `review` (diff, accept): a file
+    /// that is neither ours nor known is taken as it is, the unpatched
+    /// candidate a firmware update brought, to be looked at.
+    TargetState inspect(const Patch& p, bool review = false) const {
         const fs::path target = target_of(p);
         auto current = read_file(target);
         if (!current) throw Refused(fmt::format("{} does not exist (is this a GX with dbus-systemcalc-py?)", target.string()));
@@ -161,16 +174,23 @@ private:
                 st.pristine = *backup;
                 st.backup_valid = true;
                 st.applied = *subset;
-            } else if (std::any_of(candidates.begin(), candidates.end(), [&](auto* q) { return q->knows(sha256_hex(*current)); })) {
+            } else if (std::any_of(candidates.begin(), candidates.end(),
+                                   [&](auto* q) { return known(*q, sha256_hex(*current)); })) {
                 // A firmware update brought a fresh, known copy: the old backup no longer applies.
                 log_.warning("{}: {} is an unpatched known version again (a firmware update?); its old backup {} is "
                              "replaced when a patch is applied",
                              p.name, target.string(), backup_of(p).string());
                 st.pristine = *current;
+            } else if (review) {
+                log_.warning("{}: {} is not what our patches made of the copy in {}: shown as a new unpatched file "
+                             "(a firmware update?)",
+                             p.name, target.string(), backup_of(p).string());
+                st.pristine = *current;
             } else
                 throw Refused(fmt::format("{} (sha256 {}) is neither the copy in {} with some of our patches nor a "
-                                          "known version: changed by someone else or a firmware update; nothing changed",
-                                          target.string(), sha256_hex(*current), backup_of(p).string()));
+                                          "known version: changed by someone else or a firmware update (review it "
+                                          "with 'moat-victron patches diff {}'); nothing changed",
+                                          target.string(), sha256_hex(*current), backup_of(p).string(), p.name));
         } else
             st.pristine = *current;
         st.pristine_sha = sha256_hex(st.pristine);
@@ -182,8 +202,11 @@ private:
     std::string unknown_version(const Patch& p, const TargetState& st) const {
         std::string known;
         for (const KnownVersion& k : p.known) known += fmt::format("{}{} ({})", known.empty() ? "" : ", ", k.label, k.sha256.substr(0, 12));
-        return fmt::format("{} (Venus {}, sha256 {}) is not a version this patch knows ({}); not patched",
-                           target_of(p).string(), venus_version(), st.pristine_sha, known.empty() ? "none listed" : known);
+        return fmt::format("{} (Venus {}, sha256 {}) is not a version this patch knows ({}); not patched. Review "
+                           "the change with 'moat-victron patches diff {}'; if it is right for this file, 'moat-victron "
+                           "patches accept {}' lets apply use it",
+                           target_of(p).string(), venus_version(), st.pristine_sha, known.empty() ? "none listed" : known,
+                           p.name, p.name);
     }
 
     /// Write the target's new text; the backup first when there is none.
@@ -212,7 +235,7 @@ private:
             set_enabled(p.name, true);
             return;
         }
-        if (!p.knows(st.pristine_sha)) {
+        if (!known(p, st.pristine_sha)) {
             if (!st.backup_valid && looks_applied(p, st.current))
                 throw Refused(fmt::format("{} looks patched already, but its backup {} is missing; not touched",
                                           target_of(p).string(), backup_of(p).string()));
@@ -256,11 +279,48 @@ private:
             return false;
         }
         const std::string expected = sha256_hex(apply_edits(st.pristine, st.applied));
-        const bool ok = expected == sha256_hex(st.current) && p.knows(st.pristine_sha);
+        const bool ok = expected == sha256_hex(st.current) && known(p, st.pristine_sha);
         fmt::print("{}: {} {} (sha256 {}, expected {}; unpatched {} {})\n", p.name, ok ? "applied and intact in" : "NOT intact in",
                    target_of(p).string(), sha256_hex(st.current), expected, st.pristine_sha,
-                   p.knows(st.pristine_sha) ? "is a known version" : "is NOT a known version");
+                   version_word(p, st.pristine_sha));
         return ok;
+    }
+
+    std::string version_word(const Patch& p, const std::string& sha) const {
+        return p.knows(sha) ? "is a known version" : accepted_.has(p.name, sha) ? "is a version accepted on this device"
+                                                                                : "is NOT a known version";
+    }
+
+    /// Show what apply would change in the unpatched target; false when the edits do not fit.
+    bool diff(const Patch& p) {
+        TargetState st = inspect(p, true);
+        fmt::print("{}: {} (Venus {}, sha256 {}; the unpatched file {})\n", p.name, target_of(p).string(),
+                   venus_version(), st.pristine_sha, version_word(p, st.pristine_sha));
+        if (has(st.applied, p)) fmt::print("{}: applied; the unpatched file is kept in {}\n", p.name, backup_of(p).string());
+        const EditListing l = list_edits(st.pristine, p);
+        fmt::print("{}", l.text);
+        if (!l.fits) log_.error("{}: its edits do not fit {}: this patch cannot be applied to it", p.name, target_of(p).string());
+        return l.fits;
+    }
+
+    /// Vouch for the unpatched target on this device, after a review with diff.
+    void accept(const Patch& p) {
+        TargetState st = inspect(p, true);
+        if (known(p, st.pristine_sha)) {
+            fmt::print("{}: {} (sha256 {}) {} already\n", p.name, target_of(p).string(), st.pristine_sha,
+                       version_word(p, st.pristine_sha));
+            return;
+        }
+        if (!list_edits(st.pristine, p).fits)
+            throw Refused(fmt::format("the edits do not fit {} (sha256 {}; see 'moat-victron patches diff {}'); not "
+                                      "accepted",
+                                      target_of(p).string(), st.pristine_sha, p.name));
+        const std::chrono::year_month_day today{std::chrono::floor<std::chrono::days>(std::chrono::system_clock::now())};
+        accepted_.add(p.name, st.pristine_sha,
+                      fmt::format("accepted {}-{:02}-{:02} for Venus {}", int(today.year()), unsigned(today.month()),
+                                  unsigned(today.day()), venus_version()));
+        fmt::print("{}: accepted {} (sha256 {}) in {}; 'moat-victron patches apply {}' applies it\n", p.name,
+                   target_of(p).string(), st.pristine_sha, accepted_.file().string(), p.name);
     }
 
     int status(const std::vector<const Patch*>& chosen) {
@@ -271,7 +331,7 @@ private:
             try {
                 TargetState st = inspect(*p);
                 state = has(st.applied, *p)              ? "applied"
-                        : p->knows(st.pristine_sha)      ? "not applied (known version)"
+                        : known(*p, st.pristine_sha)     ? "not applied (known version)"
                         : looks_applied(*p, st.current) ? "looks applied, but no backup"
                                                          : fmt::format("not applicable: unknown version (sha256 {})", st.pristine_sha);
             } catch (const std::exception& e) {
@@ -304,6 +364,7 @@ private:
     PatchOptions o_;
     Logger& log_;
     fs::path state_;
+    AcceptedVersions accepted_;
     std::vector<Patch> patches_;
     std::set<std::string> restart_;
 };
@@ -334,10 +395,11 @@ CommandTask parse(const std::vector<std::string>& args) {
         else if (o.action.empty()) o.action = a.raw();
         else o.names.push_back(a.raw());
     }
-    static const std::set<std::string> actions{"status", "apply", "verify", "revert", "boot"};
+    static const std::set<std::string> actions{"status", "diff", "accept", "apply", "verify", "revert", "boot"};
     if (!actions.count(o.action))
-        throw UsageError(o.action.empty() ? "which action? status, apply, verify, revert or boot"
-                                          : fmt::format("unknown action '{}' (status, apply, verify, revert, boot)", o.action));
+        throw UsageError(o.action.empty()
+                             ? "which action? status, diff, accept, apply, verify, revert or boot"
+                             : fmt::format("unknown action '{}' (status, diff, accept, apply, verify, revert, boot)", o.action));
     if (o.action == "boot" && !o.names.empty()) throw UsageError("boot takes no names: it re-applies the enabled patches");
     if (o.svc.empty()) throw UsageError("--svc needs a command");
     if (!given_dirs.empty()) o.manifest_dirs = given_dirs;
@@ -363,17 +425,21 @@ CommandTask parse(const std::vector<std::string>& args) {
 const ClientCommand patches_command{
     "patches",
     "apply, verify or revert the opt-in patches to Victron's dbus-systemcalc-py",
-    "Usage: moat-victron patches status|apply|verify|revert|boot [NAME...] [OPTIONS]\n\n"
+    "Usage: moat-victron patches status|diff|accept|apply|verify|revert|boot [NAME...] [OPTIONS]\n\n"
     "  status                 every patch: recommended or optional, enabled, applied, the target's version\n"
-    "  apply NAME...          patch the target (only a known version; backup first; all or nothing)\n"
+    "  diff [NAME...]         show what the patch changes in this GX's file (line, old and new lines)\n"
+    "  accept NAME...         after reviewing diff: trust this GX's version of the target for the patch\n"
+    "                         (its edits must fit; recorded in the state directory's 'accepted')\n"
+    "  apply NAME...          patch the target (only a known or accepted version; backup first; all or nothing)\n"
     "  verify [NAME...]       check that the target holds exactly what the patches make of the backup\n"
     "  revert NAME...         restore the target from the backup (exact bytes once no patch is left)\n"
-    "  boot                   re-apply the enabled patches (after a firmware update); an unknown\n"
-    "                         version is logged and skipped, never patched\n"
+    "  boot                   re-apply the enabled patches (after a firmware update); a version\n"
+    "                         neither known nor accepted is logged and skipped, never patched\n"
     "Applied patches are enabled for boot; reverted ones disabled. The patched service is restarted\n"
     "(svc -t) only when a file changed. patches/README.md describes each patch.\n\n"
     "  --root DIR             the GX's root (default /)\n"
-    "  --state-dir DIR        backups and the enabled list (default ROOT/data/moat-victron/patches)\n"
+    "  --state-dir DIR        backups, the enabled list and the accepted versions\n"
+    "                         (default ROOT/data/moat-victron/patches)\n"
     "  --manifests DIR        where the patch manifests are (repeatable; default: installed with\n"
     "                         moat-victron, or $MOAT_PATCH_DIR, colon-separated)\n"
     "  --svc COMMAND          the service restarter (default svc, or $MOAT_SVC); called as COMMAND -t DIR\n"

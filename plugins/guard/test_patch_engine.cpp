@@ -39,3 +39,16 @@ TEST_CASE("the applied subset is recognised, also both patches of one file", "[g
     CHECK(looks_applied(a, apply_edits(original, {&a})));
     CHECK_FALSE(looks_applied(a, original));
 }
+
+TEST_CASE("the listing for a review names each edit's line, or why it does not fit", "[guard][patch]") {
+    Patch ab = patch("ab", {{"\treturn 1\n", "\treturn 10\n"}, {"def b():\n\treturn 2\n", "def b():\n\treturn 20\n"}});
+    EditListing l = list_edits(original, ab);
+    CHECK(l.fits);
+    CHECK(l.text == "edit 1 of 2 at line 2:\n-\treturn 1\n+\treturn 10\n"
+                    "edit 2 of 2 at line 4:\n-def b():\n-\treturn 2\n+def b():\n+\treturn 20\n");
+    Patch twice = patch("twice", {{"\treturn", "\tyield"}, {"def c", "def d"}});
+    l = list_edits(original, twice);
+    CHECK_FALSE(l.fits);
+    CHECK(l.text == "edit 1 of 2: does not fit: the text to replace occurs 2 times (must be once):\n?\treturn\n"
+                    "edit 2 of 2: does not fit: the text to replace occurs 0 times (must be once):\n?def c\n");
+}

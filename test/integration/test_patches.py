@@ -297,6 +297,97 @@ class Refusals(PatchesCase):
                 self.assertIn(message, err)
 
 
+class ReviewAndAccept(PatchesCase):
+    """A version no manifest lists: the owner reviews the change with `diff`
+    and vouches for that exact file with `accept`; only then does apply (and
+    boot) patch it. The shipped manifests list no version, as on a real GX."""
+
+    def setUp(self):
+        super().setUp()
+        self.shipped = os.path.join(SOURCE_DIR, "patches")
+        self.accepted = os.path.join(self.state, "accepted")
+
+    def test_diff_then_accept_then_apply(self):
+        original = self.read(self.multi)
+        rc, out, err = self.patches("apply", "hubvoltage", manifests=self.shipped)
+        self.assertEqual(rc, 1, out + err)
+        self.assertIn("Review the change with 'moat-victron patches diff hubvoltage'", err)
+        self.assertIn("'moat-victron patches accept hubvoltage' lets apply use it", err)
+
+        rc, out, err = self.patches("diff", "hubvoltage", manifests=self.shipped)
+        self.assertEqual(rc, 0, out + err)
+        self.assertIn(f"hubvoltage: {self.multi} (Venus v3.60, sha256 {sha256(original)}; the unpatched file is NOT a "
+                      "known version)", out)
+        line = MULTI_PY.splitlines().index("\t@property", MULTI_PY.splitlines().index("\tdef dc_current(self):")) + 1
+        self.assertIn(f"edit 1 of 1 at line {line}:\n-\t@property\n-\tdef hub_voltage(self):\n"
+                      "-\t\treturn self.monitor.get_value(self.service, '/Hub/ChargeVoltage')\n+\t@property\n", out)
+        self.assertIn("+\t\treturn self.monitor.get_value(self.service, '/Hub/ChargeVoltage') or None\n", out)
+        self.assertEqual(self.read(self.multi), original, "diff changes nothing")
+        self.assertFalse(os.path.exists(self.accepted))
+
+        rc, out, err = self.patches("accept", "hubvoltage", manifests=self.shipped)
+        self.assertEqual(rc, 0, out + err)
+        self.assertIn(f"hubvoltage: accepted {self.multi} (sha256 {sha256(original)})", out)
+        self.assertEqual(self.read(self.multi), original, "accept changes nothing in the target")
+        with open(self.accepted) as f:
+            self.assertRegex(f.read(), rf"^hubvoltage {sha256(original)} accepted \d{{4}}-\d\d-\d\d for Venus v3.60\n$")
+        self.assertEqual(self.svc_calls(), [])
+
+        rc, out, err = self.patches("apply", "hubvoltage", manifests=self.shipped)
+        self.assertEqual(rc, 0, out + err)
+        self.assertIn(b"'/Hub/ChargeVoltage') or None\n", self.read(self.multi))
+        rc, out, err = self.patches("verify", "hubvoltage", manifests=self.shipped)
+        self.assertEqual(rc, 0, out + err)
+        self.assertIn("is a version accepted on this device", out)
+        rc, out, err = self.patches("accept", "hubvoltage", manifests=self.shipped)
+        self.assertEqual(rc, 0, out + err)
+        self.assertIn("is a version accepted on this device already", out)
+        # The acceptance is for this patch only: the other patches of the same file still refuse it.
+        rc, out, err = self.patches("apply", "fudgecurrent", manifests=self.shipped)
+        self.assertEqual(rc, 1, out + err)
+        self.assertIn("is not a version this patch knows", err)
+
+    def test_edits_that_do_not_fit_are_shown_and_not_accepted(self):
+        # A layout where the property is written differently: the edit's text is not there.
+        other = MULTI_PY.replace("\t\treturn self.monitor.get_value(self.service, '/Hub/ChargeVoltage')",
+                                 "\t\treturn self._value('/Hub/ChargeVoltage')")
+        self.write(self.multi, other)
+        rc, out, err = self.patches("diff", "hubvoltage", manifests=self.shipped)
+        self.assertEqual(rc, 1, out + err)
+        self.assertIn("edit 1 of 1: does not fit: the text to replace occurs 0 times (must be once):\n?\t@property\n", out)
+        self.assertIn("hubvoltage: its edits do not fit", err)
+        rc, out, err = self.patches("accept", "hubvoltage", manifests=self.shipped)
+        self.assertEqual(rc, 1, out + err)
+        self.assertIn(f"the edits do not fit {self.multi} (sha256 {sha256(other.encode())}", err)
+        self.assertIn("not accepted", err)
+        self.assertFalse(os.path.exists(self.accepted))
+        self.assertEqual(self.read(self.multi), other.encode())
+
+    def test_a_firmware_update_needs_a_new_acceptance_before_boot_patches_again(self):
+        for action in ("accept", "apply"):
+            rc, out, err = self.patches(action, "hubvoltage", manifests=self.shipped)
+            self.assertEqual(rc, 0, out + err)
+        newer = MULTI_PY.replace("class Multi", "# a later release\nclass Multi")
+        self.write(self.multi, newer)
+        rc, out, err = self.patches("boot", manifests=self.shipped)
+        self.assertEqual(rc, 0, out + err)
+        self.assertIn("hubvoltage: skipped", err)
+        self.assertIn("(review it with 'moat-victron patches diff hubvoltage')", err)
+        self.assertEqual(self.read(self.multi), newer.encode(), "never patched blindly")
+        rc, out, err = self.patches("diff", "hubvoltage", manifests=self.shipped)
+        self.assertEqual(rc, 0, out + err)
+        self.assertIn("shown as a new unpatched file (a firmware update?)", err)
+        self.assertIn(f"sha256 {sha256(newer.encode())}; the unpatched file is NOT a known version", out)
+        rc, out, err = self.patches("accept", "hubvoltage", manifests=self.shipped)
+        self.assertEqual(rc, 0, out + err)
+        rc, out, err = self.patches("boot", manifests=self.shipped)
+        self.assertEqual(rc, 0, out + err)
+        self.assertIn("hubvoltage: applied", out)
+        self.assertEqual(self.read(self.backup("multi.py")), newer.encode(), "the new release is the backup now")
+        with open(self.accepted) as f:
+            self.assertEqual(len(f.read().splitlines()), 2, "both releases stay accepted")
+
+
 class ReadOnlyRoot(PatchesCase):
     """A read-only root is simulated by a directory without write permission
     (a read-only bind mount needs privileges the CI container may lack);
