@@ -64,6 +64,7 @@ struct Watched {
     critical::Verdict verdict;
     State state = State::unknown;  ///< published: the verdict, critical on a failed fix or a write war
     bool logged = false;           ///< its state was logged once
+    std::string logged_value;      ///< the value at the last logged state
     bool was_bad = false;
     bool fix_wanted = false;
     bool fix_failed = false;
@@ -342,8 +343,11 @@ private:
         std::string line = fmt::format("{} is {}: {} = {} (expected {}): {}", w.check->name, critical::to_string(state),
                                        where, moat::text(w.reading.value), w.check->expected, text);
         const bool before = w.logged;
-        if (before) line += fmt::format(" (was {})", critical::to_string(w.state));
+        // The old value and the log's time stamp are what there is to find the writer by: Venus's
+        // change signals do not say who wrote a value.
+        if (before) line += fmt::format(" (was {}, value {})", critical::to_string(w.state), w.logged_value);
         w.logged = true;
+        w.logged_value = moat::text(w.reading.value);
         switch (state) {
         case State::critical: ctx_.log.error("{}", line); break;
         case State::warning:

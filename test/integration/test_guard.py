@@ -89,7 +89,7 @@ class GuardStates(GuardCase):
                 self.host.wait_for(r"\[guard\] re-read", 3, since=self.host.mark())
                 self.assertEqual(len(self.host.find_all(rf"\[guard\] {name} is ", since=mark)), 1, self.host.describe())
                 self.assertEqual(self.set(service, path, good), 0)
-                self.host.wait_for(rf"INFO \[guard\] {name} is ok: .*\(was {state}\)", 3, since=mark)
+                self.host.wait_for(rf"INFO \[guard\] {name} is ok: .*\(was {state}, value ", 3, since=mark)
                 self.wait_state(name, "ok")
         self.assertEqual(int(self.get(GUARD, "/Alarms/CriticalSettings")), 0)
 
@@ -109,7 +109,7 @@ class GuardStates(GuardCase):
                            r"/Info/MaxChargeVoltage = ---", 4)
         self.assertEqual(self.check("BmsChargeVoltage", "Value"), dbus.Array([], signature="i"))
         self.set(BATTERY, "/Sim/Fault", dbus.Int32(0))
-        self.host.wait_for(r"INFO \[guard\] BmsChargeVoltage is ok: .*= 55.2 .*\(was critical\)", 4)
+        self.host.wait_for(r"INFO \[guard\] BmsChargeVoltage is ok: .*= 55.2 .*\(was critical, value ---\)", 4)
 
     def test_a_missing_service_is_unknown_not_ok(self):
         self.start_guard()
@@ -120,7 +120,7 @@ class GuardStates(GuardCase):
         self.wait_state("AssistantId", "unknown")
         self.assertEqual(int(self.get(GUARD, "/Unknown")), 3)
         self.assertEqual(int(self.get(GUARD, "/Alarms/CriticalSettings")), 1)
-        self.host.wait_for(r"INFO \[guard\] AssistantId is ok: .*\(was unknown\)", 6, since=mark)
+        self.host.wait_for(r"INFO \[guard\] AssistantId is ok: .*\(was unknown, value ---\)", 6, since=mark)
 
     def test_a_missing_path_is_unknown(self):
         self.start_guard(ignore=[])
@@ -150,12 +150,12 @@ class GuardFixes(GuardCase):
         mark = self.host.mark()
         self.assertEqual(self.set(SETTINGS, "/Settings/CGwacs/OvervoltageFeedIn", dbus.Int32(1)), 0)
         self.host.wait_for_in_order([
-            r"ERROR \[guard\] OvervoltageFeedIn is critical: .* = 1",
+            r"ERROR \[guard\] OvervoltageFeedIn is critical: .* = 1 .*\(was ok, value 0\)",
             r"WARNING \[guard\] OvervoltageFeedIn: fixing: writing 0 to com.victronenergy.settings "
             r"/Settings/CGwacs/OvervoltageFeedIn \(it is 1\)",
             r"INFO \[guard\] OvervoltageFeedIn: fixed: .* reads back 0"], 3, since=mark)
         # (the change signal of our own write may tell the state before the read-back does)
-        self.host.wait_for(r"INFO \[guard\] OvervoltageFeedIn is ok: .*\(was critical\)", 3, since=mark)
+        self.host.wait_for(r"INFO \[guard\] OvervoltageFeedIn is ok: .*= 0 .*\(was critical, value 1\)", 3, since=mark)
         self.assertEqual(int(self.get(SETTINGS, "/Settings/CGwacs/OvervoltageFeedIn")), 0)
         self.assertEqual(self.check("OvervoltageFeedIn", "Fix"), "fixed")
         self.wait_state("OvervoltageFeedIn", "ok")
