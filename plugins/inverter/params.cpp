@@ -113,7 +113,10 @@ const ModeInfo mode_table[] = {
     {Mode::remote, "remote",
      "Export a target power with a reference maximum; charge when empty, export the PV surplus when full.",
      remote_params},
-    {Mode::analyze, "analyze", "Measure the battery's capacity and losses with the MoaT BMS (charge, discharge, recharge).",
+    {Mode::analyze, "analyze",
+     "Measure the battery's capacity and losses with the MoaT BMS: top balance, below the top, charge, then "
+     "discharge and recharge while the BMS counts the energy; SetCapacity on the BMS, then p_inv (p_grid with "
+     "use_grid) at 0 W.",
      analyze_params},
 };
 
