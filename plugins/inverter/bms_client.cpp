@@ -104,18 +104,28 @@ Task<CellVoltages> BmsClient::voltages() {
 }
 
 Task<Work> BmsClient::work(bool poll, bool clear) {
-    std::vector<Value> args{Value(poll), Value(clear)};
+    // A clear starts new records on the BMS (its SoC model too): not in fake mode.
+    std::vector<Value> args{Value(poll), Value(clear && !fake_)};
     auto reply = co_await call("/bms", "GetWork", "bb", std::move(args));
     const auto& b = battery0(reply, "GetWork");
+    Work w;
     try {
         const std::string where = "GetWork of battery 0";
-        co_return Work{number_in(b, "chg", where), number_in(b, "dis", where)};
+        w = Work{number_in(b, "chg", where), number_in(b, "dis", where)};
     } catch (const std::invalid_argument& e) {
         throw ModeAbort(fmt::format("the MoaT BMS on {}: {}", service_, e.what()));
     }
+    if (!fake_) co_return w;
+    Work since{w.chg - baseline_.chg, w.dis - baseline_.dis};
+    if (clear) baseline_ = w;
+    co_return since;
 }
 
 Task<bool> BmsClient::set_capacity(double cap, double loss, bool top) {
+    if (fake_) {
+        log_.error("NO-OP SetCapacity({:g}, {:g}, {}) on {} /bms/0", cap, loss, top, service_);
+        co_return true;
+    }
     std::vector<Value> args{Value(cap), Value(loss), Value(top)};
     auto reply = co_await call("/bms/0", "SetCapacity", "ddb", std::move(args));
     co_return !reply.empty() && reply[0].is_bool() && reply[0].as_bool();

@@ -1,7 +1,9 @@
 // The MoaT BMS over D-Bus, for the analyze mode: the org.m_o_a_t.bms
 // interface of a battery service (objects /bms and /bms/0), and a watch on its
 // bus name. Every failure is a ModeAbort naming the service and the call, so
-// analyze ends with the safe setpoints first.
+// analyze ends with the safe setpoints first. In fake mode it changes nothing
+// on the BMS: the counters are "cleared" here (a baseline), SetCapacity is a
+// NO-OP log line.
 #pragma once
 
 #include <string>
@@ -23,7 +25,8 @@ public:
     /// How often lost() asks the bus who owns the name.
     static constexpr Duration watch_interval = std::chrono::milliseconds(500);
 
-    BmsClient(Bus& bus, std::string service) : bus_(bus), service_(std::move(service)) {}
+    BmsClient(Bus& bus, std::string service, bool fake, Logger log)
+        : bus_(bus), service_(std::move(service)), fake_(fake), log_(std::move(log)) {}
 
     /// Before the first use: the service is on the bus, has the interface on
     /// /bms and at least one battery. Throws std::runtime_error with a clear
@@ -50,6 +53,9 @@ private:
     Bus& bus_;
     std::string service_;
     std::string owner_;  ///< at connect(): a new owner is another process (its records are gone)
+    bool fake_;
+    Logger log_;
+    Work baseline_;  ///< fake mode: the BMS's counters at the last "clear"
 };
 
 } // namespace moat::inverter

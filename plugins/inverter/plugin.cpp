@@ -535,7 +535,7 @@ Task<void> InverterPlugin::run_mode(Mode mode, Op& op) {
     if (service.empty())
         throw std::runtime_error("analyze needs the MoaT BMS, and there is no battery service (the system's "
                                  "/Dc/Battery/BatteryService is empty and [inverter] bms_service is not set)");
-    BmsClient bms(ctx_.bus, service);
+    BmsClient bms(ctx_.bus, service, fake_, ctx_.log);
     co_await bms.connect();
     ctx_.log.info("analyze: the MoaT BMS on {}", service);
     co_await inverter::run_mode(ctl_, *this, timing, mode, op, &bms);

@@ -312,6 +312,40 @@ class AnalyzeOnTheSimulation(HostTestCase):
         self.assertIn("mode analyze failed", str(st["error"]))
         self.until("the Multi stops inverting", lambda: abs(float(self.get(VEBUS, "/Ac/ActiveIn/L1/P"))) < 30, 5)
 
+    def test_a_bms_that_stops_answering_ends_the_run_within_its_call_timeout(self):
+        self.start_system(f'bms_service = "{FAKE_BMS}"\n')
+        self.assertTrue(self.set_mode("analyze", p_chg=-5000.0, p_dis=5000.0, balance=-1.0))
+        self.until("analyze moving 5000 W", lambda: self.analyze_step() in ("below_top", "charge") and
+                   abs(self.setpoint()) > 4900, 20)
+        mark = self.host.mark()
+        self.fake.send_signal(signal.SIGSTOP)  # its name stays on the bus; its replies never come
+        self.addCleanup(self.fake.send_signal, signal.SIGCONT)
+        t0 = time.monotonic()
+        self.until("0 W on the Multi", lambda: self.setpoint() == 0.0, 15)
+        took = time.monotonic() - t0
+        print(f"\nBMS stopped -> 0 W on the Multi in {took:.2f} s", file=sys.stderr)
+        # the next round's BMS call (a round takes about a second here), then its 10 s timeout
+        self.assertGreater(took, 9.0)
+        self.assertLess(took, 13.0)
+        self.host.wait_for_in_order([
+            r"ERROR \[inverter\] mode analyze failed: the MoaT BMS on " + FAKE_BMS.replace(".", r"\.") +
+            r": /bms \w+ failed: org\.freedesktop\.DBus\.Error\.NoReply.*; falling back to off at 0 W",
+            r"\[inverter\] safe setpoints \(mode analyze failed: ",
+            r"\[inverter\] MODE START off \{'power': 0\.0\}"], timeout=3, since=mark)
+
+    def test_in_fake_mode_the_bms_is_only_read(self):
+        # Steps 0-4 skipped: the energies come from the parameters; the counters' clear and SetCapacity remain.
+        self.start_system(f'bms_service = "{FAKE_BMS}"\nfake = true\nname = "main"\n')
+        self.assertTrue(self.set_mode("analyze", p_dis=1000.0, skip=5, e_dis=36000.0, e_chg=40000.0))
+        self.host.wait_for(r"ERROR \[inverter\] NO-OP SetCapacity\(36000, 0\.1000\d*, true\) on " +
+                           FAKE_BMS.replace(".", r"\.") + " /bms/0", 10)
+        self.host.wait_for(r"\[inverter\] MODE START p_inv \{'excess': None, 'phase': None, 'power': 0\.0\}", 5)
+        calls = [(c["method"], c["args"]) for c in self.calls() if c["method"] in ("GetWork", "SetCapacity")]
+        self.assertEqual(calls, [("GetWork", [True, False])])
+        result = self.state()["analyze"]
+        self.assertTrue(bool(result["done"]))
+        self.assertAlmostEqual(float(result["loss"]), 1 - 36000 / 40001)
+
     def test_bms_service_must_name_a_battery_service(self):
         path = self.write_config('[inverter]\nbms_service = "com.victronenergy.vebus.x"\n', bus=NO_BUS,
                                  plugin_dir=PLUGINS)
