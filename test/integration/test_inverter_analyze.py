@@ -171,10 +171,11 @@ def run_fake_bms(address, record_path):
             log("/bms/0", "GetWork", poll, clear)
             return get_work(poll, clear)
 
-    objects = [Root(conn, "/"), Controller(conn, "/bms"), Battery(conn, "/bms/0")]  # noqa: F841 (kept alive)
+    # (kept alive: an unreferenced object or name leaves the bus)
+    state["objects"] = [Root(conn, "/"), Controller(conn, "/bms"), Battery(conn, "/bms/0")]
     integrate()
     GLib.timeout_add(100, integrate)
-    name = dbus.service.BusName(FAKE_BMS, conn, do_not_queue=True)  # noqa: F841
+    state["name"] = dbus.service.BusName(FAKE_BMS, conn, do_not_queue=True)
     print("READY", flush=True)
     GLib.MainLoop().run()
 
@@ -226,6 +227,14 @@ class AnalyzeOnTheSimulation(HostTestCase):
     def analyze_step(self):
         st = self.state()
         return str(st["analyze"].get("step", "")) if "analyze" in st else ""
+
+    def analyze_moving(self):
+        """analyze with the fake BMS, without balancing: below the top, then the charge; the Multi
+        inverts or charges 5000 W."""
+        self.start_system(f'bms_service = "{FAKE_BMS}"\n')
+        self.assertTrue(self.set_mode("analyze", p_chg=-5000.0, p_dis=5000.0, balance=-1.0))
+        self.until("analyze moving 5000 W", lambda: self.analyze_step() in ("below_top", "charge") and
+                   abs(self.setpoint()) > 4900, 20)
 
     def test_a_run_with_small_cells_ends_in_set_capacity_and_p_inv(self):
         self.start_system(f'bms_service = "{FAKE_BMS}"\n')
@@ -289,11 +298,7 @@ class AnalyzeOnTheSimulation(HostTestCase):
         self.until("0 W on the Multi", lambda: self.setpoint() == 0.0, 5)
 
     def test_the_bms_going_away_ends_the_run_in_off_with_the_safe_setpoints(self):
-        self.start_system(f'bms_service = "{FAKE_BMS}"\n')
-        self.assertTrue(self.set_mode("analyze", p_chg=-5000.0, p_dis=5000.0, balance=-1.0))
-        # Below the top, then the charge: the Multi inverts or charges 5000 W.
-        self.until("analyze moving 5000 W", lambda: self.analyze_step() in ("below_top", "charge") and
-                   abs(self.setpoint()) > 4900, 20)
+        self.analyze_moving()
         mark = self.host.mark()
         self.fake.send_signal(signal.SIGKILL)
         t0 = time.monotonic()
@@ -313,10 +318,7 @@ class AnalyzeOnTheSimulation(HostTestCase):
         self.until("the Multi stops inverting", lambda: abs(float(self.get(VEBUS, "/Ac/ActiveIn/L1/P"))) < 30, 5)
 
     def test_a_bms_that_stops_answering_ends_the_run_within_its_call_timeout(self):
-        self.start_system(f'bms_service = "{FAKE_BMS}"\n')
-        self.assertTrue(self.set_mode("analyze", p_chg=-5000.0, p_dis=5000.0, balance=-1.0))
-        self.until("analyze moving 5000 W", lambda: self.analyze_step() in ("below_top", "charge") and
-                   abs(self.setpoint()) > 4900, 20)
+        self.analyze_moving()
         mark = self.host.mark()
         self.fake.send_signal(signal.SIGSTOP)  # its name stays on the bus; its replies never come
         self.addCleanup(self.fake.send_signal, signal.SIGCONT)
