@@ -1,5 +1,8 @@
 #include "mode_loop.hpp"
 
+#include <stdexcept>
+
+#include "analyze.hpp"
 #include "guard.hpp"
 #include "settle.hpp"
 
@@ -22,7 +25,8 @@ Task<void> apply_and_settle(Controller& ctl, LoopIo& io, const LoopTiming& timin
     ctl.running = true;
 }
 
-Task<void> run_mode(Controller& ctl, LoopIo& io, const LoopTiming& timing, Mode mode, Op& op) {
+Task<void> run_mode(Controller& ctl, LoopIo& io, const LoopTiming& timing, Mode mode, Op& op, BmsIo* bms) {
+    if (mode == Mode::analyze && !bms) throw std::logic_error("mode analyze without a BMS");
     Inputs in = co_await io.inputs();
     ctl.start_mode(in.p_inv());
     if (closed_loop(mode)) {
@@ -69,7 +73,11 @@ Task<void> run_mode(Controller& ctl, LoopIo& io, const LoopTiming& timing, Mode 
             io.remote_report(rr);
             co_await apply_and_settle(ctl, io, timing, t);
         }
-    case Mode::analyze: break;
+    case Mode::analyze: {
+        auto run = run_analyze(ctl, io, *bms, timing, op);
+        co_await run;
+        break;
+    }
     }
 }
 

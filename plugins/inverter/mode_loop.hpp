@@ -7,6 +7,7 @@
 
 #include <moat/loop.hpp>
 #include <moat/task.hpp>
+#include <moat/value.hpp>
 
 #include "controller.hpp"
 #include "inputs.hpp"
@@ -34,7 +35,14 @@ public:
     virtual void remote_report(const RemoteReport& r) = 0;
     /// Σ /Yield/Power of the solar chargers (remote).
     virtual double solar_p() = 0;
+    /// analyze: the loop's clock; its progress (GetState `analyze`); its own end,
+    /// a switch to `next` made by the supervisor (ModeSupervisor::hand_over).
+    virtual TimePoint time_now() = 0;
+    virtual void analyze_report(const Value::Dict& report) = 0;
+    virtual void hand_over(Mode next, const Op& args) = 0;
 };
+
+class BmsIo;  // analyze.hpp
 
 struct LoopTiming {
     Duration trigger_sleep;  ///< the settle loop's sleep per trigger
@@ -51,6 +59,7 @@ Task<void> apply_and_settle(Controller& ctl, LoopIo& io, const LoopTiming& timin
 /// before its first output (§18.8), then the mode's loop (§14). `op` is read
 /// on every round (SetModeParam changes it while the mode runs); remote
 /// stores its state in it. Runs until cancelled; `off` writes once and waits.
-Task<void> run_mode(Controller& ctl, LoopIo& io, const LoopTiming& timing, Mode mode, Op& op);
+/// analyze needs `bms` (std::logic_error without).
+Task<void> run_mode(Controller& ctl, LoopIo& io, const LoopTiming& timing, Mode mode, Op& op, BmsIo* bms = nullptr);
 
 } // namespace moat::inverter

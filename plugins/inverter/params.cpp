@@ -83,14 +83,17 @@ const ParamSpec remote_params[] = {
     {"mode", ParamType::integer, 3.0, false, 0, 3, "internal state 0..3", true},
 };
 const ParamSpec analyze_params[] = {
-    {"p_chg", ParamType::number, 0.0, false, -inf, inf, "charging power, W"},
+    {"p_chg", ParamType::number, 0.0, false, -inf, inf,
+     "charging power, W; an inverter power (negative) without use_grid, a grid power (positive) with it"},
     {"p_dis", ParamType::number, 0.0, false, -inf, inf,
-     "discharging power, W; negative with use_grid, positive without"},
+     "discharging power, W; positive without use_grid (inverter power), negative with it (grid power, export)"},
     {"excess", ParamType::number, none, true, -inf, inf, "cap the inverter at what the target needs plus this much, W"},
     {"balance", ParamType::number, 0.0, false, -1, inf, "seconds to hold at the top; -1 skips balancing"},
-    {"skip", ParamType::integer, 0.0, false, 0, 6, "number of leading steps to skip"},
-    {"e_dis", ParamType::number, 0.0, false, -inf, inf, "discharged energy, Ws, when step 3 is skipped"},
-    {"e_chg", ParamType::number, 0.0, false, -inf, inf, "charged energy, Ws, when step 4 is skipped"},
+    {"skip", ParamType::integer, 0.0, false, 0, 7,
+     "number of leading steps to skip (0 balance, 1 below top, 2 charge, 3 discharge, 4 recharge, 5 set the "
+     "capacity, 6 switch to p_inv/p_grid; 7 skips them all and ends in off)"},
+    {"e_dis", ParamType::number, 0.0, false, 0, inf, "discharged energy, Ws, when step 3 is skipped"},
+    {"e_chg", ParamType::number, 0.0, false, 0, inf, "charged energy, Ws, when step 4 is skipped"},
     {"use_grid", ParamType::boolean, 0.0, false, 0, 1, "p_chg/p_dis are grid setpoints instead of inverter setpoints"},
 };
 
@@ -110,7 +113,10 @@ const ModeInfo mode_table[] = {
     {Mode::remote, "remote",
      "Export a target power with a reference maximum; charge when empty, export the PV surplus when full.",
      remote_params},
-    {Mode::analyze, "analyze", "Measure the battery's capacity and losses with the MoaT BMS (charge, discharge, recharge).",
+    {Mode::analyze, "analyze",
+     "Measure the battery's capacity and losses with the MoaT BMS: top balance, below the top, charge, then "
+     "discharge and recharge while the BMS counts the energy; SetCapacity on the BMS, then p_inv (p_grid with "
+     "use_grid) at 0 W.",
      analyze_params},
 };
 

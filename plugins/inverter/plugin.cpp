@@ -2,7 +2,8 @@
 // §3, §4, §12-§18). Reads the system, vebus, battery and settings services
 // through the shared monitor, runs one mode at a time under a supervisor,
 // writes /Hub4/L<n>/AcPowerSetpoint, exports the control interface
-// org.m_o_a_t.inv on /Control and a Venus service with writeable items.
+// org.m_o_a_t.inv on /Control and a Venus service with writeable items;
+// analyze talks to the MoaT BMS through bms_client.hpp.
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -17,6 +18,8 @@
 #include <moat/service.hpp>
 #include <moat/value.hpp>
 
+#include "analyze.hpp"
+#include "bms_client.hpp"
 #include "command.hpp"
 #include "control_interface.hpp"
 #include "controller.hpp"
@@ -57,6 +60,9 @@ const ConfigKey io_keys[] = {
     {"trigger_wait", KeyType::number, "5", "s: the settle loop's longest wait for a change of /Ac/ActiveIn/P", 0.01, 60},
     {"idle_sleep", KeyType::number, "20", "s: the idle mode's sleep between writes", 0, 600},
     {"stop_write_timeout", KeyType::number, "2", "s: bound of the safe-setpoint write on stop", 0.1, 10},
+    {"bms_service", KeyType::string, "\"\"",
+     "battery service with the MoaT BMS (org.m_o_a_t.bms) for analyze; \"\" = the battery service the system "
+     "service names (/Dc/Battery/BatteryService)"},
     {"low_battery_hold", KeyType::number, "60",
      "s: a low battery counts as recovered after this long without a low reading; off and idle then restart", 0,
      3600},
@@ -168,6 +174,9 @@ public:
         check([&] { system_params(c); });
         check([&] { start_mode(c); });
         check([&] { mode_defaults(c); });
+        check([&] {
+            if (auto why = bms_service_problem(c.get_string("bms_service"))) c.fail("bms_service", *why);
+        });
         if (!problems.empty()) throw ConfigError(join_problems(problems));
         c.claim("name", "the D-Bus name org.m_o_a_t.inv." + control_suffix(c));
         c.claim("venus_service", "the D-Bus name " + venus_service_name(c));
@@ -223,6 +232,12 @@ private:
     void soc_report(const SocReport& r) override;
     void remote_report(const RemoteReport& r) override;
     double solar_p() override { return solar_p_; }
+    TimePoint time_now() override { return ctx_.loop.clock().now(); }
+    /// analyze's progress for GetState (kept after it ended); a new step is logged.
+    void analyze_report(const Value::Dict& r) override;
+    void hand_over(Mode next, const Op& args) override { sup_.hand_over(next, args, "analyze finished"); }
+    /// The battery service analyze talks to: bms_service, else the system's battery.
+    std::string bms_service() { return bms_service_.empty() ? battery() : bms_service_; }
 
     // ---- background (§13)
     Task<void> battery_average();
@@ -251,6 +266,8 @@ private:
     std::optional<CycleReport> report_;
     std::optional<Value> mode_report_;  ///< to_soc / remote
     std::string mode_report_key_;
+    std::string bms_service_;
+    std::optional<Value::Dict> analyze_report_;  ///< the last analyze run's progress or result
     std::vector<double> last_written_;
     std::optional<TimePoint> last_write_;
     /// Setpoints the guard kept from the Multi (e.g. Hub4Mode not yet known):
@@ -282,6 +299,7 @@ InverterPlugin::InverterPlugin(Context& ctx)
                           seconds(ctx.config.get_number("low_battery_hold"))},
              sp_) {
     name_ = control_suffix(ctx.config);
+    bms_service_ = ctx.config.get_string("bms_service");
 }
 
 std::string InverterPlugin::string_at(const std::string& service, const std::string& path) {
@@ -477,6 +495,21 @@ void InverterPlugin::soc_report(const SocReport& r) {
     mode_report_ = Value(std::move(d));
 }
 
+void InverterPlugin::analyze_report(const Value::Dict& r) {
+    auto step = [](const std::optional<Value::Dict>& d) -> std::string {
+        if (!d) return {};
+        auto it = d->find("step");
+        return it != d->end() ? text(it->second) : std::string();
+    };
+    const std::string before = step(analyze_report_);
+    analyze_report_ = r;
+    const std::string now = step(analyze_report_);
+    if (now == "result") ctx_.log.info("analyze: {}", Value(r));
+    else if (!now.empty() && now != before) ctx_.log.info("analyze: step {} {}", now, Value(r));
+    else ctx_.log.debug("analyze: {}", Value(r));
+    sync_items();
+}
+
 void InverterPlugin::remote_report(const RemoteReport& rr) {
     Value::Dict d{{"mode", rr.mode}, {"p_want", rr.p_want}, {"ip", param_to_value(rr.ip)}, {"exc", param_to_value(rr.exc)}};
     mode_report_key_ = "remote";
@@ -492,7 +525,20 @@ Task<void> InverterPlugin::run_mode(Mode mode, Op& op) {
     report_.reset();
     mode_report_.reset();
     const LoopTiming timing{trigger_sleep_, idle_sleep_};
-    co_await inverter::run_mode(ctl_, *this, timing, mode, op);
+    if (mode != Mode::analyze) {
+        co_await inverter::run_mode(ctl_, *this, timing, mode, op);
+        co_return;
+    }
+    // analyze talks to the MoaT BMS; a battery service without it refuses the mode.
+    analyze_report_.reset();
+    const std::string service = bms_service();
+    if (service.empty())
+        throw std::runtime_error("analyze needs the MoaT BMS, and there is no battery service (the system's "
+                                 "/Dc/Battery/BatteryService is empty and [inverter] bms_service is not set)");
+    BmsClient bms(ctx_.bus, service, fake_, ctx_.log);
+    co_await bms.connect();
+    ctx_.log.info("analyze: the MoaT BMS on {}", service);
+    co_await inverter::run_mode(ctl_, *this, timing, mode, op, &bms);
 }
 
 // ---------------------------------------------------------------- background (§13)
@@ -559,6 +605,7 @@ Value InverterPlugin::state() {
     if (auto p = sup_.pending()) d["pending_mode"] = std::string(to_string(*p));
     if (report_) d["inverter"] = cycle_report(*report_);
     if (mode_report_) d[mode_report_key_] = *mode_report_;
+    if (analyze_report_) d["analyze"] = Value(*analyze_report_);
     d["error"] = sup_.error().empty() ? Value() : Value(sup_.error());
     d["running"] = sup_.inputs_ok();
     // patches.md §5: the critical settings that are wrong (empty when none is).
@@ -620,7 +667,7 @@ void InverterPlugin::build_service() {
     };
     svc_->add("/Mode", std::string(to_string(sup_.target())),
               ItemOptions().writeable().type(ValueType::string).validator(mode_ok).description(
-                  "the running mode: off idle p_grid p_inv i_batt soc remote"));
+                  "the running mode: off idle p_grid p_inv i_batt soc remote analyze"));
     for (auto& mp : main_params) {
         std::string param = mp.param;
         auto ok = [this, param](const Value& v) {

@@ -8,15 +8,6 @@ namespace moat::inverter {
 
 namespace {
 
-std::optional<std::string> refusal(Mode m) {
-    if (m == Mode::analyze) return "mode analyze needs the MoaT BMS bridge, which is not available yet";
-    return std::nullopt;
-}
-
-} // namespace
-
-namespace {
-
 /// A refused parameter: unknown (the message lists the mode's parameters) or
 /// a value out of type or range (check_param's message names the range).
 ModeChangeError param_error(Mode mode, const std::string& name, const std::string& error, bool via_set_mode) {
@@ -55,7 +46,6 @@ std::pair<Mode, bool> ModeSupervisor::check_change(const std::string& name, cons
                                               std::ceil(left)));
         }
         if (!m) throw ModeChangeError(Kind::unknown, fmt::format("unknown mode '{}'", name));
-        if (auto why = refusal(*m)) throw ModeChangeError(Kind::unknown, *why);
     }
     int n = io_.n_phase();
     for (auto& [k, v] : args)
@@ -115,6 +105,23 @@ void ModeSupervisor::fall_back(const std::string& why, bool safe_first) {
     else wake_.set();
 }
 
+void ModeSupervisor::hand_over(Mode next, const Op& args, const std::string& why) {
+    for (auto& [k, v] : args)
+        if (auto err = inverter::check_param(next, k, v, io_.n_phase(), true))
+            throw std::invalid_argument(fmt::format("mode {} hands over to {}: {}", to_string(mode_), to_string(next), *err));
+    if (pending_mode_) {
+        log_.info("mode {} is done ({}), but the change to {} is already under way", to_string(mode_), why,
+                  to_string(*pending_mode_));
+        return;
+    }
+    log_.info("mode {} is done ({}); switching to {} {}", to_string(mode_), why, to_string(next), op_dict(args));
+    pending_op_ = params_for(next, std::nullopt, {}, args, defaults_);
+    pending_mode_ = next;
+    error_.clear();
+    wake_.set();
+    io_.changed();
+}
+
 std::optional<Duration> ModeSupervisor::lockout_left() const {
     if (!ever_started_) return std::nullopt;
     return std::max(Duration(0), lockout_ - (clock_.now() - mode_started_));
@@ -122,23 +129,26 @@ std::optional<Duration> ModeSupervisor::lockout_left() const {
 
 Task<void> ModeSupervisor::mode_task(Mode mode, std::uint64_t generation) {
     std::string error;
+    bool safe_first = false;
     try {
-        // A configured start mode is not checked by check_change.
-        if (auto why = refusal(mode)) throw std::runtime_error(*why);
         co_await io_.run_mode(mode, op_);
         error = fmt::format("mode {} ended", to_string(mode));
     } catch (const Cancelled&) {
         log_.debug("MODE STOP {}", to_string(mode));
         throw;
+    } catch (const ModeAbort& e) {
+        error = fmt::format("mode {} failed: {}", to_string(mode), e.what());
+        safe_first = true;
     } catch (const std::exception& e) {
         error = fmt::format("mode {} failed: {}", to_string(mode), e.what());
     }
-    mode_ended(generation, error);
+    mode_ended(generation, error, safe_first);
 }
 
-void ModeSupervisor::mode_ended(std::uint64_t generation, const std::string& error) {
+void ModeSupervisor::mode_ended(std::uint64_t generation, const std::string& error, bool safe_first) {
     if (generation != generation_) return;
-    fall_back(error, false);  // the mode is over; off writes its 0 W at once
+    // The mode is over; off writes its 0 W at once, after the safe setpoints when asked.
+    fall_back(error, safe_first);
 }
 
 Task<void> ModeSupervisor::run() {

@@ -1,9 +1,10 @@
 // The mode supervisor (inverter-control.md §15 [RECOMMEND], §18.2, §18.3,
-// §18.5): one mode task at a time; every change goes through it (serialised);
-// the lock-out after a mode's start; validation of mode names and parameters;
-// a mode that ends or fails falls back to off at 0 W, keeping the error; lost
-// inputs stop the mode (safe setpoints) until they are back. Without D-Bus:
-// the plugin provides the I/O through SupervisorIo; tested on a VirtualClock.
+// §18.5): one mode task at a time; every change goes through it (serialised),
+// also a mode's own switch to its successor (analyze, §19 #11); the lock-out
+// after a mode's start; validation of mode names and parameters; a mode that
+// ends or fails falls back to off at 0 W, keeping the error; lost inputs stop
+// the mode (safe setpoints) until they are back. Without D-Bus: the plugin
+// provides the I/O through SupervisorIo; tested on a VirtualClock.
 #pragma once
 
 #include <cstdint>
@@ -28,6 +29,13 @@ struct ModeChangeError : std::runtime_error {
     enum class Kind { too_early, unknown, unknown_parameter, invalid_value };
     ModeChangeError(Kind k, const std::string& what) : std::runtime_error(what), kind(k) {}
     Kind kind;
+};
+
+/// Thrown by a mode that must end with the safe setpoints written before
+/// off takes over (analyze lost the BMS it steers by); any other exception
+/// ends the mode without them (off writes its 0 W at once).
+struct ModeAbort : std::runtime_error {
+    using std::runtime_error::runtime_error;
 };
 
 /// What the supervisor needs from the outside.
@@ -77,6 +85,12 @@ public:
     /// End the running mode for `why` and switch to off at 0 W, keeping `why`
     /// as the error (§18.2, §18.6), after the safe setpoints when `safe_first`.
     void fall_back(const std::string& why, bool safe_first);
+    /// The running mode's own end (analyze's last step): switch to `next` with
+    /// `args` on the supervisor's next turn, which stops the calling mode (it
+    /// must not end by itself before that). Not subject to the lock-out (it is
+    /// no request from outside); ignored when a change is already pending.
+    /// Throws std::invalid_argument for arguments check_param refuses.
+    void hand_over(Mode next, const Op& args, const std::string& why);
 
     Mode mode() const { return mode_; }
     const Op& op() const { return op_; }
@@ -93,7 +107,7 @@ public:
 
 private:
     Task<void> mode_task(Mode mode, std::uint64_t generation);
-    void mode_ended(std::uint64_t generation, const std::string& error);
+    void mode_ended(std::uint64_t generation, const std::string& error, bool safe_first);
 
     SupervisorIo& io_;
     Clock& clock_;

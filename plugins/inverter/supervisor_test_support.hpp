@@ -24,6 +24,7 @@ struct FakeSupervisorIo final : SupervisorIo {
     Clock& clock;
     TimePoint t0;
     std::map<Mode, Duration> fail_after, end_after;  ///< modes that throw / return after a while
+    std::map<Mode, Duration> abort_after;            ///< modes that throw ModeAbort after a while
     std::vector<std::string> events;                 ///< "<t> start|stop <mode>", "<t> safe <why>"
     Op* running_op = nullptr;                        ///< the running mode's op
     int changes = 0;
@@ -38,6 +39,10 @@ struct FakeSupervisorIo final : SupervisorIo {
             if (auto it = fail_after.find(mode); it != fail_after.end()) {
                 co_await sleep_for(it->second);
                 throw std::runtime_error("boom");
+            }
+            if (auto it = abort_after.find(mode); it != abort_after.end()) {
+                co_await sleep_for(it->second);
+                throw ModeAbort("lost the BMS");
             }
             if (auto it = end_after.find(mode); it != end_after.end()) {
                 co_await sleep_for(it->second);

@@ -67,6 +67,9 @@ struct FakeIo final : LoopIo {
     void soc_report(const SocReport& r) override { socs.push_back(r); }
     void remote_report(const RemoteReport& r) override { remotes.push_back(r); }
     double solar_p() override { return 0; }
+    TimePoint time_now() override { return clock.now(); }
+    void analyze_report(const Value::Dict&) override {}
+    void hand_over(Mode, const Op&) override {}
 
     std::vector<std::string> kinds() const {
         std::vector<std::string> v;

@@ -118,7 +118,7 @@ TEST_CASE("supervisor: another mode is refused for 30 s after a start, its own p
     CHECK(r.sup.op().at("power") == 0.0);  // another mode starts from its defaults (§5.1)
 }
 
-TEST_CASE("supervisor: unknown modes, analyze and bad arguments are refused and change nothing",
+TEST_CASE("supervisor: unknown modes and bad arguments are refused and change nothing",
           "[inverter][supervisor]") {
     SupervisorRig r;
     r.run(40s, [&]() -> Task<void> {
@@ -129,9 +129,7 @@ TEST_CASE("supervisor: unknown modes, analyze and bad arguments are refused and 
         co_await r.at(31);
         CHECK(refusal([&] { r.sup.change_mode("nonsense", {}); }) ==
               std::pair{std::optional(Kind::unknown), std::string("unknown mode 'nonsense'")});
-        auto analyze = refusal([&] { r.sup.change_mode("analyze", {}); });
-        CHECK(analyze.first == Kind::unknown);
-        CHECK_THAT(analyze.second, Catch::Contains("MoaT BMS"));
+        CHECK(refusal([&] { r.sup.change_mode("analyze", {{"skip", 8.0}}); }).first == Kind::invalid_value);
         CHECK(refusal([&] { r.sup.change_mode("p_inv", {{"phase", 4.0}}); }).first == Kind::invalid_value);
         auto bogus = refusal([&] { r.sup.change_mode("p_inv", {{"bogus", 1.0}}); });
         CHECK(bogus.first == Kind::unknown_parameter);
@@ -295,13 +293,61 @@ TEST_CASE("supervisor: fall_back ends the mode with the safe setpoints, then off
     CHECK(r.sup.error() == "mode p_inv refused: OvervoltageFeedIn is 1");
 }
 
-TEST_CASE("supervisor: analyze as the configured start mode is refused when it starts", "[inverter][supervisor]") {
+TEST_CASE("supervisor: analyze is a mode like the others (the BMS is checked when it runs)", "[inverter][supervisor]") {
     SupervisorRig r(Mode::analyze);
-    r.run(5s, [&]() -> Task<void> {
+    r.run(40s, [&]() -> Task<void> {
+        r.sup.set_inputs_ok(true);
+        co_await r.at(31);
+        r.sup.change_mode("p_grid", {});
+        co_await r.at(32);
+        r.sup.change_param("power", 10.0);
+        co_await r.at(33);
+    });
+    CHECK(r.events == strings({"0.0 start analyze", "31.0 stop analyze", "31.0 start p_grid"}));
+    CHECK(r.sup.error().empty());
+}
+
+TEST_CASE("supervisor: a mode's hand-over switches at once, past the lock-out, without the safe setpoints",
+          "[inverter][supervisor]") {
+    SupervisorRig r;
+    r.run(60s, [&]() -> Task<void> {
         r.sup.set_inputs_ok(true);
         co_await r.at(1);
+        CHECK(refusal([&] { r.sup.change_mode("analyze", {{"p_dis", 500.0}}); }).first == Kind::too_early);
+        co_await r.at(31);
+        r.sup.change_mode("analyze", {{"p_dis", 500.0}, {"excess", 100.0}});
+        co_await r.at(40);
+        // analyze is done 9 s after its start, well within the lock-out: it is its own end, not a request
+        r.sup.hand_over(Mode::p_inv, {{"power", 0.0}, {"excess", 100.0}}, "analyze finished");
+        CHECK(r.sup.pending() == Mode::p_inv);
+        co_await r.at(40.1);
+        CHECK(r.sup.mode() == Mode::p_inv);
+        CHECK(r.sup.op() == Op{{"power", 0.0}, {"excess", 100.0}, {"phase", std::nullopt}});
+        CHECK(r.sup.error().empty());
+        // the new mode has its own lock-out
+        CHECK(refusal([&] { r.sup.change_mode("off", {}); }).first == Kind::too_early);
+        // a hand-over of a mode that is no longer running changes nothing once a change is pending
+        co_await r.at(45);
+        r.sup.hand_over(Mode::off, {{"power", 0.0}}, "late");
+        CHECK(r.sup.pending() == Mode::off);
+        r.sup.hand_over(Mode::p_grid, {}, "later");
+        CHECK(r.sup.pending() == Mode::off);
+        CHECK_THROWS_AS(r.sup.hand_over(Mode::p_inv, {{"phase", 9.0}}, "bad"), std::invalid_argument);
+        co_await r.at(46);
     });
-    CHECK(r.events == strings({"0.0 start off"}));
+    CHECK(r.events == strings({"0.0 start p_grid", "31.0 stop p_grid", "31.0 start analyze", "40.0 stop analyze",
+                               "40.0 start p_inv", "45.0 stop p_inv", "45.0 start off"}));
+}
+
+TEST_CASE("supervisor: a mode that aborts gets the safe setpoints before off", "[inverter][supervisor]") {
+    SupervisorRig r(Mode::analyze);
+    r.io.abort_after[Mode::analyze] = 7s;
+    r.run(10s, [&]() -> Task<void> {
+        r.sup.set_inputs_ok(true);
+        co_await r.at(8);
+    });
+    CHECK(r.events == strings({"0.0 start analyze", "7.0 safe mode analyze failed: lost the BMS", "7.0 start off"}));
     CHECK(r.sup.mode() == Mode::off);
-    CHECK_THAT(r.sup.error(), Catch::StartsWith("mode analyze failed: mode analyze needs the MoaT BMS bridge"));
+    CHECK(r.sup.op().at("power") == 0.0);
+    CHECK(r.sup.error() == "mode analyze failed: lost the BMS");
 }
