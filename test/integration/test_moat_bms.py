@@ -82,11 +82,13 @@ class MoatBmsHost(HostTestCase):
     def test_session_order_in_the_simulators_log(self):
         self.host.wait_for(r"\[moat-bms\].*ring: 16 modules", 10.0)
         req = self.wait_until("the info long poll in the simulator's log",
-                              lambda: (lambda r: r if "batt.info" in r else None)(self.sim.requests()), 10.0, self.host)
+                              lambda: (lambda r: r if "batt.info" in r[10:] else None)(self.sim.requests()), 10.0, self.host)
         self.assertEqual(req[:3], ["sys.cfg", "sys.test", "sys.is_up"], req)
-        # Then the ring read (size, settings, voltages, temperatures) and the info long poll.
-        self.assertEqual(req[3:7], ["ser.send"] * 4, req)
-        self.assertIn("batt.info", req[7:])
+        # Then the energy left over (info with reset), the battery's start-up
+        # sequence on the ring (size, Identify, balance levels, settings, PID),
+        # the first keepalive and the info long poll.
+        self.assertEqual(req[3:10], ["batt.info"] + ["ser.send"] * 5 + ["batt.live"], req)
+        self.assertIn("batt.info", req[10:])
 
     def test_console_lines_are_logged(self):
         self.host.wait_for(r"\[moat-bms\].*C: (RELAY 1 Check OK|DLY 10000|UL 41\.2)", 10.0)
@@ -94,8 +96,8 @@ class MoatBmsHost(HostTestCase):
     def test_silent_device_ends_the_session_and_the_link_comes_back(self):
         since = self.host.mark()
         self.sim.command("mute 1")
-        # The pending info long poll (poll.t x 14 = 3.5 s) is the first call to time out.
-        self.host.wait_for(r"\[moat-bms\].*link down: batt\.info: no reply within 3\.5 s; reconnecting in 0\.5 s", 10.0, since)
+        # A pending call (the info long poll after poll.t x 14 = 3.5 s, or a ring request after 1 s) times out first.
+        self.host.wait_for(r"\[moat-bms\].*link down: [a-z.]+: no reply within [0-9.]+ s; reconnecting in 0\.5 s", 10.0, since)
         # While muted every new session times out in its config fetch: the delay grows.
         self.host.wait_for(r"reconnecting in 0\.7 s", 10.0, since)
         self.sim.command("mute 0")
