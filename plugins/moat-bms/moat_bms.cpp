@@ -141,6 +141,7 @@ private:
         for (;;) {
             co_await moat::sleep_for(duration_cast<moat::Duration>(duration<double>(options_.work_save_s)));
             battery_.save_work();
+            ctx_.fault_point("save");  // a test's plugin failure: the safe state before the restart
         }
     }
 

@@ -53,6 +53,7 @@ class BatteryHost(HostTestCase):
     CELLS = 16
     SIM_ARGS = ()
     EXTRA = ""
+    ENV = None
 
     def setUp(self):
         super().setUp()
@@ -71,7 +72,7 @@ class BatteryHost(HostTestCase):
             """ + self.EXTRA, plugin_dir=PLUGINS)
         self.client = TimedClient(self.bus.address)
         self.addCleanup(self.client.close)
-        self.host = self.start_host(config)
+        self.host = self.start_host(config, env=dict(os.environ, **self.ENV) if self.ENV else None)
         self.host.wait_for(r"\[moat-bms/battery\].*com\.victronenergy\.battery\.batt registered", 30.0)
         self.until_items("both directions allowed", lambda i: i["/Io/AllowToCharge"] == 1 and i["/Io/AllowToDischarge"] == 1, 10)
 
@@ -100,7 +101,7 @@ class BatteryHost(HostTestCase):
         self.assertFalse(invalid(i["/Info/MaxChargeVoltage"]), "MaxChargeVoltage stays valid (DVCC applies the zeros)")
         self.assertFalse(invalid(i["/Info/BatteryLowVoltage"]))
 
-    def wait_for_s(self, since, what, deadline, still_there=True):
+    def wait_for_s(self, since, what, deadline, still_there=True, timed=True):
         """The first ItemsChanged after `since` that carries S as a whole; returns its delay."""
         def found():
             self.client.pump(timeout=0.05)
@@ -117,8 +118,9 @@ class BatteryHost(HostTestCase):
         for p in S_INVALID:
             self.assertTrue(invalid(c.get(p, [1])), f"{p} invalid in the same ItemsChanged: {c!r}")
         delay = at - since
-        report(what, delay, deadline)
-        self.assertLessEqual(delay, deadline + 1.0, what)
+        if timed:
+            report(what, delay, deadline)
+            self.assertLessEqual(delay, deadline + 1.0, what)
         if still_there:
             self.assert_safe(self.items())
         return delay
@@ -250,6 +252,89 @@ class CellLimits(BatteryHost):
         self.assertEqual(i["/Io/AllowToCharge"], 1, "charging untouched")
         self.sim.command("voltage 7 3.3")
         self.until_items("discharging allowed again", lambda i: i["/Io/AllowToDischarge"] == 1, 10)
+
+
+class LinkLossWithTheQuirks2022(LinkLoss):
+    """The same faults against the 2022 controller (keepalive never trips, info every check)."""
+    SIM_ARGS = ("--quirks",)
+
+
+class ControllerReset(BatteryHost):
+    def test_a_soft_reset(self):
+        since = self.mark()
+        self.sim.command("reset 1")
+        self.wait_for_s(since, "controller soft reset (link false)", 5.0)
+        self.recovers()
+
+    def test_a_hard_reset(self):
+        since = self.mark()
+        self.sim.command("reset 2")
+        self.wait_for_s(since, "controller hard reset (port gone, a new pty)", 5.0)
+        self.recovers()
+
+
+class PackAndTemperature(BatteryHost):
+    def test_pack_high_blocks_charging_then_trips(self):
+        pack = float(self.bms("/bms/0", "GetVoltages")["bms"])
+        since = self.mark()
+        self.sim.command(f"u_gain {57.9 / pack:.5f}")  # 57.9 V: above umax_p, below batt.u.max 58
+        i = self.until_items("charging blocked", lambda i: i["/Io/AllowToCharge"] == 0, 10)
+        report("pack high: charging blocked", time.monotonic() - since, 5.0 + 1)
+        self.assertEqual(i["/Io/AllowToDischarge"], 1, "discharging untouched")
+        self.assertEqual(i["/Alarms/HighVoltage"], 1)
+        self.sim.command("u_gain 1")
+        self.until_items("charging allowed again", lambda i: i["/Io/AllowToCharge"] == 1, 10)
+        self.sim.command("u_gain 1.12")  # 59.1 V: a trip
+        i = self.until_items("the trip", lambda i: i["/Alarms/HighVoltage"] == 2 and i["/Io/AllowToDischarge"] == 0, 10)
+        self.host.wait_for(r"trip: pack .* batt\.u\.max", 5.0)
+        self.sim.command("u_gain 1")
+        self.wait_until("the pack reads normal again", lambda: float(self.bms("/bms/0", "GetVoltages")["bms"]) < 55, 10, self.host)
+        self.assertTrue(self.bms("/bms/0", "ReleaseRelay"))
+        self.recovers()
+
+    def test_pack_low_blocks_discharging(self):
+        self.sim.command("u_gain 0.81")  # 42.8 V: below umin_p, above batt.u.min 41.6
+        i = self.until_items("discharging blocked", lambda i: i["/Io/AllowToDischarge"] == 0, 10)
+        self.assertEqual(i["/Io/AllowToCharge"], 1, "charging untouched")
+        self.assertEqual(i["/Alarms/LowVoltage"], 1)
+        self.sim.command("u_gain 1")
+        self.recovers()
+
+    def test_temperature(self):
+        since = self.mark()
+        self.sim.command("traw 4 729")  # 47 °C: above cell.batt.max 45
+        i = self.until_items("charging blocked", lambda i: i["/Io/AllowToCharge"] == 0, 15)
+        report("cell at 47 °C: charging blocked", time.monotonic() - since, 5.0 + 1)
+        self.assertEqual(i["/Io/AllowToDischarge"], 1, "discharging untouched")
+        self.assertAlmostEqual(float(i["/System/MaxCellTemperature"]), 47.0, delta=0.6)
+        self.assertEqual(str(i["/System/MaxTemperatureCellId"]), "4")
+        self.sim.command("traw 4 768")  # 52 °C: more than 5 °C above: no discharging either
+        self.until_items("discharging blocked", lambda i: i["/Io/AllowToDischarge"] == 0, 15)
+        self.assertEqual(self.items()["/Connected"], 1, "no trip, not the safe state")
+        self.sim.command("traw 4 512")  # 25 °C
+        self.recovers()
+
+    def test_relay_off_blocks_both_directions(self):
+        self.assertTrue(self.bms("/bms/0", "ForceRelay", False, signature="b"))
+        i = self.until_items("both blocked", lambda i: i["/Io/AllowToCharge"] == 0 and i["/Io/AllowToDischarge"] == 0, 10)
+        self.assertEqual(i["/Connected"], 1, "not the safe state: the battery is there, its relay is open")
+        self.wait_until("the relay reported off", lambda: tuple(self.bms("/bms/0", "GetRelayState")) == (False, True), 10, self.host)
+        self.assertTrue(self.bms("/bms/0", "ReleaseRelay"))
+        self.recovers()
+
+
+class PluginFailure(BatteryHost):
+    """An exception escaping the plugin: S through the host's safe-state path, then the restart."""
+    EXTRA = "work_save_s = 1\n"
+    ENV = {"MOAT_FAULT": "moat-bms:save@10"}
+
+    def test_s_before_the_restart(self):
+        since = self.mark()
+        self.host.wait_for(r"injected fault", 10.0)
+        self.wait_for_s(since, "plugin exception", 15.0, still_there=False, timed=False)
+        self.host.wait_for(r"\[moat-bms\].*safe state reached", 5.0)
+        self.host.wait_for(r"com\.victronenergy\.battery\.batt released", 5.0)
+        self.host.wait_for_count(r"com\.victronenergy\.battery\.batt registered", 2, 30.0)  # the restarted instance
 
 
 class NameTaken(HostTestCase):
