@@ -18,7 +18,7 @@ import sys
 import time
 import unittest
 
-from moattest import BusClient, HostTestCase, toml_string
+from moattest import BusClient, HostTestCase, env_without_bus, run_host, toml_string
 from test_moat_bms import PLUGINS, BmsSim
 
 BATTERY = "com.victronenergy.battery.batt"
@@ -354,6 +354,55 @@ class NameTaken(HostTestCase):
             """, plugin_dir=PLUGINS)
         host = self.start_host(config)
         host.wait_for(r"com\.victronenergy\.battery\.batt is already owned by :1\.\d+", 30.0)
+
+
+class ConfigErrors(HostTestCase):
+    """--check-config finds the battery keys' errors with file, line and key."""
+
+    def check(self, body):
+        path = self.write_config(body, plugin_dir=PLUGINS)
+        rc, out, err = run_host(["--check-config", path], env=env_without_bus())
+        return rc, path, err
+
+    def test_staleness_below_three_poll_intervals(self):
+        rc, path, err = self.check("""
+            [moat-bms]
+            device = "/dev/ttyACM0"
+            stale_cell_s = 5
+            """)
+        self.assertEqual(rc, 3, err)
+        self.assertRegex(err, os.path.basename(path) + r":\d+: \[moat-bms\] .*stale_cell_s.*below 3 × t\.cellvoltage")
+
+    def test_an_override_that_is_no_number(self):
+        rc, path, err = self.check("""
+            [moat-bms]
+            device = "/dev/ttyACM0"
+            [moat-bms.config.batt.cell.u.lim]
+            max = nan
+            """)
+        self.assertEqual(rc, 3, err)
+        self.assertRegex(err, os.path.basename(path) + r":\d+: \[moat-bms\] .*config\.batt\.cell\.u\.lim\.max.*finite")
+
+    def test_a_local_configuration_is_checked_whole(self):
+        rc, path, err = self.check("""
+            [moat-bms]
+            device = "/dev/ttyACM0"
+            config_source = "local"
+            [moat-bms.config.batt.batt]
+            n = 40
+            """)
+        self.assertEqual(rc, 3, err)
+        self.assertRegex(err, os.path.basename(path) + r":\d+: \[moat-bms\] config\.batt\.batt\.n: ")
+        self.assertIn("'batt.cell.u.max': missing (required)", err)
+
+    def test_a_good_configuration(self):
+        rc, path, err = self.check("""
+            [moat-bms]
+            device = "/dev/ttyACM0"
+            [moat-bms.config.batt.cell.u.lim]
+            max = 3.45
+            """)
+        self.assertEqual(rc, 0, err)
 
 
 if __name__ == "__main__":
