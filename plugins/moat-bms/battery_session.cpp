@@ -221,6 +221,19 @@ Task<void> run_battery_session(LinkSession& s, BmsBattery& b, const Config& conf
             }
         }
     };
+    auto config_loop = [&]() -> Task<void> {
+        for (;;) {
+            co_await b.config_wake.wait();
+            b.config_wake.clear();
+            while (!b.config_writes.empty()) {
+                auto [delta, mode] = std::move(b.config_writes.front());
+                b.config_writes.pop_front();
+                auto call = s.client.update_config(delta, mode);
+                co_await call;
+                log.info("controller configuration changed{}: {}", mode == 1 ? " and stored" : "", delta.dump(200));
+            }
+        }
+    };
     auto balance_loop = [&]() -> Task<void> {
         FailureLog failures(log, "balancing");
         for (;;) {
@@ -275,6 +288,7 @@ Task<void> run_battery_session(LinkSession& s, BmsBattery& b, const Config& conf
         g.spawn(cell_loop(), "moat-bms cells");
         g.spawn(temp_loop(), "moat-bms temperatures");
         g.spawn(relay_loop(), "moat-bms relay");
+        g.spawn(config_loop(), "moat-bms config writes");
         co_await balance_loop();
     };
     co_await with_group(all);

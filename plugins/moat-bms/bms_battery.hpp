@@ -21,6 +21,7 @@
 #include "battery.hpp"
 #include "battery_service.hpp"
 #include "cell_packet.hpp"
+#include "msgpack.hpp"
 
 namespace moat::bms {
 
@@ -48,6 +49,14 @@ public:
     void request_relay(std::optional<bool> on) {
         relay_requests.push_back(on);
         relay_wake.set();
+    }
+    /// Configuration deltas for the controller (`sys.cfg`, rooted at its
+    /// top), sent in order by the session; mode 1 also stores them.
+    std::deque<std::pair<msgpack::Value, int>> config_writes;
+    Event config_wake;
+    void write_config(msgpack::Value delta, int mode) {
+        config_writes.emplace_back(std::move(delta), mode);
+        config_wake.set();
     }
     /// Set the first time the model is ready and not safe (the name may be requested).
     Event ready;

@@ -5,6 +5,7 @@
 #include <fmt/format.h>
 
 #include "balancing.hpp"
+#include "calibration.hpp"
 #include "config_merge.hpp"
 
 namespace moat::bms {
@@ -75,6 +76,31 @@ LinkSession& BmsObjects::session() const
 {
     if (!session_) throw error("LinkDown", "the link to the controller is down");
     return *session_;
+}
+
+double BmsObjects::key_or(const std::string& key, double fallback) const
+{
+    const LinkSession& s = session();
+    const auto* v = config_at(s.config, s.app + "." + key);
+    return v && v->number() ? *v->number() : fallback;
+}
+
+void BmsObjects::set_key(const std::string& key, double value)
+{
+    const LinkSession& s = session();
+    // {app: {a: {b: value}}} from "a.b"
+    msgpack::Value delta(value);
+    std::string path = s.app + "." + key;
+    for (auto dot = path.rfind('.'); dot != std::string::npos; dot = path.rfind('.')) {
+        msgpack::Value up(msgpack::Map{});
+        up.set(path.substr(dot + 1), std::move(delta));
+        delta = std::move(up);
+        path.resize(dot);
+    }
+    msgpack::Value top(msgpack::Map{});
+    top.set(path, std::move(delta));
+    battery_.write_config(std::move(top), battery_.options().persist_changes ? 1 : 0);
+    log_.info("{} = {:.6g} (sent to the controller)", key, value);
 }
 
 int BmsObjects::cells() const { return battery_.model() ? battery_.model()->config().n : 0; }
@@ -204,6 +230,36 @@ void BmsObjects::add_battery(DBusObject& o)
         battery_.request_relay(std::nullopt);
         log_.info("ReleaseRelay: trips cleared, the relay back to the controller");
         return std::vector<Value>{true};
+    });
+    // Calibration: the new value from the latest reading, sent to the controller
+    // (and stored there with persist_changes); refusals as InvalidArgument.
+    auto calibrate = [this](const char* key, const Calibrated& c) {
+        if (const auto* why = std::get_if<std::string>(&c)) throw error("InvalidArgument", *why);
+        set_key(key, std::get<double>(c));
+        return std::vector<Value>{true};
+    };
+    o.add_method(interface, "SetVoltage", "d", "b", [this, calibrate](const std::vector<Value>& a) {
+        const double ref = finite(a.at(0), "voltage");
+        auto p = model().pack();
+        return calibrate("batt.u.scale", calibrate_scale(key_or("batt.u.scale", 1), key_or("batt.u.offset", 0),
+                                                         p ? std::optional(p->volts) : std::nullopt, ref, 1.0));
+    });
+    o.add_method(interface, "SetCurrent", "d", "b", [this, calibrate](const std::vector<Value>& a) {
+        const double ref = finite(a.at(0), "current");
+        auto p = model().pack();
+        return calibrate("batt.i.scale", calibrate_scale(key_or("batt.i.scale", 1), key_or("batt.i.offset", 0),
+                                                         p ? std::optional(p->amps) : std::nullopt, ref, 1.0));
+    });
+    o.add_method(interface, "SetCurrentOffset", "d", "b", [this](const std::vector<Value>& a) {
+        const double offset = finite(a.at(0), "offset");
+        session();
+        set_key("batt.i.offset", offset);
+        return std::vector<Value>{true};
+    });
+    o.add_method(interface, "SetExternalVoltage", "d", "b", [this, calibrate](const std::vector<Value>& a) {
+        const double ref = finite(a.at(0), "voltage");
+        auto cells = model().outputs().cells;
+        return calibrate("cell.u.corr", external_correction(cells ? std::optional(cells->sum) : std::nullopt, ref));
     });
     o.add_method(interface, "GetRelayState", "", "bb", [this](const auto&) {
         session();

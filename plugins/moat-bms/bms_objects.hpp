@@ -6,7 +6,9 @@
 // The SDK's exported methods answer synchronously: the "live" methods
 // (GetRelayState, a cell's GetVoltage, GetWork with poll) answer from the
 // latest periodic readings, and writes to the controller (rly, the ring) are
-// queued on the session and answered at once.
+// queued on the session and answered at once (SetVoltage, SetCurrent,
+// SetCurrentOffset and SetExternalVoltage compute the new value from the
+// latest reading at once, then queue its write).
 #pragma once
 
 #include <memory>
@@ -45,6 +47,10 @@ private:
     battery::Battery& model() const;
     LinkSession& session() const;
     int cells() const;
+    /// A number of the controller's app configuration (`batt.u.scale`).
+    double key_or(const std::string& key, double fallback) const;
+    /// Send `app.key = value` to the controller (stored when persist_changes).
+    void set_key(const std::string& key, double value);
 
     Loop& loop_;
     Bus& bus_;

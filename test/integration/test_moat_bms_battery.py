@@ -184,6 +184,28 @@ class BatteryService(BatteryHost):
         self.assertFalse(self.bms("/bms/0/3", "SetBalanceVoltage", 4.0, signature="d"), "above the cell: refused")
         self.assertEqual(self.bms("/bms/0/3", "GetBalanceVoltage"), 0.0)
 
+    def test_calibration(self):
+        scale = float(self.bms("/bms", "GetConfig")["batt"]["u"]["scale"])
+        pack = float(self.bms("/bms/0", "GetVoltages")["bms"])
+        # A reference 2 % above the reading: the scale grows by 2 % on the controller (and is stored).
+        self.assertTrue(self.bms("/bms/0", "SetVoltage", pack * 1.02, signature="d"))
+        self.wait_until("the new scale in the controller's configuration",
+                        lambda: abs(float(self.bms("/bms", "GetConfig")["batt"]["u"]["scale"]) - scale * 1.02) < scale * 1e-4, 10, self.host)
+        self.host.wait_for(r"controller configuration changed and stored", 5.0)
+        # A factor outside [0.5, 2]: refused, nothing changed.
+        self.assertEqual(self.client.error_name("/bms/0", "SetVoltage", pack * 3, signature="d", iface=BMS, dest=BATTERY),
+                         "org.m_o_a_t.bms.Error.InvalidArgument")
+        # No current flows: |reading - offset| < 1 A, refused.
+        self.assertEqual(self.client.error_name("/bms/0", "SetCurrent", 10.0, signature="d", iface=BMS, dest=BATTERY),
+                         "org.m_o_a_t.bms.Error.InvalidArgument")
+        self.assertTrue(self.bms("/bms/0", "SetCurrentOffset", 0.25, signature="d"))
+        self.wait_until("the current offset", lambda: float(self.bms("/bms/0", "GetCurrentOffset")) == 0.25, 10, self.host)
+        # The installation procedure's calls through gdbus (introspection gives it the signatures).
+        out = subprocess.run(["gdbus", "call", "--address", self.bus.address, "--dest", BATTERY, "--object-path", "/bms/0",
+                              "--method", "org.m_o_a_t.bms.GetWork", "true", "true"], capture_output=True, text=True, timeout=10)
+        self.assertEqual(out.returncode, 0, out.stderr)
+        self.assertIn("'sum'", out.stdout)
+
     def test_the_energy_record_is_saved_on_stop(self):
         since = self.mark()
         self.host.signal(signal.SIGTERM)
