@@ -217,33 +217,6 @@ class BatteryService(BatteryHost):
             self.assertTrue(f.read().startswith("moat-bms-work 1 "))
 
 
-class LinkLoss(BatteryHost):
-    def test_a_silent_device(self):
-        since = self.mark()
-        self.sim.command("mute 1")
-        self.wait_for_s(since, "silent device (info timeout)", 5.0)
-        self.sim.command("mute 0")
-        self.recovers()
-
-    def test_end_of_file(self):
-        since = self.mark()
-        self.sim.command("eof")
-        self.wait_for_s(since, "end of file / port gone", 5.0)
-        self.recovers()
-
-    def test_a_dead_ring_is_stale_cells(self):
-        since = self.mark()
-        self.sim.command("dead 1")
-        self.wait_for_s(since, "dead ring (stale cells)", 15.0)
-        self.sim.command("dead 0")
-        self.recovers()
-
-    def test_a_raw_zero_cell_is_stale(self):
-        since = self.mark()
-        self.sim.command("vraw 5 0")
-        self.wait_for_s(since, "one cell reads raw 0 (stale cell)", 15.0)
-
-
 class CellLimits(BatteryHost):
     def test_cell_high_blocks_charging_then_trips(self):
         since = self.mark()
@@ -274,25 +247,6 @@ class CellLimits(BatteryHost):
         self.assertEqual(i["/Io/AllowToCharge"], 1, "charging untouched")
         self.sim.command("voltage 7 3.3")
         self.until_items("discharging allowed again", lambda i: i["/Io/AllowToDischarge"] == 1, 10)
-
-
-class LinkLossWithTheQuirks2022(LinkLoss):
-    """The same faults against the 2022 controller (keepalive never trips, info every check)."""
-    SIM_ARGS = ("--quirks",)
-
-
-class ControllerReset(BatteryHost):
-    def test_a_soft_reset(self):
-        since = self.mark()
-        self.sim.command("reset 1")
-        self.wait_for_s(since, "controller soft reset (link false)", 5.0)
-        self.recovers()
-
-    def test_a_hard_reset(self):
-        since = self.mark()
-        self.sim.command("reset 2")
-        self.wait_for_s(since, "controller hard reset (port gone, a new pty)", 5.0)
-        self.recovers()
 
 
 class PackAndTemperature(BatteryHost):
@@ -343,20 +297,6 @@ class PackAndTemperature(BatteryHost):
         self.wait_until("the relay reported off", lambda: tuple(self.bms("/bms/0", "GetRelayState")) == (False, True), 10, self.host)
         self.assertTrue(self.bms("/bms/0", "ReleaseRelay"))
         self.recovers()
-
-
-class PluginFailure(BatteryHost):
-    """An exception escaping the plugin: S through the host's safe-state path, then the restart."""
-    EXTRA = "work_save_s = 1\n"
-    ENV = {"MOAT_FAULT": "moat-bms:save@10"}
-
-    def test_s_before_the_restart(self):
-        since = self.mark()
-        self.host.wait_for(r"injected fault", 10.0)
-        self.wait_for_s(since, "plugin exception", 15.0, still_there=False, timed=False)
-        self.host.wait_for(r"\[moat-bms\].*safe state reached", 5.0)
-        self.host.wait_for(r"com\.victronenergy\.battery\.batt released", 5.0)
-        self.host.wait_for_count(r"com\.victronenergy\.battery\.batt registered", 2, 30.0)  # the restarted instance
 
 
 class NameTaken(HostTestCase):
