@@ -112,6 +112,11 @@ void MoatBmsPaths::written(const Write& w)
     refresh();
 }
 
+void MoatBmsPaths::set_pack_current(double amps)
+{
+    if (device_) device_->controller().pack_current = amps;
+}
+
 void MoatBmsPaths::refresh()
 {
     auto batch = service_.batch();

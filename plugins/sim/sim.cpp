@@ -94,6 +94,11 @@ public:
         co_await with_group(serve);
     }
 
+    /// With [sim.moat_bms] battery set, the simulated battery service is not published.
+    bool replaced_by_bms(const Device& d) const {
+        return d.kind == DeviceKind::battery && cfg_.moat_bms && !cfg_.moat_bms->battery.empty();
+    }
+
     Task<void> refresh_moat_bms() {
         for (;;) {
             co_await sleep_for(std::chrono::seconds(1));
@@ -109,6 +114,7 @@ public:
         }
         make_devices();
         for (auto& d : devices_) {
+            if (replaced_by_bms(*d)) continue;  // the MoaT BMS publishes the battery
             if (d->fault == Fault::vanish) {  // configured to be away from the start
                 if (cfg_.vanish_seconds > 0) d->back_at = cfg_.vanish_seconds;
                 continue;
@@ -221,7 +227,7 @@ private:
         Published p;
         p.vebus_name = devices_.front()->name;
         p.vebus_instance = cfg_.vebus_instance;
-        p.battery_name = devices_[1]->name;
+        p.battery_name = cfg_.moat_bms && !cfg_.moat_bms->battery.empty() ? cfg_.moat_bms->battery : devices_[1]->name;
         p.battery_instance = cfg_.battery_instance;
         p.battery_product = devices_[1]->info.product_name;
         p.battery_connection = devices_[1]->info.connection;
@@ -378,6 +384,12 @@ private:
                 d->fault = Fault::none;
                 auto up = bring_up(*d);
                 co_await up;
+                continue;
+            }
+            if (replaced_by_bms(*d)) {
+                // The system reads the battery's physics; the MoaT BMS controller measures its current.
+                d->on_bus = battery_values(sys_);
+                if (bms_paths_) bms_paths_->set_pack_current(sys_.battery.current());
                 continue;
             }
             if (!d->svc || d->fault == Fault::freeze) continue;
