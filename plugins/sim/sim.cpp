@@ -77,6 +77,13 @@ public:
         server.controller.time_factor = m.time_factor;
         server.controller.seed = m.seed;
         server.controller.byte_ring = m.byte_ring;
+        if (m.baud != 2400) {  // the ring's speed is the controller's ser.baud
+            auto cfg = bms::sim::default_device_config(m.cells);
+            if (auto* top = cfg.map())
+                for (auto& [key, value] : *top)
+                    if (key == "ser") value.set("baud", m.baud);
+            server.controller.device_config = std::move(cfg);
+        }
         server.options.float32 = m.float32;
         server.options.guarded = !m.unix_socket;
         // /Sim/MoatBms/...: the controller's faults and observables on D-Bus.
@@ -114,7 +121,10 @@ public:
         }
         make_devices();
         for (auto& d : devices_) {
-            if (replaced_by_bms(*d)) continue;  // the MoaT BMS publishes the battery
+            if (replaced_by_bms(*d)) {  // the MoaT BMS publishes the battery; the system reads its physics
+                d->on_bus = battery_values(sys_);
+                continue;
+            }
             if (d->fault == Fault::vanish) {  // configured to be away from the start
                 if (cfg_.vanish_seconds > 0) d->back_at = cfg_.vanish_seconds;
                 continue;
@@ -178,7 +188,8 @@ private:
 
     std::string names() const {
         std::string s;
-        for (auto& d : devices_) s += (s.empty() ? "" : ", ") + d->name;
+        for (auto& d : devices_)
+            if (!replaced_by_bms(*d)) s += (s.empty() ? "" : ", ") + d->name;
         return s;
     }
 

@@ -1,4 +1,5 @@
-"""The MoaT BMS in the demo, as the README shows it: the demo's system selects
+"""The MoaT BMS in the demo, as the README shows it: a copy of
+config/demo.toml with the README's two tables appended; the system selects
 com.victronenergy.battery.batt; killing the simulated cell ring with gdbus
 drops the limits to 0 within the stale-cell deadline, and they come back."""
 
@@ -7,7 +8,7 @@ import subprocess
 import time
 import unittest
 
-from moattest import HostProcess, HostTestCase, env_without_bus
+from moattest import SOURCE_DIR, HostProcess, HostTestCase, env_without_bus
 
 BATTERY = "com.victronenergy.battery.batt"
 
@@ -18,7 +19,13 @@ class MoatBmsDemoTest(HostTestCase):
         super().setUp()
         self.env = env_without_bus()
         self.env["XDG_RUNTIME_DIR"] = self.tmp
-        self.host = HostProcess(["--demo"], log_path=os.path.join(self.tmp, "demo.log"), env=self.env)
+        readme = open(os.path.join(SOURCE_DIR, "README.md")).read()
+        tables = readme.split("    [sim.moat_bms]\n", 1)[1].split("\n\n", 2)
+        tables = "[sim.moat_bms]\n" + tables[0] + "\n\n" + tables[1] + "\n"
+        config = os.path.join(self.tmp, "demo.toml")
+        with open(config, "w") as f:
+            f.write(open(os.path.join(SOURCE_DIR, "config", "demo.toml")).read() + "\n" + tables.replace("\n    ", "\n"))
+        self.host = HostProcess(["--demo", "--config", config], log_path=os.path.join(self.tmp, "demo.log"), env=self.env)
         self.addCleanup(self.host.stop)
         self.host.wait_for(r"com\.victronenergy\.battery\.batt registered", 40)
         with open(os.path.join(self.tmp, "moat-victron", "demo-bus")) as f:
