@@ -22,7 +22,7 @@ const FaultPath fault_paths[] = {
     {"/Sim/MoatBms/Duplicate", "duplicate", 0},   {"/Sim/MoatBms/Reorder", "reorder", 0},
     {"/Sim/MoatBms/Flood", "flood", 0},           {"/Sim/MoatBms/Modules", "modules", Value()},
     {"/Sim/MoatBms/Current", "current", 0.0},     {"/Sim/MoatBms/LoseWork", "lose_work", 0},
-    {"/Sim/MoatBms/OmitMplexCfg", "omit_mplex_cfg", 0},
+    {"/Sim/MoatBms/OmitMplexCfg", "omit_mplex_cfg", 0}, {"/Sim/MoatBms/VoltageGain", "u_gain", 1.0},
 };
 
 /// Per-cell writable paths: suffix → command word (the cell index goes first).
@@ -110,6 +110,11 @@ void MoatBmsPaths::written(const Write& w)
     }
     if (answer != "ok") log_.warning("{} = {}: {}", w.path, v, answer);
     refresh();
+}
+
+void MoatBmsPaths::set_pack_current(double amps)
+{
+    if (device_) device_->controller().pack_current = amps;
 }
 
 void MoatBmsPaths::refresh()

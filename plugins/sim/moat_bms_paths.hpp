@@ -27,6 +27,8 @@ public:
     Event* reopen = nullptr;
     /// Update the observables from the device.
     void refresh();
+    /// The true pack current (A, + = charging) the controller measures while its relay is closed.
+    void set_pack_current(double amps);
 
 private:
     void written(const Write& w);

@@ -77,6 +77,13 @@ public:
         server.controller.time_factor = m.time_factor;
         server.controller.seed = m.seed;
         server.controller.byte_ring = m.byte_ring;
+        if (m.baud != 2400) {  // the ring's speed is the controller's ser.baud
+            auto cfg = bms::sim::default_device_config(m.cells);
+            if (auto* top = cfg.map())
+                for (auto& [key, value] : *top)
+                    if (key == "ser") value.set("baud", m.baud);
+            server.controller.device_config = std::move(cfg);
+        }
         server.options.float32 = m.float32;
         server.options.guarded = !m.unix_socket;
         // /Sim/MoatBms/...: the controller's faults and observables on D-Bus.
@@ -94,6 +101,11 @@ public:
         co_await with_group(serve);
     }
 
+    /// With [sim.moat_bms] battery set, the simulated battery service is not published.
+    bool replaced_by_bms(const Device& d) const {
+        return d.kind == DeviceKind::battery && cfg_.moat_bms && !cfg_.moat_bms->battery.empty();
+    }
+
     Task<void> refresh_moat_bms() {
         for (;;) {
             co_await sleep_for(std::chrono::seconds(1));
@@ -109,6 +121,10 @@ public:
         }
         make_devices();
         for (auto& d : devices_) {
+            if (replaced_by_bms(*d)) {  // the MoaT BMS publishes the battery; the system reads its physics
+                d->on_bus = battery_values(sys_);
+                continue;
+            }
             if (d->fault == Fault::vanish) {  // configured to be away from the start
                 if (cfg_.vanish_seconds > 0) d->back_at = cfg_.vanish_seconds;
                 continue;
@@ -172,7 +188,8 @@ private:
 
     std::string names() const {
         std::string s;
-        for (auto& d : devices_) s += (s.empty() ? "" : ", ") + d->name;
+        for (auto& d : devices_)
+            if (!replaced_by_bms(*d)) s += (s.empty() ? "" : ", ") + d->name;
         return s;
     }
 
@@ -221,7 +238,7 @@ private:
         Published p;
         p.vebus_name = devices_.front()->name;
         p.vebus_instance = cfg_.vebus_instance;
-        p.battery_name = devices_[1]->name;
+        p.battery_name = cfg_.moat_bms && !cfg_.moat_bms->battery.empty() ? cfg_.moat_bms->battery : devices_[1]->name;
         p.battery_instance = cfg_.battery_instance;
         p.battery_product = devices_[1]->info.product_name;
         p.battery_connection = devices_[1]->info.connection;
@@ -378,6 +395,12 @@ private:
                 d->fault = Fault::none;
                 auto up = bring_up(*d);
                 co_await up;
+                continue;
+            }
+            if (replaced_by_bms(*d)) {
+                // The system reads the battery's physics; the MoaT BMS controller measures its current.
+                d->on_bus = battery_values(sys_);
+                if (bms_paths_) bms_paths_->set_pack_current(sys_.battery.current());
                 continue;
             }
             if (!d->svc || d->fault == Fault::freeze) continue;

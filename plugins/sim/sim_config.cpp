@@ -41,6 +41,10 @@ const ConfigKey moat_bms_keys[] = {
     {"byte_ring", K::boolean, "false", "SerialPacker frames on the simulated ring: a lost packet is a CRC error the controller counts"},
     {"time_factor", K::number, "1.0", "the controller's time runs this many times faster", 0.01, 1000},
     {"seed", K::integer, "1", "seed of the simulated ring's random faults", 0, 4294967295.0},
+    {"baud", K::integer, "2400", "the cell ring's baud rate (ser.baud of the controller's configuration)", 300, 115200},
+    {"battery", K::string, "\"\"", "the system's battery is this controller's, as a moat-bms instance publishes it "
+     "(e.g. com.victronenergy.battery.batt): the simulated battery service is not published, the system selects this one, "
+     "and the controller's pack current follows the simulated battery's current (\"\": a controller beside the simulated battery)"},
 };
 
 const ConfigKey vebus_keys[] = {
@@ -246,6 +250,10 @@ SimConfig parse_config(const Config& config) {
         m.byte_ring = mb.get_bool("byte_ring");
         m.time_factor = mb.get_number("time_factor");
         m.seed = static_cast<std::uint32_t>(mb.get_int("seed"));
+        m.battery = mb.get_string("battery");
+        m.baud = static_cast<int>(mb.get_int("baud"));
+        if (!m.battery.empty() && !m.battery.starts_with("com.victronenergy.battery."))
+            config.fail("moat_bms", fmt::format("key 'battery': a com.victronenergy.battery.* name, not '{}'", m.battery));
         out.moat_bms = m;
     }
 

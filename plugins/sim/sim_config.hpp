@@ -39,6 +39,8 @@ struct MoatBmsSim {
     bool quirks_2022 = false, float32 = true, byte_ring = false;
     double time_factor = 1.0;
     std::uint32_t seed = 1;
+    int baud = 2400;            ///< the ring's ser.baud
+    std::string battery;        ///< set: the system's battery is the controller's, published under this name
 };
 
 struct SimConfig {

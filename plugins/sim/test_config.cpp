@@ -106,3 +106,13 @@ TEST_CASE("system = false leaves the system service to Victron's systemcalc", "[
     CHECK_THAT(error_of("[sim]\nsystem = false\nfaults = { system = \"freeze\" }\n"),
                Catch::Contains("no simulated system service"));
 }
+
+TEST_CASE("moat_bms.battery names the battery service the system selects", "[sim][config]") {
+    auto c = parse_config(load("[sim]\n[sim.moat_bms]\nenabled = true\nlink = \"pty:/tmp/x\"\n"
+                               "battery = \"com.victronenergy.battery.batt\"\n"));
+    REQUIRE(c.moat_bms);
+    CHECK(c.moat_bms->battery == "com.victronenergy.battery.batt");
+    CHECK(parse_config(load("[sim]\n[sim.moat_bms]\nenabled = true\nlink = \"pty:/tmp/x\"\n")).moat_bms->battery.empty());
+    CHECK(error_of("[sim]\n[sim.moat_bms]\nenabled = true\nlink = \"pty:/tmp/x\"\nbattery = \"batt\"\n")
+              .find("key 'battery': a com.victronenergy.battery.* name, not 'batt'") != std::string::npos);
+}

@@ -82,7 +82,7 @@ class MoatBmsHost(HostTestCase):
     def test_session_order_in_the_simulators_log(self):
         self.host.wait_for(r"\[moat-bms\].*ring: 16 modules", 10.0)
         req = self.wait_until("the info long poll in the simulator's log",
-                              lambda: (lambda r: r if "batt.info" in r else None)(self.sim.requests()), 10.0, self.host)
+                              lambda: (lambda r: r if "batt.info" in r[10:] else None)(self.sim.requests()), 10.0, self.host)
         self.assertEqual(req[:3], ["sys.cfg", "sys.test", "sys.is_up"], req)
         # Then the energy left over (info with reset), the battery's start-up
         # sequence on the ring (size, Identify, balance levels, settings, PID),

@@ -7,7 +7,7 @@ namespace moat::bms::sim {
 const char* const command_help =
     "mute 0|1, dead 0|1, invalid N, drop_nth K, drop_p P, seen 0|1, garbage 0|1, truncate 0|1, duplicate 0|1, "
     "reorder 0|1, flood N, voltage I V, vraw I RAW, traw I RAW, modules M, current A, lose_work 0|1, "
-    "omit_mplex_cfg 0|1, eof, reset 1|2 (1 soft, 2 hard: a power cycle, a new pty)";
+    "omit_mplex_cfg 0|1, u_gain G (the pack ADC reads G x the true voltage), eof, reset 1|2 (1 soft, 2 hard: a power cycle, a new pty)";
 
 std::string apply_command(SimDevice& d, const std::string& line)
 {
@@ -39,6 +39,10 @@ std::string apply_command(SimDevice& d, const std::string& line)
         if (a < 0 || a > 255) return "error modules 0..255";
         ring.resize(int(a));
     } else if (w == "current") ctl.pack_current = a;
+    else if (w == "u_gain") {
+        if (!(a > 0 && a < 10)) return "error u_gain 0..10";
+        ctl.u_gain = a;
+    }
     else if (w == "lose_work") ctl.faults.lose_next_work_push = a != 0;
     else if (w == "omit_mplex_cfg") ctl.faults.omit_mplex_cfg = a != 0;
     else if (w == "eof") return "reopen";

@@ -283,6 +283,9 @@ TEST_CASE("sim commands switch faults and overrides, and refuse what they do not
     CHECK(d.controller().ring().modules().size() == 4);
     CHECK(apply_command(d, "lose_work 1") == "ok");
     CHECK(d.controller().faults.lose_next_work_push);
+    CHECK(apply_command(d, "u_gain 1.2") == "ok");
+    CHECK(d.controller().u_gain == 1.2);
+    CHECK(apply_command(d, "u_gain 0") == "error u_gain 0..10");
     CHECK(apply_command(d, "eof") == "reopen");
     CHECK(apply_command(d, "explode") == "error unknown command 'explode'");
 }
