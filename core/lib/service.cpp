@@ -54,12 +54,13 @@ namespace {
 
 /// `seen`: the count when written() was called (the task starts later).
 Task<Value> wait_written(std::shared_ptr<Item::Waiters> w, std::string path, std::uint64_t seen) {
-    while (w->writes == seen) {
+    auto& writes = w->writes();
+    while (writes.count == seen) {
         if (w->removed) throw ItemRemoved(fmt::format("item {} was removed", path));
-        w->event.clear();
-        co_await w->event.wait();
+        writes.event.clear();
+        co_await writes.event.wait();
     }
-    co_return w->last;
+    co_return writes.last;
 }
 
 Task<Write> next_write(std::shared_ptr<WriteStream::State> s) {
@@ -90,7 +91,7 @@ Item::Item(Service& service, std::string path, Value value, ItemOptions options)
 
 Item::~Item() {
     waiters_->removed = true;
-    waiters_->event.set();
+    if (waiters_->has_writes()) waiters_->writes().event.set();
 }
 
 std::string Item::text() const {
@@ -126,7 +127,7 @@ void Item::reset() {
     set(*options_.default_value());
 }
 
-Task<Value> Item::written() { return wait_written(waiters_, path_, waiters_->writes); }
+Task<Value> Item::written() { return wait_written(waiters_, path_, waiters_->writes().count); }
 
 void Item::set_options(ItemOptions options) {
     // Calls and Introspect consult the options as they come: nothing to re-register.
@@ -417,9 +418,10 @@ void Service::write_accepted(Item& item, Value old_value, const std::string& sen
     }
     else log_.debug("{}: {} rewritten by {}: {:r}", name_, item.path_, sender, item.value_);
     Write w{item.path_, std::move(old_value), item.value_, sender, changed};
-    item.waiters_->last = item.value_;
-    ++item.waiters_->writes;
-    item.waiters_->event.set();
+    auto& writes = item.waiters_->writes();
+    writes.last = item.value_;
+    ++writes.count;
+    writes.event.set();
     for (auto& weak : streams_)
         if (auto s = weak.lock()) {
             s->queue.push_back(w);
@@ -456,7 +458,7 @@ void Service::handle_set_value(Item& item, sdbus::MethodCall& call) {
     // A refused write is logged at info once per item and reason (later ones
     // at debug): a user sees why another program's write did not take.
     auto refuse = [&](std::int32_t code, std::string_view reason) {
-        const bool first = item.waiters_->refusals_logged.emplace(reason).second;
+        const bool first = item.waiters_->writes().refusals_logged.emplace(reason).second;
         log_.log(first ? LogLevel::info : LogLevel::debug, "{}: write of {:r} to {} by {} refused with {}: {}{}", name_,
                  written, item.path_, call.getSender(), code, reason,
                  first ? "; further refusals for this reason are logged at debug" : "");

@@ -16,6 +16,7 @@
 #include <systemd/sd-bus.h>
 
 #include <deque>
+#include <memory>
 #include <set>
 #include <string>
 
@@ -23,19 +24,33 @@
 
 namespace moat {
 
+/// Per-item state the public header leaves to the implementation. Kept
+/// small: it exists for every path, the write bookkeeping only once a
+/// remote write or a written() wait concerns the item.
 struct Item::Waiters {
-    Event event;
-    std::uint64_t writes = 0;
-    Value last;
-    bool removed = false;
-    /// Reasons a remote write was refused that were logged at info already:
-    /// once per item and reason, so that a client retrying every second does
-    /// not flood the log.
-    std::set<std::string, std::less<>> refusals_logged;
     /// The item's text, rendered once per value (GetItems and GetText on
     /// `/` read it for every item); `text_fresh` false after any change.
     std::string text;
     bool text_fresh = false;
+    bool removed = false;
+
+    struct Writes {
+        Event event;
+        std::uint64_t count = 0;
+        Value last;
+        /// Reasons a remote write was refused that were logged at info already:
+        /// once per item and reason, so that a client retrying every second does
+        /// not flood the log.
+        std::set<std::string, std::less<>> refusals_logged;
+    };
+    Writes& writes() {
+        if (!writes_) writes_ = std::make_unique<Writes>();
+        return *writes_;
+    }
+    bool has_writes() const { return bool(writes_); }
+
+private:
+    std::unique_ptr<Writes> writes_;
 };
 
 struct WriteStream::State {

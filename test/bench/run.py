@@ -212,6 +212,34 @@ def callgrind_dump(pid, pattern):
     raise RuntimeError(f"no callgrind dump appeared for {pid}")
 
 
+def instr_consumer(tmp, service_cmd, consumer_cmd, services=20, paths=100):
+    """Instructions of the consumer from exec to READY (W4 under callgrind; providers run plainly)."""
+    prefix = "com.victronenergy.battery.bench"
+    s = Session(tmp)
+    try:
+        providers = []
+        for n in range(services):
+            json_, tsv = make_catalogue(paths, tmp, instance=100 + n)
+            providers.append(s.start(service_cmd, service_env(s.bus, f"{prefix}{n}", json_, tsv, paths, workload="W4"),
+                                     f"instr-provider{n}.log"))
+        for n, p in enumerate(providers):
+            wait_owned(s.client, p, f"{prefix}{n}")
+        json_, tsv = make_catalogue(paths, tmp, instance=100)
+        env = program_env(s.bus.address, BENCH_WORKLOAD="W4", BENCH_SERVICE_PREFIX=prefix,
+                          BENCH_EXPECT_SERVICES=services, BENCH_PATHS=paths, BENCH_CATALOGUE=json_,
+                          BENCH_CATALOGUE_TSV=tsv)
+        out = os.path.join(tmp, "cg-consumer")
+        c = s.start(f"valgrind --tool=callgrind --trace-children=yes --callgrind-out-file={out}.%p {consumer_cmd}", env,
+                    "instr-consumer.log", pipe=True)
+        r, _, _ = select.select([c.proc.stdout], [], [], 600)
+        line = c.proc.stdout.readline().decode().strip() if r else ""
+        if line != f"READY {services} {services * paths}":
+            raise RuntimeError(f"instr W4: consumer said {line!r}\n{c.log()}")
+        return {"consumer_ir_to_ready": callgrind_dump(c.pid, f"{out}.{c.pid}.*")}
+    finally:
+        s.close()
+
+
 def instr(tmp, cmd, calls, changes=200, k=10):
     """Instructions of the service (callgrind): start-up to the name, per call kind, per published change."""
     res = {}
@@ -314,7 +342,7 @@ def main():
     with tempfile.TemporaryDirectory(prefix="moat-bench-") as tmp:
         for impl, (svc, con) in impls.items():
             if a.instr:
-                figures[impl] = {"instr": instr(tmp, svc, 20)}
+                figures[impl] = {"instr": {**instr(tmp, svc, 20), **instr_consumer(tmp, svc, con)}}
                 continue
             figures[impl] = {
                 "W1": median_of(runs, lambda: w1(tmp, svc, idle_s)),
@@ -341,6 +369,7 @@ def main():
         "GetValue / Ir": ("instr", "getvalue_root_svc_ir_per_call"),
         "leaf GetValue Ir": ("instr", "getvalue_leaf_svc_ir_per_call"),
         "Ir per published change": ("instr", "pub_ir_per_change"),
+        "consumer Ir to READY": ("instr", "consumer_ir_to_ready"),
     }
     doc = {"schema": 1, "runs": runs, "quick": a.quick, "commands": impls, "figures": figures, "ratios_ours_over_floor": ratios,
            "headline": {k: {"ours": figures["ours"][w][m], "floor": figures["floor"][w][m],
