@@ -1,11 +1,9 @@
 #include "moat/monitor.hpp"
 #include "bus_call.hpp"
-#include "sdbus_access.hpp"
+#include "busitem_read.hpp"
 #include "value_dbus.hpp"
-#include "value_wire.hpp"
 
 #include <algorithm>
-#include <cstring>
 #include <stdexcept>
 #include <unordered_map>
 
@@ -28,14 +26,6 @@ constexpr const char* rule_items_changed =
     "type='signal',interface='com.victronenergy.BusItem',member='ItemsChanged',path='/'";
 constexpr const char* rule_properties_changed =
     "type='signal',interface='com.victronenergy.BusItem',member='PropertiesChanged'";
-
-using Attributes = std::map<std::string, sdbus::Variant>;
-using ItemMap = std::map<std::string, Attributes>;
-
-std::optional<std::string> variant_string(const sdbus::Variant& v) {
-    if (v.containsValueOfType<std::string>()) return v.get<std::string>();
-    return std::nullopt;
-}
 
 enum Kind { change_event = 0, added_event = 1, removed_event = 2 };
 
@@ -323,105 +313,6 @@ Monitor::Item* Monitor::find(std::string_view service, std::string_view path) {
 
 namespace {
 
-using Decoded = std::pair<Value, std::optional<std::string>>;
-
-/// One entry of GetItems/ItemsChanged or the body of PropertiesChanged.
-/// Entries without a decodable Value are skipped (§10.4).
-std::optional<Decoded> decode_entry(const Attributes& attrs) {
-    auto v = attrs.find("Value");
-    if (v == attrs.end()) return std::nullopt;
-    Value value;
-    try {
-        value = from_variant(v->second);
-    } catch (const std::exception&) {
-        return std::nullopt;
-    }
-    std::optional<std::string> text;
-    if (auto t = attrs.find("Text"); t != attrs.end()) text = variant_string(t->second);
-    return std::make_pair(std::move(value), std::move(text));
-}
-
-// The hot way: GetItems replies and the change signals read straight from
-// the sd-bus message (no sdbus::Variant, itself a message, per value). A
-// message the fast reader refuses (a struct or fd in some value, a `t` above
-// INT64_MAX) is read again the sdbus-c++ way, which skips just those entries.
-
-/// Reads an `a{sv}` of attributes (Value, Text) at the read position; throws on anything unusual.
-std::optional<Decoded> read_attributes(sd_bus_message* m) {
-    std::optional<Value> value;
-    std::optional<std::string> text;
-    wire::check(sd_bus_message_enter_container(m, 'a', "{sv}"), "attributes");
-    while (wire::check(sd_bus_message_at_end(m, 0), "attributes") == 0) {
-        const char* key = nullptr;
-        wire::check(sd_bus_message_enter_container(m, 'e', "sv"), "attributes");
-        wire::check(sd_bus_message_read_basic(m, 's', &key), "attributes");
-        if (!std::strcmp(key, "Value")) {
-            value = wire::read_variant(m);
-        } else if (!std::strcmp(key, "Text") && sd_bus_message_verify_type(m, 'v', "s") > 0) {
-            const char* str = nullptr;
-            wire::check(sd_bus_message_read(m, "v", "s", &str), "attributes");
-            text = str;
-        } else {
-            wire::check(sd_bus_message_skip(m, "v"), "attributes");
-        }
-        wire::check(sd_bus_message_exit_container(m), "attributes");
-    }
-    wire::check(sd_bus_message_exit_container(m), "attributes");
-    if (!value) return std::nullopt;
-    return Decoded{std::move(*value), std::move(text)};
-}
-
-/// The entries of an `a{sa{sv}}` body (GetItems, ItemsChanged) with a
-/// decodable Value; false when the body is something else.
-bool read_items(sdbus::Message& msg, std::vector<std::pair<std::string, Decoded>>& out) {
-    sd_bus_message* m = detail::raw_message(msg);
-    const char* sig = sd_bus_message_get_signature(m, 1);
-    if (!sig || std::strcmp(sig, "a{sa{sv}}") != 0) return false;
-    try {
-        wire::check(sd_bus_message_enter_container(m, 'a', "{sa{sv}}"), "items");
-        while (wire::check(sd_bus_message_at_end(m, 0), "items") == 0) {
-            const char* path = nullptr;
-            wire::check(sd_bus_message_enter_container(m, 'e', "sa{sv}"), "items");
-            wire::check(sd_bus_message_read_basic(m, 's', &path), "items");
-            std::string p = path;
-            if (auto e = read_attributes(m)) out.emplace_back(std::move(p), std::move(*e));
-            wire::check(sd_bus_message_exit_container(m), "items");
-        }
-        return true;
-    } catch (const std::exception&) {
-        out.clear();
-    }
-    sd_bus_message_rewind(m, 1);
-    ItemMap items;
-    try {
-        msg >> items;
-    } catch (const sdbus::Error&) {
-        return false;
-    }
-    for (auto& [path, attrs] : items)
-        if (auto entry = decode_entry(attrs)) out.emplace_back(path, std::move(*entry));
-    return true;
-}
-
-/// The body of PropertiesChanged (`a{sv}`), as read_items() reads one entry.
-std::optional<Decoded> read_properties(sdbus::Message& msg) {
-    sd_bus_message* m = detail::raw_message(msg);
-    const char* sig = sd_bus_message_get_signature(m, 1);
-    if (!sig || std::strcmp(sig, "a{sv}") != 0) return std::nullopt;
-    try {
-        return read_attributes(m);
-    } catch (const std::exception&) {
-    }
-    sd_bus_message_rewind(m, 1);
-    Attributes attrs;
-    try {
-        msg >> attrs;
-    } catch (const sdbus::Error&) {
-        return std::nullopt;
-    }
-    return decode_entry(attrs);
-}
-
 } // namespace
 
 void Monitor::scan(Service& s) {
@@ -434,8 +325,8 @@ void Monitor::scan(Service& s) {
                  else scan_failed(name, id, error->getName() + ": " + error->getMessage());
                  return;
              }
-             std::vector<std::pair<std::string, Decoded>> items;
-             if (!read_items(reply, items)) {
+             std::vector<std::pair<std::string, detail::BusItemEntry>> items;
+             if (!detail::read_items(reply, items)) {
                  scan_failed(name, id, "GetItems replied with something else than a{sa{sv}}");
                  return;
              }
@@ -550,7 +441,7 @@ std::vector<std::string> Monitor::wanted_paths(const std::string& service) const
 void Monitor::on_properties_changed(sdbus::Message& msg) {
     auto [b, e] = by_owner_.equal_range(msg.getSender());
     if (b == e) return;  // not a service we follow (or not read yet)
-    auto entry = read_properties(msg);
+    auto entry = detail::read_properties(msg);
     if (!entry) return;
     const std::string path = msg.getPath();
     for (auto it = b; it != e; ++it) update(*it->second, path, entry->first, entry->second, false);
@@ -559,8 +450,8 @@ void Monitor::on_properties_changed(sdbus::Message& msg) {
 void Monitor::on_items_changed(sdbus::Message& msg) {
     auto [b, e] = by_owner_.equal_range(msg.getSender());
     if (b == e) return;
-    std::vector<std::pair<std::string, Decoded>> items;
-    if (!read_items(msg, items)) return;
+    std::vector<std::pair<std::string, detail::BusItemEntry>> items;
+    if (!detail::read_items(msg, items)) return;
     for (auto& [path, entry] : items)
         for (auto it = b; it != e; ++it) update(*it->second, path, entry.first, entry.second, false);
 }

@@ -7,7 +7,11 @@
 // service's paths are answered from the item map; signals and the hot
 // replies are written straight into sd-bus messages (value_wire.hpp). That
 // keeps the memory per path at the item itself (an sdbus-c++ object cost
-// ~2.4 KiB per path) and the cost per call near plain sd-bus's.
+// ~2.4 KiB per path) and the cost per call near plain sd-bus's. The public
+// header still declares what the object per path needed (Item::object_,
+// Node::object, root_, graveyard_, create_*_object(), register_extras(),
+// entry_of()): those stay empty or undefined until the SDK's next ABI change
+// can drop them.
 #pragma once
 
 #include "moat/service.hpp"
