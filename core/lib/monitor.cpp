@@ -1,5 +1,6 @@
 #include "moat/monitor.hpp"
 #include "bus_call.hpp"
+#include "busitem_read.hpp"
 #include "value_dbus.hpp"
 
 #include <algorithm>
@@ -25,14 +26,6 @@ constexpr const char* rule_items_changed =
     "type='signal',interface='com.victronenergy.BusItem',member='ItemsChanged',path='/'";
 constexpr const char* rule_properties_changed =
     "type='signal',interface='com.victronenergy.BusItem',member='PropertiesChanged'";
-
-using Attributes = std::map<std::string, sdbus::Variant>;
-using ItemMap = std::map<std::string, Attributes>;
-
-std::optional<std::string> variant_string(const sdbus::Variant& v) {
-    if (v.containsValueOfType<std::string>()) return v.get<std::string>();
-    return std::nullopt;
-}
 
 enum Kind { change_event = 0, added_event = 1, removed_event = 2 };
 
@@ -320,22 +313,6 @@ Monitor::Item* Monitor::find(std::string_view service, std::string_view path) {
 
 namespace {
 
-/// One entry of GetItems/ItemsChanged or the body of PropertiesChanged.
-/// Entries without a decodable Value are skipped (§10.4).
-std::optional<std::pair<Value, std::optional<std::string>>> decode_entry(const Attributes& attrs) {
-    auto v = attrs.find("Value");
-    if (v == attrs.end()) return std::nullopt;
-    Value value;
-    try {
-        value = from_variant(v->second);
-    } catch (const std::exception&) {
-        return std::nullopt;
-    }
-    std::optional<std::string> text;
-    if (auto t = attrs.find("Text"); t != attrs.end()) text = variant_string(t->second);
-    return std::make_pair(std::move(value), std::move(text));
-}
-
 } // namespace
 
 void Monitor::scan(Service& s) {
@@ -348,15 +325,12 @@ void Monitor::scan(Service& s) {
                  else scan_failed(name, id, error->getName() + ": " + error->getMessage());
                  return;
              }
-             ItemMap items;
-             try {
-                 reply >> items;
-             } catch (const sdbus::Error& e) {
+             std::vector<std::pair<std::string, detail::BusItemEntry>> items;
+             if (!detail::read_items(reply, items)) {
                  scan_failed(name, id, "GetItems replied with something else than a{sa{sv}}");
                  return;
              }
-             for (auto& [path, attrs] : items)
-                 if (auto entry = decode_entry(attrs)) update(*s, path, std::move(entry->first), std::move(entry->second), true);
+             for (auto& [path, entry] : items) update(*s, path, std::move(entry.first), std::move(entry.second), true);
              make_ready(*s);
          });
 }
@@ -467,9 +441,7 @@ std::vector<std::string> Monitor::wanted_paths(const std::string& service) const
 void Monitor::on_properties_changed(sdbus::Message& msg) {
     auto [b, e] = by_owner_.equal_range(msg.getSender());
     if (b == e) return;  // not a service we follow (or not read yet)
-    Attributes attrs;
-    msg >> attrs;
-    auto entry = decode_entry(attrs);
+    auto entry = detail::read_properties(msg);
     if (!entry) return;
     const std::string path = msg.getPath();
     for (auto it = b; it != e; ++it) update(*it->second, path, entry->first, entry->second, false);
@@ -478,13 +450,10 @@ void Monitor::on_properties_changed(sdbus::Message& msg) {
 void Monitor::on_items_changed(sdbus::Message& msg) {
     auto [b, e] = by_owner_.equal_range(msg.getSender());
     if (b == e) return;
-    ItemMap items;
-    msg >> items;
-    for (auto& [path, attrs] : items) {
-        auto entry = decode_entry(attrs);
-        if (!entry) continue;
-        for (auto it = b; it != e; ++it) update(*it->second, path, entry->first, entry->second, false);
-    }
+    std::vector<std::pair<std::string, detail::BusItemEntry>> items;
+    if (!detail::read_items(msg, items)) return;
+    for (auto& [path, entry] : items)
+        for (auto it = b; it != e; ++it) update(*it->second, path, entry.first, entry.second, false);
 }
 
 void Monitor::update(Service& s, const std::string& path, Value v, std::optional<std::string> txt, bool from_scan) {

@@ -1,10 +1,12 @@
 // The few things sd-bus can do that sdbus-c++ 1.2.0 does not expose.
 //
 // sdbus-c++ routes a method call only when it names an interface and its
-// arguments match the registered signature exactly; velib also answers calls
-// without an interface field and SetValue with a bare value (venus-dbus.md
-// §3.1, §3.2). A connection filter (sd_bus_add_filter) sees those calls
-// first, and they are answered through the same sdbus-c++ message classes.
+// arguments match the registered signature exactly, and registers objects
+// one path at a time; velib also answers calls without an interface field
+// and SetValue with a bare value (venus-dbus.md §3.1, §3.2). A connection
+// filter (sd_bus_add_filter) sees every call first: moat::Service answers
+// all calls on its paths there (service_internal.hpp), through the same
+// sdbus-c++ message classes where they serve and sd-bus where it is hot.
 // sdbus-c++ keeps the raw sd_bus_message pointer in a protected member; this
 // is the only file that reaches for it.
 #pragma once

@@ -1,26 +1,18 @@
-// A Venus service on D-Bus: items, nodes, root, signals, name (venus-dbus.md §3-§8).
-#include "moat/service.hpp"
-
-#include <set>
+// A Venus service on D-Bus: items, nodes, signals, batches, writes, name
+// (venus-dbus.md §3-§8). Method calls are answered in service_dispatch.cpp.
+#include "service_internal.hpp"
 
 #include <algorithm>
-#include <tuple>
 
 #include "bus_call.hpp"
-#include "sdbus_access.hpp"
 #include "value_dbus.hpp"
+#include "value_wire.hpp"
 
 namespace moat {
 
 namespace {
 
-constexpr const char* error_unknown_object = "org.freedesktop.DBus.Error.UnknownObject";
-constexpr const char* error_unknown_method = "org.freedesktop.DBus.Error.UnknownMethod";
 constexpr const char* error_invalid_args = "org.freedesktop.DBus.Error.InvalidArgs";
-constexpr const char* error_failed = "org.freedesktop.DBus.Error.Failed";
-
-using Entry = std::map<std::string, sdbus::Variant>;
-using Entries = std::map<std::string, Entry>;
 
 /// Every proper prefix of `path` except `/`: "/a/b/c" → "/a", "/a/b".
 std::vector<std::string> prefixes_of(const std::string& path) {
@@ -42,19 +34,6 @@ bool valid_object_path(const std::string& p) {
     return true;
 }
 
-/// The item paths below `node` ("/" or a node path) in a sorted map: the
-/// range [node + "/", node + "0") since '0' follows '/'.
-template <class Map>
-auto below(Map& items, const std::string& node) {
-    if (node == "/") return std::make_pair(items.begin(), items.end());
-    return std::make_pair(items.lower_bound(node + "/"), items.lower_bound(node + "0"));
-}
-
-void send_error(sdbus::MethodCall& call, const sdbus::Error& e) {
-    if (call.doesntExpectReply()) return;
-    call.createErrorReply(e).send();
-}
-
 } // namespace
 
 // ---------------------------------------------------------------------------
@@ -71,33 +50,17 @@ ItemNotFound::ItemNotFound(std::string service, std::string path)
 // ---------------------------------------------------------------------------
 // awaitable writes
 
-struct Item::Waiters {
-    Event event;
-    std::uint64_t writes = 0;
-    Value last;
-    bool removed = false;
-    /// Reasons a remote write was refused that were logged at info already:
-    /// once per item and reason, so that a client retrying every second does
-    /// not flood the log.
-    std::set<std::string, std::less<>> refusals_logged;
-};
-
-struct WriteStream::State {
-    std::deque<Write> queue;
-    Event event;
-    bool closed = false;
-};
-
 namespace {
 
 /// `seen`: the count when written() was called (the task starts later).
 Task<Value> wait_written(std::shared_ptr<Item::Waiters> w, std::string path, std::uint64_t seen) {
-    while (w->writes == seen) {
+    auto& writes = w->writes();
+    while (writes.count == seen) {
         if (w->removed) throw ItemRemoved(fmt::format("item {} was removed", path));
-        w->event.clear();
-        co_await w->event.wait();
+        writes.event.clear();
+        co_await writes.event.wait();
     }
-    co_return w->last;
+    co_return writes.last;
 }
 
 Task<Write> next_write(std::shared_ptr<WriteStream::State> s) {
@@ -128,26 +91,34 @@ Item::Item(Service& service, std::string path, Value value, ItemOptions options)
 
 Item::~Item() {
     waiters_->removed = true;
-    waiters_->event.set();
+    if (waiters_->has_writes()) waiters_->writes().event.set();
 }
 
 std::string Item::text() const {
-    if (value_.is_invalid()) return "---";
-    if (options_.text()) {
-        try {
-            return options_.text()(value_);
-        } catch (const std::exception& e) {
-            service_->log_.warning("text formatter of {} failed on {:r}: {}", path_, value_, e.what());
-            return moat::text(value_);
+    Waiters& w = *waiters_;
+    if (w.text_fresh) return w.text;
+    auto render = [this]() -> std::string {
+        if (value_.is_invalid()) return "---";
+        if (options_.text()) {
+            try {
+                return options_.text()(value_);
+            } catch (const std::exception& e) {
+                service_->log_.warning("text formatter of {} failed on {:r}: {}", path_, value_, e.what());
+                return moat::text(value_);
+            }
         }
-    }
-    if (path_ == "/ProductId" && value_.is_int()) return format::hex()(value_);
-    return moat::text(value_);
+        if (path_ == "/ProductId" && value_.is_int()) return format::hex()(value_);
+        return moat::text(value_);
+    };
+    w.text = render();
+    w.text_fresh = true;
+    return w.text;
 }
 
 void Item::set(Value v) {
     if (v == value_) return;  // §2.3: nothing, and the stored type stays
     value_ = std::move(v);
+    waiters_->text_fresh = false;
     service_->changed(*this);
 }
 
@@ -156,70 +127,29 @@ void Item::reset() {
     set(*options_.default_value());
 }
 
-Task<Value> Item::written() { return wait_written(waiters_, path_, waiters_->writes); }
+Task<Value> Item::written() { return wait_written(waiters_, path_, waiters_->writes().count); }
 
 void Item::set_options(ItemOptions options) {
-    auto methods = [this](const ItemOptions& o) {
-        auto has = [&](const char* name, bool given) { return given && !service_->overridden(Service::Kind::item, busitem_interface, name); };
-        return std::make_tuple(has("GetMin", bool(o.min())), has("GetMax", bool(o.max())),
-                               has("GetDefault", bool(o.default_value())));
-    };
-    const bool same_methods = methods(options_) == methods(options);
+    // Calls and Introspect consult the options as they come: nothing to re-register.
     options_ = std::move(options);
-    // The object lists GetMin/GetMax/GetDefault by the options: make it again
-    // when that set changed (not while a call on it is being answered).
-    if (!same_methods && object_ && service_->dispatching_ != path_) {
-        object_.reset();
-        service_->create_item_object(*this);
-    }
+    waiters_->text_fresh = false;
 }
 
 void Item::announce(const Value::Dict& entries) {
-    std::map<std::string, sdbus::Variant> body;
-    for (const auto& [k, v] : entries) body.emplace(k, to_variant(v));
-    auto signal = object_->createSignal(busitem_interface, "PropertiesChanged");
-    signal << body;
-    object_->emitSignal(signal);
-}
-
-// ---------------------------------------------------------------------------
-// the filter for calls sdbus-c++ cannot route
-
-struct Service::Filter {
-    Service* service = nullptr;
-    detail::SlotGuard slot;
-    sdbus::Signal like;  ///< a message of our connection, for adopt_call()
-
-    static int on_message(sd_bus_message* m, void* userdata, sd_bus_error*) noexcept {
-        auto* self = static_cast<Filter*>(userdata);
-        try {
-            if (!sd_bus_message_is_method_call(m, nullptr, nullptr)) return 0;
-            const char* path = sd_bus_message_get_path(m);
-            const char* iface = sd_bus_message_get_interface(m);
-            const char* member = sd_bus_message_get_member(m);
-            if (!path || !member) return 0;
-            Kind kind;
-            std::string p(path);
-            if (!self->service->is_our_path(p, &kind)) return 0;  // sd-bus answers UnknownObject
-            const std::string_view sig = sd_bus_message_get_signature(m, 1);
-            bool ours;
-            if (!iface) ours = true;  // velib answers calls without an interface
-            else if (std::string_view(iface) == busitem_interface && std::string_view(member) == "SetValue")
-                ours = sig != "v";  // bare value, wrong count
-            else if (const auto* extra = self->service->extra_method(kind, member, iface))
-                // Plain types where the method declares variants (dbus-python without
-                // introspection): sdbus-c++ would refuse them; the handler reads any form.
-                ours = sig != extra->in_signature;
-            else ours = false;
-            if (!ours) return 0;
-            sdbus::MethodCall call = detail::adopt_call(m, self->like);
-            self->service->dispatch(p, call);
-            return 1;
-        } catch (...) {
-            return 0;
-        }
+    detail::MessageRef sig;
+    wire::check(sd_bus_message_new_signal(service_->filter_->bus, &sig.m, path_.c_str(), busitem_interface,
+                                          "PropertiesChanged"), "PropertiesChanged");
+    int r = sd_bus_message_open_container(sig.m, 'a', "{sv}");
+    for (const auto& [k, v] : entries) {
+        if (r >= 0) r = sd_bus_message_open_container(sig.m, 'e', "sv");
+        if (r >= 0) r = sd_bus_message_append(sig.m, "s", k.c_str());
+        if (r >= 0) r = wire::append_variant(sig.m, v);
+        if (r >= 0) r = sd_bus_message_close_container(sig.m);
     }
-};
+    if (r >= 0) r = sd_bus_message_close_container(sig.m);
+    wire::check(r, "PropertiesChanged");
+    detail::send_signal(service_->filter_->bus, sig.m);
+}
 
 // ---------------------------------------------------------------------------
 // Service
@@ -227,13 +157,14 @@ struct Service::Filter {
 Service::Service(Loop& loop, std::string name, const std::string& bus_spec, Logger log)
     : loop_(loop), name_(std::move(name)), log_(std::move(log)) {
     bus_ = Bus::open(loop_, bus_spec, log_);
-    create_root_object();
     filter_ = std::make_unique<Filter>();
     filter_->service = this;
-    filter_->like = root_->createSignal(busitem_interface, "ItemsChanged");
-    sd_bus_message* raw = detail::raw_message(filter_->like);
+    // Any message of the connection lends its sd_bus and sdbus-c++'s
+    // interface to the calls the filter adopts; this one is never sent.
+    filter_->like = new_call(*bus_, name_, "/", busitem_interface, "GetValue").msg;
+    filter_->bus = sd_bus_message_get_bus(detail::raw_message(filter_->like));
     sd_bus_slot* slot = nullptr;
-    int r = sd_bus_add_filter(sd_bus_message_get_bus(raw), &slot, &Filter::on_message, filter_.get());
+    int r = sd_bus_add_filter(filter_->bus, &slot, &Filter::on_message, filter_.get());
     if (r < 0) throw BusError(fmt::format("cannot install the D-Bus filter for {}: error {}", name_, -r));
     filter_->slot.reset(slot);
 }
@@ -268,61 +199,12 @@ const Service::ExtraMethod* Service::extra_method(Kind kind, const std::string& 
     return interface ? nullptr : by_name;
 }
 
-void Service::register_extras(sdbus::IObject& obj, Kind kind, const std::string& path) {
-    for (const auto& m : methods_)
-        if (m.kinds & bit(kind))
-            obj.registerMethod(m.interface, m.name, m.in_signature, m.out_signature,
-                               [this, path](sdbus::MethodCall call) { dispatch(path, call); });
-}
-
 void Service::add_method(unsigned kinds, std::string interface, std::string name, std::string in_signature,
                          std::string out_signature, MethodHandler handler) {
     if (!items_.empty() || !nodes_.empty())
         throw std::logic_error(fmt::format("{}: add_method({}) after items or nodes exist", name_, name));
     methods_.push_back(ExtraMethod{kinds, std::move(interface), std::move(name), std::move(in_signature),
                                    std::move(out_signature), std::move(handler)});
-    if (kinds & on_root) {
-        root_.reset();
-        create_root_object();
-    }
-}
-
-void Service::create_root_object() {
-    root_ = sdbus::createObject(detail::connection(*bus_), "/");
-    auto handler = [this](sdbus::MethodCall call) { dispatch("/", call); };
-    for (auto [name, out] : {std::pair{"GetValue", "v"}, {"GetText", "v"}, {"GetItems", "a{sa{sv}}"}})
-        if (!overridden(Kind::root, busitem_interface, name)) root_->registerMethod(busitem_interface, name, "", out, handler);
-    register_extras(*root_, Kind::root, "/");
-    root_->registerSignal(busitem_interface, "ItemsChanged", "a{sa{sv}}");
-    root_->finishRegistration();
-}
-
-void Service::create_node_object(const std::string& path, Node& node) {
-    node.object = sdbus::createObject(detail::connection(*bus_), path);
-    auto handler = [this, path](sdbus::MethodCall call) { dispatch(path, call); };
-    for (const char* name : {"GetValue", "GetText"})
-        if (!overridden(Kind::node, busitem_interface, name)) node.object->registerMethod(busitem_interface, name, "", "v", handler);
-    register_extras(*node.object, Kind::node, path);
-    node.object->finishRegistration();
-}
-
-void Service::create_item_object(Item& item) {
-    auto obj = sdbus::createObject(detail::connection(*bus_), item.path_);
-    auto handler = [this, path = item.path_](sdbus::MethodCall call) { dispatch(path, call); };
-    auto builtin = [&](const char* name, const char* in, const char* out, bool wanted = true) {
-        if (wanted && !overridden(Kind::item, busitem_interface, name)) obj->registerMethod(busitem_interface, name, in, out, handler);
-    };
-    builtin("GetValue", "", "v");
-    builtin("GetText", "", "s");
-    builtin("SetValue", "v", "i");
-    builtin("GetDescription", "si", "s");
-    builtin("GetMin", "", "v", bool(item.options_.min()));
-    builtin("GetMax", "", "v", bool(item.options_.max()));
-    builtin("GetDefault", "", "v", bool(item.options_.default_value()));
-    register_extras(*obj, Kind::item, item.path_);
-    obj->registerSignal(busitem_interface, "PropertiesChanged", "a{sv}");
-    obj->finishRegistration();
-    item.object_ = std::move(obj);
 }
 
 void Service::pin_node(const std::string& path) {
@@ -332,10 +214,7 @@ void Service::pin_node(const std::string& path) {
         if (items_.count(p)) throw std::invalid_argument(fmt::format("{}: {} is an item and cannot have {} below it", name_, p, path));
     auto all = prefixes_of(path);
     all.push_back(path);
-    for (const auto& p : all) {
-        Node& node = nodes_[p];
-        if (node.items++ == 0) create_node_object(p, node);  // never drops to 0 again
-    }
+    for (const auto& p : all) ++nodes_[p].items;  // never drops to 0 again
 }
 
 void Service::check_new_path(const std::string& path) const {
@@ -354,11 +233,7 @@ Item& Service::add(const std::string& path, Value value, ItemOptions options) {
     if (auto it = items_.find(path); it != items_.end() && it->second->removing_) erase_item(path);
     check_new_path(path);
     auto item = std::unique_ptr<Item>(new Item(*this, path, std::move(value), std::move(options)));
-    create_item_object(*item);
-    for (const auto& p : prefixes_of(path)) {
-        Node& node = nodes_[p];
-        if (node.items++ == 0) create_node_object(p, node);
-    }
+    for (const auto& p : prefixes_of(path)) ++nodes_[p].items;
     Item& ref = *item;
     items_.emplace(path, std::move(item));
     if (in_batch()) batch_changed_.insert(path);  // velib announces additions only inside a batch
@@ -384,18 +259,11 @@ void Service::erase_item(const std::string& path) {
     items_.erase(it);
     for (const auto& p : prefixes_of(path)) {
         auto n = nodes_.find(p);
-        if (n != nodes_.end() && --n->second.items == 0) {
-            if (dispatching_ == p) graveyard_.push_back(std::move(n->second.object));
-            nodes_.erase(n);
-        }
+        if (n != nodes_.end() && --n->second.items == 0) nodes_.erase(n);
     }
     batch_changed_.erase(path);
-    if (dispatching_ == path || dispatch_depth_ > 0) {
-        // A handler on the stack may still use it; it goes when dispatch() returns.
-        if (dispatching_ == path) graveyard_.push_back(std::move(item->object_));
-        else item->object_.reset();
-        dead_items_.push_back(std::move(item));
-    }
+    // A handler on the stack may still use it; it goes when dispatch() returns.
+    if (dispatch_depth_ > 0) dead_items_.push_back(std::move(item));
 }
 
 void Service::remove(const std::string& path) {
@@ -405,6 +273,7 @@ void Service::remove(const std::string& path) {
         item.removing_ = true;
         if (item.value_.is_valid()) {
             item.value_ = Value();
+            item.waiters_->text_fresh = false;
             batch_changed_.insert(path);
         }
         batch_removed_.push_back(path);
@@ -416,7 +285,7 @@ void Service::remove(const std::string& path) {
 std::size_t Service::remove_tree(const std::string& prefix) {
     std::vector<std::string> doomed;
     if (items_.count(prefix)) doomed.push_back(prefix);
-    auto [b, e] = below(items_, prefix);
+    auto [b, e] = detail::below(items_, prefix);
     for (auto it = b; it != e; ++it)
         if (!it->second->removing_) doomed.push_back(it->first);
     for (const auto& p : doomed) remove(p);
@@ -443,20 +312,20 @@ std::vector<std::string> Service::paths() const {
 
 // --- signals and batches ---
 
-Entry Service::entry_of(const Item& item, bool extras) const {
-    Entry e{{"Value", to_variant(item.value_)}, {"Text", sdbus::Variant(item.text())}};
-    if (extras) {
-        if (item.options_.min()) e.emplace("Min", to_variant(*item.options_.min()));
-        if (item.options_.max()) e.emplace("Max", to_variant(*item.options_.max()));
-        if (item.options_.default_value()) e.emplace("Default", to_variant(*item.options_.default_value()));
-    }
-    return e;
-}
-
 void Service::emit_properties_changed(Item& item) {
-    auto signal = item.object_->createSignal(busitem_interface, "PropertiesChanged");
-    signal << entry_of(item, false);
-    item.object_->emitSignal(signal);
+    // {"Text": s, "Value": v}, in the key order sdbus-c++'s map gave them.
+    detail::MessageRef sig;
+    wire::check(sd_bus_message_new_signal(filter_->bus, &sig.m, item.path_.c_str(), busitem_interface,
+                                          "PropertiesChanged"), "PropertiesChanged");
+    int r = sd_bus_message_open_container(sig.m, 'a', "{sv}");
+    if (r >= 0) r = sd_bus_message_append(sig.m, "{sv}", "Text", "s", item.text().c_str());
+    if (r >= 0) r = sd_bus_message_open_container(sig.m, 'e', "sv");
+    if (r >= 0) r = sd_bus_message_append(sig.m, "s", "Value");
+    if (r >= 0) r = wire::append_variant(sig.m, item.value_);
+    if (r >= 0) r = sd_bus_message_close_container(sig.m);
+    if (r >= 0) r = sd_bus_message_close_container(sig.m);
+    wire::check(r, "PropertiesChanged");
+    detail::send_signal(filter_->bus, sig.m);
 }
 
 void Service::changed(Item& item) {
@@ -481,14 +350,34 @@ void Service::end_batch() {
 }
 
 void Service::flush_batch() {
-    Entries changes;
-    for (const auto& p : batch_changed_)
-        if (auto it = items_.find(p); it != items_.end()) changes.emplace(p, entry_of(*it->second, false));
+    // One ItemsChanged written in one pass over the changed paths (sorted, as
+    // the map of maps it replaces gave them), each {"Text": s, "Value": v}.
+    auto changed = std::move(batch_changed_);
     batch_changed_.clear();
-    if (!changes.empty()) {
-        auto signal = root_->createSignal(busitem_interface, "ItemsChanged");
-        signal << changes;
-        root_->emitSignal(signal);
+    detail::MessageRef sig;
+    int r = 0;
+    for (const auto& p : changed) {
+        auto it = items_.find(p);
+        if (it == items_.end()) continue;
+        if (!sig.m) {
+            wire::check(sd_bus_message_new_signal(filter_->bus, &sig.m, "/", busitem_interface, "ItemsChanged"),
+                        "ItemsChanged");
+            r = sd_bus_message_open_container(sig.m, 'a', "{sa{sv}}");
+        }
+        const Item& item = *it->second;
+        if (r >= 0) r = sd_bus_message_open_container(sig.m, 'e', "sa{sv}");
+        if (r >= 0) r = sd_bus_message_append(sig.m, "s", p.c_str());
+        if (r >= 0) r = sd_bus_message_open_container(sig.m, 'a', "{sv}");
+        if (r >= 0) r = sd_bus_message_append(sig.m, "{sv}", "Text", "s", item.text().c_str());
+        if (r >= 0) r = sd_bus_message_open_container(sig.m, 'e', "sv");
+        if (r >= 0) r = sd_bus_message_append(sig.m, "s", "Value");
+        if (r >= 0) r = wire::append_variant(sig.m, item.value_);
+        for (int k = 0; k < 3 && r >= 0; ++k) r = sd_bus_message_close_container(sig.m);
+    }
+    if (sig.m) {
+        if (r >= 0) r = sd_bus_message_close_container(sig.m);
+        wire::check(r, "ItemsChanged");
+        detail::send_signal(filter_->bus, sig.m);
     }
     // Deleted items were announced invalid; now they go (§8.3).
     auto removed = std::move(batch_removed_);
@@ -529,9 +418,10 @@ void Service::write_accepted(Item& item, Value old_value, const std::string& sen
     }
     else log_.debug("{}: {} rewritten by {}: {:r}", name_, item.path_, sender, item.value_);
     Write w{item.path_, std::move(old_value), item.value_, sender, changed};
-    item.waiters_->last = item.value_;
-    ++item.waiters_->writes;
-    item.waiters_->event.set();
+    auto& writes = item.waiters_->writes();
+    writes.last = item.value_;
+    ++writes.count;
+    writes.event.set();
     for (auto& weak : streams_)
         if (auto s = weak.lock()) {
             s->queue.push_back(w);
@@ -568,7 +458,7 @@ void Service::handle_set_value(Item& item, sdbus::MethodCall& call) {
     // A refused write is logged at info once per item and reason (later ones
     // at debug): a user sees why another program's write did not take.
     auto refuse = [&](std::int32_t code, std::string_view reason) {
-        const bool first = item.waiters_->refusals_logged.emplace(reason).second;
+        const bool first = item.waiters_->writes().refusals_logged.emplace(reason).second;
         log_.log(first ? LogLevel::info : LogLevel::debug, "{}: write of {:r} to {} by {} refused with {}: {}{}", name_,
                  written, item.path_, call.getSender(), code, reason,
                  first ? "; further refusals for this reason are logged at debug" : "");
@@ -581,6 +471,7 @@ void Service::handle_set_value(Item& item, sdbus::MethodCall& call) {
         if (!r.store && r.code != 0) return refuse(r.code, "its write policy said no");
         if (!r.store || *r.store == item.value_) return reply_code(r.code);
         Value old_value = std::exchange(item.value_, std::move(*r.store));
+        item.waiters_->text_fresh = false;
         batch_changed_.erase(path);
         emit_properties_changed(item);
         reply_code(r.code);
@@ -608,97 +499,11 @@ void Service::handle_set_value(Item& item, sdbus::MethodCall& call) {
     if (find(path) != &item) return reply_code(2);  // the validator removed it
     if (!valid) return refuse(2, "its validator said no");
     Value old_value = std::exchange(item.value_, std::move(*coerced));
+    item.waiters_->text_fresh = false;
     batch_changed_.erase(path);  // announced here, not again by an open batch
     emit_properties_changed(item);  // before the reply, as velib
     reply_code(0);
     write_accepted(item, std::move(old_value), call.getSender());
-}
-
-bool Service::is_our_path(const std::string& path, Kind* kind) const {
-    if (path == "/") {
-        *kind = Kind::root;
-        return true;
-    }
-    if (auto it = items_.find(path); it != items_.end()) {
-        *kind = Kind::item;
-        return true;
-    }
-    if (nodes_.count(path)) {
-        *kind = Kind::node;
-        return true;
-    }
-    return false;
-}
-
-void Service::dispatch(const std::string& path, sdbus::MethodCall& call) {
-    ++dispatch_depth_;
-    std::string saved = std::exchange(dispatching_, path);
-    try {
-        try {
-            Kind kind;
-            if (!is_our_path(path, &kind))
-                throw sdbus::Error(error_unknown_object, fmt::format("Unknown object '{}'.", path));
-            const std::string member = call.getMemberName();
-            if (const auto* m = extra_method(kind, member, sd_bus_message_get_interface(detail::raw_message(call)))) {
-                m->handler(path, call);
-            } else {
-                auto unknown = [&]() {
-                    return sdbus::Error(error_unknown_method,
-                                        fmt::format("{} has no method {}", path, member));
-                };
-                auto reply = [&](const auto& value) {
-                    if (call.doesntExpectReply()) return;
-                    auto r = call.createReply();
-                    r << value;
-                    r.send();
-                };
-                if (kind == Kind::item) {
-                    Item& item = *items_.at(path);
-                    if (member == "GetValue") reply(to_variant(item.value_));
-                    else if (member == "GetText") reply(item.text());
-                    else if (member == "SetValue") handle_set_value(item, call);
-                    else if (member == "GetDescription") reply(item.options_.description());
-                    else if (member == "GetMin" && item.options_.min()) reply(to_variant(*item.options_.min()));
-                    else if (member == "GetMax" && item.options_.max()) reply(to_variant(*item.options_.max()));
-                    else if (member == "GetDefault" && item.options_.default_value()) reply(to_variant(*item.options_.default_value()));
-                    else throw unknown();
-                } else if (member == "GetValue" || member == "GetText") {
-                    // §4: relative keys, items only; `a{sv}` of values or `a{ss}` of texts.
-                    const std::size_t skip = path == "/" ? 1 : path.size() + 1;
-                    auto [b, e] = below(items_, path);
-                    if (member == "GetValue") {
-                        Entry values;
-                        for (auto it = b; it != e; ++it) values.emplace(it->first.substr(skip), to_variant(it->second->value_));
-                        reply(sdbus::Variant(values));
-                    } else {
-                        std::map<std::string, std::string> texts;
-                        for (auto it = b; it != e; ++it) texts.emplace(it->first.substr(skip), it->second->text());
-                        reply(sdbus::Variant(texts));
-                    }
-                } else if (member == "GetItems" && kind == Kind::root) {
-                    Entries all;
-                    for (const auto& [p, item] : items_) all.emplace(p, entry_of(*item, true));
-                    reply(all);
-                } else throw unknown();
-            }
-        } catch (const sdbus::Error& e) {
-            send_error(call, e);
-        } catch (const std::exception& e) {
-            log_.error("{}: {} {} failed: {}", name_, path, call.getMemberName(), e.what());
-            send_error(call, sdbus::Error(error_failed, e.what()));
-        } catch (...) {
-            log_.error("{}: {} {} failed with an unknown exception", name_, path, call.getMemberName());
-            send_error(call, sdbus::Error(error_failed, "unknown exception"));
-        }
-    } catch (...) {
-        // Even the error reply failed (connection gone); nothing may escape into sd-bus.
-        log_.error("{}: cannot reply to a call on {}", name_, path);
-    }
-    dispatching_ = std::move(saved);
-    if (--dispatch_depth_ == 0) {
-        graveyard_.clear();
-        dead_items_.clear();
-    }
 }
 
 // --- the name ---

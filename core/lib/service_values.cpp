@@ -8,6 +8,9 @@
 #include <cmath>
 #include <cstdio>
 #include <limits>
+#include <map>
+#include <memory>
+#include <mutex>
 
 namespace moat {
 
@@ -269,10 +272,24 @@ std::optional<std::string> convert(const Conversion& c, const Value& v) {
     return std::nullopt;
 }
 
+
+/// One parsed format per format string: a service of 1,000 cell voltages
+/// holds one "%.3fV", not 1,000 (memory per path). Bounded; guarded, since
+/// plugins may make formatters on threads of their own.
+std::shared_ptr<const PrintfFormat> parsed_format(std::string_view fmt) {
+    static std::mutex mutex;
+    static std::map<std::string, std::shared_ptr<const PrintfFormat>, std::less<>> cache;
+    std::lock_guard lock(mutex);
+    if (auto it = cache.find(fmt); it != cache.end()) return it->second;
+    auto parsed = std::make_shared<const PrintfFormat>(parse_printf(fmt));  // throws for a bad format: not cached
+    if (cache.size() < 256) cache.emplace(std::string(fmt), parsed);
+    return parsed;
+}
+
 } // namespace
 
 TextFormatter printf(std::string_view fmt) {
-    auto parsed = std::make_shared<const PrintfFormat>(parse_printf(fmt));
+    auto parsed = parsed_format(fmt);
     return [parsed](const Value& v) -> std::string {
         if (!parsed->conversion) return parsed->prefix + parsed->suffix;
         auto body = convert(*parsed->conversion, v);

@@ -348,8 +348,9 @@ private:
                 msg_.exitDictEntry();
                 dict.insert_or_assign(std::move(key), std::move(item));
             }
-            if (!dict.empty())
-                result = Value(std::move(dict));
+            // An empty dict stays a dict (dbus-python's Dictionary is no
+            // Array): only an empty array of a plain element type is invalid.
+            result = Value(std::move(dict));
         } else {
             Value::List list;
             while (!at_end())

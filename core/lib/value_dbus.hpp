@@ -20,9 +20,9 @@ MOAT_API sdbus::Variant to_variant(const Value& value);
 
 /// Decodes as velib does: integers of any width (`y n q i u x t`) → integer; `d` →
 /// double; `b` → bool; `s o g` → string; an array with no elements (any
-/// element type, dicts included) → invalid; other arrays → list; dicts with
-/// string-like keys (`s o g`) → dict; variants nested at any depth are
-/// flattened. Throws std::invalid_argument naming the signature for anything
+/// element type) → invalid; other arrays → list; dicts with string-like keys
+/// (`s o g`) → dict, an empty one too (dbus-python reads `a{..}` as a
+/// Dictionary, not an Array); variants nested at any depth are flattened. Throws std::invalid_argument naming the signature for anything
 /// else (structs, unix fds, non-string dict keys, a `t` above INT64_MAX, an
 /// empty variant).
 MOAT_API Value from_variant(const sdbus::Variant& variant);

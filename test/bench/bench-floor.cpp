@@ -5,11 +5,12 @@
 //   bench-floor service    same environment and signals as bench-service
 //   bench-floor consumer   same environment and output as bench-consumer
 //   bench-floor probe DEST PATH METHOD N
-//                          N sequential calls (interface BusItem), prints
+//                          N sequential calls (interface BusItem, or the one
+//                          METHOD names: org.freedesktop.DBus.Peer.Ping), prints
 //                          {"n":..,"p50_us":..,"p90_us":..,"p99_us":..,"max_us":..}
 //
 // The service exports every item through one fallback handler on `/`
-// (GetValue, GetText, SetValue -> 1 on items; GetItems, GetValue on `/`);
+// (GetValue, GetText, SetValue -> 1 on items; GetItems, GetValue, GetText on `/`);
 // sd-bus answers Peer.Ping and Introspect itself. Tree nodes are not served.
 #include <algorithm>
 #include <cerrno>
@@ -193,11 +194,15 @@ int on_call(sd_bus_message* m, void* userdata, sd_bus_error*) {
     if (path == "/") {
         bool items = std::strcmp(member, "GetItems") == 0;
         bool value = std::strcmp(member, "GetValue") == 0;
-        if (!items && !value) return 0;
+        bool text = std::strcmp(member, "GetText") == 0;
+        if (!items && !value && !text) return 0;
         if ((r = sd_bus_message_new_method_return(m, &reply)) < 0) return r;
         if (value) {
             r = sd_bus_message_open_container(reply, 'v', "a{sv}");
             if (r >= 0) r = sd_bus_message_open_container(reply, 'a', "{sv}");
+        } else if (text) {
+            r = sd_bus_message_open_container(reply, 'v', "a{ss}");
+            if (r >= 0) r = sd_bus_message_open_container(reply, 'a', "{ss}");
         } else {
             r = sd_bus_message_open_container(reply, 'a', "{sa{sv}}");
         }
@@ -207,6 +212,9 @@ int on_call(sd_bus_message* m, void* userdata, sd_bus_error*) {
                 r = sd_bus_message_open_container(reply, 'e', "sv");
                 if (r >= 0) r = sd_bus_message_append(reply, "s", p.c_str() + 1);
                 if (r >= 0) r = append_value(reply, it.v);
+            } else if (text) {
+                r = sd_bus_message_append(reply, "{ss}", p.c_str() + 1, it.text.c_str());
+                continue;
             } else {
                 r = sd_bus_message_open_container(reply, 'e', "sa{sv}");
                 if (r >= 0) r = sd_bus_message_append(reply, "s", p.c_str());
@@ -215,7 +223,7 @@ int on_call(sd_bus_message* m, void* userdata, sd_bus_error*) {
             if (r >= 0) r = sd_bus_message_close_container(reply);
         }
         if (r >= 0) r = sd_bus_message_close_container(reply);
-        if (value && r >= 0) r = sd_bus_message_close_container(reply);
+        if ((value || text) && r >= 0) r = sd_bus_message_close_container(reply);
     } else {
         auto f = svc->items.find(path);
         if (f == svc->items.end()) return 0;
@@ -494,13 +502,19 @@ int run_probe(const char* dest, const char* path, const char* method, long n) {
     sd_bus* bus = nullptr;
     int r = env_bus(&bus);
     if (r < 0) return die("connecting", r);
+    // "Interface.Member" names another interface than BusItem.
+    std::string interface = iface, member = method;
+    if (auto dot = member.rfind('.'); dot != std::string::npos) {
+        interface = member.substr(0, dot);
+        member = member.substr(dot + 1);
+    }
     std::vector<double> us;
     us.reserve(std::size_t(n));
     for (long k = 0; k < n; ++k) {
         sd_bus_message* call = nullptr;
         sd_bus_message* reply = nullptr;
         sd_bus_error err = SD_BUS_ERROR_NULL;
-        sd_bus_message_new_method_call(bus, &call, dest, path, iface, method);
+        sd_bus_message_new_method_call(bus, &call, dest, path, interface.c_str(), member.c_str());
         auto t0 = std::chrono::steady_clock::now();
         r = sd_bus_call(bus, call, 10'000'000, &err, &reply);
         auto t1 = std::chrono::steady_clock::now();

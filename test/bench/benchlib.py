@@ -123,16 +123,25 @@ def tree(pid):
 
 
 def cpu_s(pid):
-    """User + system CPU seconds of `pid` and its descendants."""
-    total = 0
+    """CPU seconds of `pid` and its descendants: the scheduler's run time of
+    every live thread (/proc/*/task/*/schedstat, nanoseconds), or user +
+    system clock ticks (10 ms) where the kernel has no schedstat."""
+    total = 0.0
     for p in tree(pid):
         try:
-            with open(f"/proc/{p}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-            total += int(fields[11]) + int(fields[12])
+            ns, tasks = 0, os.listdir(f"/proc/{p}/task")
+            for t in tasks:
+                with open(f"/proc/{p}/task/{t}/schedstat") as f:
+                    ns += int(f.read().split()[0])
+            total += ns / 1e9
         except (FileNotFoundError, ProcessLookupError):
-            pass
-    return total / TICK
+            try:
+                with open(f"/proc/{p}/stat") as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+                total += (int(fields[11]) + int(fields[12])) / TICK
+            except (FileNotFoundError, ProcessLookupError):
+                pass
+    return total
 
 
 def memory_kb(pid):

@@ -10,12 +10,16 @@ both and the ratios ours/floor, then a one-line summary on stderr:
   W3  GetItems and GetValue on `/` of a 1,000-path service (round trip
       through an sd-bus client, service CPU per call)
   W4  discovery of 20 services x 100 paths by a consumer (exec to READY)
+  W5  round trips of a 63-path service next to the daemon's own: GetId on
+      the daemon, Peer.Ping and a leaf GetValue on the service
 
   run.py [--build DIR] [--out FILE] [--quick] [--ours-service CMD] ...
+  run.py --instr [--build DIR] ...   instructions per operation (callgrind)
 
 Only the figures are measured here; nothing is asserted about them.
 """
 import argparse
+import glob
 import json
 import os
 import select
@@ -119,6 +123,26 @@ def probe(bus, dest, path, method, n):
     return json.loads(out.stdout)
 
 
+def timed_calls(s, p, kinds, quantiles=("p50", "p90", "p99", "max")):
+    """Each (kind, dest, path, method, n) probed n times: latencies, service and daemon CPU per call."""
+    res = {}
+    for kind, dest, path, method, n in kinds:
+        probe(s.bus, dest, path, method, 5)  # warm up
+        c0, d0 = cpu_s(p.pid), cpu_s(s.bus.pid)
+        r = probe(s.bus, dest, path, method, n)
+        c1, d1 = cpu_s(p.pid), cpu_s(s.bus.pid)
+        for q in quantiles:
+            res[f"{kind}_{q}_us"] = r[f"{q}_us"]
+        res[f"{kind}_svc_cpu_us"] = (c1 - c0) * 1e6 / n
+        res[f"{kind}_daemon_cpu_us"] = (d1 - d0) * 1e6 / n
+    return res
+
+
+def w3_calls(name, calls):
+    return [("getitems_root", name, "/", "GetItems", calls), ("getvalue_root", name, "/", "GetValue", calls),
+            ("gettext_root", name, "/", "GetText", calls), ("getvalue_leaf", name, "/Dc/0/Voltage", "GetValue", calls * 10)]
+
+
 def w3(tmp, cmd, calls):
     json_, tsv = make_catalogue(1000, tmp)
     s = Session(tmp)
@@ -126,21 +150,132 @@ def w3(tmp, cmd, calls):
         name = "com.victronenergy.battery.bench0"
         p = s.start(cmd, service_env(s.bus, name, json_, tsv, 1000, workload="W3"), "w3.log")
         wait_owned(s.client, p, name)
-        res = {}
-        for kind, path, method, n in [("getitems_root", "/", "GetItems", calls), ("getvalue_root", "/", "GetValue", calls),
-                                      ("getvalue_leaf", "/Dc/0/Voltage", "GetValue", calls * 10)]:
-            probe(s.bus, name, path, method, 5)  # warm up
-            c0, d0 = cpu_s(p.pid), cpu_s(s.bus.pid)
-            r = probe(s.bus, name, path, method, n)
-            c1, d1 = cpu_s(p.pid), cpu_s(s.bus.pid)
-            for q in ("p50", "p90", "p99", "max"):
-                res[f"{kind}_{q}_us"] = r[f"{q}_us"]
-            res[f"{kind}_svc_cpu_us"] = (c1 - c0) * 1e6 / n
-            res[f"{kind}_daemon_cpu_us"] = (d1 - d0) * 1e6 / n
+        res = timed_calls(s, p, w3_calls(name, calls))
         res["svc_rss_kb"] = memory_kb(p.pid)["rss_kb"]
         return res
     finally:
         s.close()
+
+
+def w5_calls(name, calls):
+    return [("daemon_getid", "org.freedesktop.DBus", "/org/freedesktop/DBus", "org.freedesktop.DBus.GetId", calls),
+            ("service_ping", name, "/", "org.freedesktop.DBus.Peer.Ping", calls),
+            ("service_getvalue_leaf", name, "/Dc/0/Voltage", "GetValue", calls)]
+
+
+def w5(tmp, cmd, calls):
+    """The daemon's own round trip next to the service's: what the library adds is the difference."""
+    json_, tsv = make_catalogue(63, tmp)
+    s = Session(tmp)
+    try:
+        name = "com.victronenergy.battery.bench0"
+        p = s.start(cmd, service_env(s.bus, name, json_, tsv, 63, workload="W5"), "w5.log")
+        wait_owned(s.client, p, name)
+        return timed_calls(s, p, w5_calls(name, calls), quantiles=("p50", "p99"))
+    finally:
+        s.close()
+
+
+def memory_slope(tmp, cmd, sizes=(63, 1000, 10000)):
+    """RSS of an idle service per catalogue size, and the cost per path between the sizes."""
+    res = {}
+    for n in sizes:
+        json_, tsv = make_catalogue(n, tmp)
+        s = Session(tmp)
+        try:
+            name = "com.victronenergy.battery.bench0"
+            p = s.start(cmd, service_env(s.bus, name, json_, tsv, n, workload="W1"), f"mem{n}.log")
+            wait_owned(s.client, p, name, timeout=60)
+            s.client.call(name, "/", "GetItems", timeout=60)
+            res[f"rss_kb_{n}"] = memory_kb(p.pid)["rss_kb"]
+        finally:
+            s.close()
+    for a, b in zip(sizes, sizes[1:]):
+        res[f"bytes_per_path_{a}_{b}"] = (res[f"rss_kb_{b}"] - res[f"rss_kb_{a}"]) * 1024 / (b - a)
+    return res
+
+
+# ---- instruction counts (callgrind) ----------------------------------------------
+
+def callgrind_dump(pid, pattern):
+    """Dump the counters of the callgrind run `pid` (they restart at 0) and return the Ir of the dump."""
+    before = set(glob.glob(pattern))
+    subprocess.run(["callgrind_control", "-d", str(pid)], check=True, capture_output=True, timeout=120)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        for f in set(glob.glob(pattern)) - before:
+            with open(f) as fh:
+                for line in fh:
+                    if line.startswith(("totals:", "summary:")):
+                        return int(line.split()[1])
+        time.sleep(0.05)
+    raise RuntimeError(f"no callgrind dump appeared for {pid}")
+
+
+def instr_consumer(tmp, service_cmd, consumer_cmd, services=20, paths=100):
+    """Instructions of the consumer from exec to READY (W4 under callgrind; providers run plainly)."""
+    prefix = "com.victronenergy.battery.bench"
+    s = Session(tmp)
+    try:
+        providers = []
+        for n in range(services):
+            json_, tsv = make_catalogue(paths, tmp, instance=100 + n)
+            providers.append(s.start(service_cmd, service_env(s.bus, f"{prefix}{n}", json_, tsv, paths, workload="W4"),
+                                     f"instr-provider{n}.log"))
+        for n, p in enumerate(providers):
+            wait_owned(s.client, p, f"{prefix}{n}")
+        json_, tsv = make_catalogue(paths, tmp, instance=100)
+        env = program_env(s.bus.address, BENCH_WORKLOAD="W4", BENCH_SERVICE_PREFIX=prefix,
+                          BENCH_EXPECT_SERVICES=services, BENCH_PATHS=paths, BENCH_CATALOGUE=json_,
+                          BENCH_CATALOGUE_TSV=tsv)
+        out = os.path.join(tmp, "cg-consumer")
+        c = s.start(f"valgrind --tool=callgrind --trace-children=yes --callgrind-out-file={out}.%p {consumer_cmd}", env,
+                    "instr-consumer.log", pipe=True)
+        r, _, _ = select.select([c.proc.stdout], [], [], 600)
+        line = c.proc.stdout.readline().decode().strip() if r else ""
+        if line != f"READY {services} {services * paths}":
+            raise RuntimeError(f"instr W4: consumer said {line!r}\n{c.log()}")
+        return {"consumer_ir_to_ready": callgrind_dump(c.pid, f"{out}.{c.pid}.*")}
+    finally:
+        s.close()
+
+
+def instr(tmp, cmd, calls, changes=200, k=10):
+    """Instructions of the service (callgrind): start-up to the name, per call kind, per published change."""
+    res = {}
+    for paths, kinds in ((1000, w3_calls), (63, w5_calls)):
+        json_, tsv = make_catalogue(paths, tmp)
+        s = Session(tmp)
+        try:
+            name = "com.victronenergy.battery.bench0"
+            out = os.path.join(tmp, f"cg-{paths}")
+            p = s.start(f"valgrind --tool=callgrind --trace-children=yes --callgrind-out-file={out}.%p {cmd}",
+                        service_env(s.bus, name, json_, tsv, paths, k=k, ticks=changes // k, workload="W3"),
+                        f"instr{paths}.log")
+            wait_owned(s.client, p, name, timeout=200)
+            # `exec valgrind` keeps the pid; dumps are out.PID.N
+            pattern = f"{out}.{p.pid}.*"
+            ir = callgrind_dump(p.pid, pattern)
+            if paths == 63:
+                res["startup_ir"] = ir
+            for kind, dest, path, method, n in kinds(name, calls):
+                if dest != name:
+                    continue
+                probe(s.bus, dest, path, method, 3)
+                callgrind_dump(p.pid, pattern)
+                probe(s.bus, dest, path, method, n)
+                res[f"{kind}_svc_ir_per_call"] = callgrind_dump(p.pid, pattern) / n
+            if paths == 63:
+                s.client.call(name, "/", "GetItems", timeout=100)
+                callgrind_dump(p.pid, pattern)
+                p.signal(signal.SIGUSR1)
+                got = lambda: sum(1 for sig in s.client.signals if sig[0] == "ItemsChanged")
+                if not s.client.pump(lambda: got() >= changes // k, 300):
+                    raise RuntimeError(f"instr: {got()} ItemsChanged\n{p.log()}")
+                res["pub_ir_per_change"] = callgrind_dump(p.pid, pattern) / changes
+        finally:
+            s.close()
+    return res
 
 
 def w4(tmp, service_cmd, consumer_cmd, services=20, paths=100):
@@ -188,6 +323,8 @@ def main():
     ap.add_argument("--out", help="also write the JSON here")
     ap.add_argument("--quick", action="store_true", help="short runs (a check, not a measurement)")
     ap.add_argument("--runs", type=int, default=3, help="repetitions per workload; medians are reported")
+    ap.add_argument("--instr", action="store_true", help="instruction counts under callgrind instead of times")
+    ap.add_argument("--memory", action="store_true", help="also RSS at 63, 1,000 and 10,000 paths (per-path slope)")
     ap.add_argument("--ours-service")
     ap.add_argument("--ours-consumer")
     ap.add_argument("--floor-service")
@@ -204,12 +341,18 @@ def main():
     figures = {}
     with tempfile.TemporaryDirectory(prefix="moat-bench-") as tmp:
         for impl, (svc, con) in impls.items():
+            if a.instr:
+                figures[impl] = {"instr": {**instr(tmp, svc, 20), **instr_consumer(tmp, svc, con)}}
+                continue
             figures[impl] = {
                 "W1": median_of(runs, lambda: w1(tmp, svc, idle_s)),
                 "W2": median_of(runs, lambda: w2(tmp, svc, changes)),
                 "W3": median_of(runs, lambda: w3(tmp, svc, calls)),
                 "W4": median_of(runs, lambda: w4(tmp, svc, con)),
+                "W5": median_of(runs, lambda: w5(tmp, svc, calls * 4)),
             }
+            if a.memory:
+                figures[impl]["memory"] = memory_slope(tmp, svc)
     ratios = {}
     for w, ours in figures["ours"].items():
         for k, v in ours.items():
@@ -221,6 +364,12 @@ def main():
         "publisher CPU per 10k changes (K=10)": ("W2", "pub_cpu_s_per_10k"),
         "GetItems 1000 paths p50": ("W3", "getitems_root_p50_us"),
         "discovery 20x100": ("W4", "time_to_all_values_ms"),
+    } if not a.instr else {
+        "GetItems / Ir": ("instr", "getitems_root_svc_ir_per_call"),
+        "GetValue / Ir": ("instr", "getvalue_root_svc_ir_per_call"),
+        "leaf GetValue Ir": ("instr", "getvalue_leaf_svc_ir_per_call"),
+        "Ir per published change": ("instr", "pub_ir_per_change"),
+        "consumer Ir to READY": ("instr", "consumer_ir_to_ready"),
     }
     doc = {"schema": 1, "runs": runs, "quick": a.quick, "commands": impls, "figures": figures, "ratios_ours_over_floor": ratios,
            "headline": {k: {"ours": figures["ours"][w][m], "floor": figures["floor"][w][m],

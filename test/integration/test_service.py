@@ -283,6 +283,28 @@ class WriteTest(ServiceCase):
         self.assertEqual((v.signature, len(v)), ("i", 0), "an empty array of any type invalidates")
         self.assertEqual(self.get("/Free", "GetText"), "---")
 
+    def test_empty_dict_is_a_dict_not_invalid(self):
+        # velib: int({}) raises, so a typed path refuses it with 1 and nothing changes;
+        # an untyped path stores the empty dict (only an empty array means invalid).
+        empty = dbus.Dictionary({}, signature="sv")
+        before = (self.get("/Settings/Setpoint"), self.get("/Settings/Setpoint", "GetText"))
+        self.client.settle()
+        self.client.events.clear()
+        self.assertEqual(self.set("/Settings/Setpoint", empty), 1)
+        self.assertEqual(self.set("/Mode", empty), 1)
+        self.client.settle()
+        self.assertEqual(self.client.signals(), [], "a refused empty dict sends nothing")
+        after = (self.get("/Settings/Setpoint"), self.get("/Settings/Setpoint", "GetText"))
+        self.assertEqual(after, before)
+        self.assertIs(type(after[0]), dbus.Int32, "the value stays valid")
+        self.assertEqual(self.set("/Free", empty), 0)
+        v = self.get("/Free")
+        self.assertEqual((type(v), v.signature, len(v)), (dbus.Dictionary, "sv", 0))
+        self.assertEqual(self.get("/Free", "GetText"), "{}")
+        self.client.settle()
+        (member, path, arg), = [s[1:] for s in self.client.signals()]
+        self.assertEqual((member, path, dict(arg)), ("PropertiesChanged", "/Free", {"Value": {}, "Text": "{}"}))
+
     def test_equal_value_keeps_type_and_sends_nothing(self):
         self.client.settle()
         self.client.events.clear()
