@@ -88,7 +88,8 @@ std::vector<fs::path> bundle_parts(const fs::path& src) {
     std::vector<fs::path> parts{"bin/moat-victron", "lib/moat-victron", "share/moat-victron"};
     for (auto& e : fs::directory_iterator(src / "lib"))
         if (e.path().filename().string().find(".so") != std::string::npos) parts.push_back("lib" / e.path().filename());
-    for (auto name : {"service", "VERSION", "MANIFEST.sha256", "install.sh"})
+    // A bundle's bin/moat-victron is a launcher for libexec/moat-victron.
+    for (auto name : {"libexec/moat-victron", "service", "VERSION", "MANIFEST.sha256", "install.sh"})
         if (fs::exists(src / name)) parts.push_back(name);
     return parts;
 }
