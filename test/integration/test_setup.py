@@ -26,7 +26,8 @@ import unittest
 
 import dbus
 
-from moattest import BUILD_DIR, BUSITEM, HOST, SOURCE_DIR, HostTestCase, spawn, stop_process, toml_string
+from moattest import (BUILD_DIR, BUSITEM, HOST, SOURCE_DIR, HostTestCase, env_without_bus, spawn, stop_process,
+                      toml_string)
 
 VEBUS = "com.victronenergy.vebus.sim"
 STAGE = None  # the installed tree, with the bundle's launcher (module fixture)
@@ -339,6 +340,50 @@ class InstallTest(SetupCase):
             p = subprocess.run([HOST, "setup", *bad], capture_output=True, text=True, timeout=30)
             self.assertEqual(p.returncode, 2, (bad, p.stderr))
             self.assertIn("moat-victron setup --help", p.stderr)
+
+
+class PatchHookTest(SetupCase):
+    """`setup --boot` runs `moat-victron patches boot`, a command that needs no bus."""
+
+    def no_bus_env(self):
+        return dict(env_without_bus(), **{k: v for k, v in self.env.items() if k.startswith("MOAT_SETUP_")})
+
+    def test_patches_status_works_without_any_bus(self):
+        host = os.path.join(STAGE, "bin/moat-victron")
+        env = self.no_bus_env()
+        # there is no bus here: a command that needs one says so
+        p = subprocess.run([host, "status", "--once"], capture_output=True, text=True, timeout=60, env=env)
+        self.assertEqual(p.returncode, 4, p.stdout + p.stderr)
+        self.assertIn("cannot connect to the D-Bus system bus", p.stderr)
+        p = subprocess.run([host, "patches", "status", "--root", self.root], capture_output=True, text=True,
+                           timeout=60, env=env)
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        self.assertTrue(p.stdout.startswith(f"Venus unknown under {self.root}; backups in "), p.stdout)
+        self.assertRegex(p.stdout, r"\nhubvoltage +recommended ")
+        self.assertEqual(p.stderr, "")
+        # --bus is ignored (scripts pass it to every command), and the help says so
+        p = subprocess.run([host, "patches", "status", "--bus", "session", "--root", self.root], capture_output=True,
+                           text=True, timeout=60, env=env)
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        p = subprocess.run([host, "patches", "--help"], capture_output=True, text=True, timeout=60, env=env)
+        self.assertIn("  --bus BUS              accepted and ignored: this command uses no D-Bus\n", p.stdout)
+
+    def test_a_failing_patch_boot_fails_the_boot_but_the_service_is_linked(self):
+        env = self.no_bus_env()
+        self.setup("--install", env=env)  # no patch enabled: patches boot has nothing to do
+        broken = os.path.join(self.tmp, "broken-manifests")
+        os.makedirs(broken)
+        with open(os.path.join(broken, "broken.toml"), "w") as f:
+            f.write("title = \"no end\n")
+        shutil.rmtree(self.path("service"))
+        os.makedirs(self.path("service"))
+        p = self.setup("--boot", env=dict(env, MOAT_PATCH_DIR=broken), expect=1)
+        self.assertIn("broken.toml", p.stdout)  # the messages of patches boot, passed on
+        self.assertIn(f"setup: error: '{self.home}/current/bin/moat-victron patches boot --root {self.root}' "
+                      "failed (exit 1, its messages above): the enabled patches may not be in place. "
+                      "The service is linked and starts.", p.stderr)
+        self.assertEqual(os.readlink(self.path("service/moat-victron")), f"{self.home}/service/moat-victron")
+        self.setup("--boot", env=env)
 
 
 class LauncherTest(SetupCase):
