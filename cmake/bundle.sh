@@ -109,6 +109,10 @@ for arch in $archs; do
         [ $added = yes ] || break
     done
     $triplet-strip --strip-unneeded "$stage/bin/moat-victron" "$stage"/lib/*.so* "$stage"/lib/moat-victron/plugins/*.so
+    # bin/moat-victron becomes the launcher that checks machine and glibc
+    # (the program moves to libexec/; $ORIGIN/../lib holds from there too).
+    glibc=$(./cmake/bundle-launcher.sh "$stage" "$arch" "$machines" "$triplet-readelf")
+    echo "bundle: the $arch programs need glibc $glibc or newer (checked by bin/moat-victron)" >&2
 
     version=$(sed -n 's/^CMAKE_PROJECT_VERSION:STATIC=//p' "$build/CMakeCache.txt")
     if git rev-parse --git-dir >/dev/null 2>&1 && ! git describe --exact-match --tags >/dev/null 2>&1; then
@@ -133,7 +137,7 @@ exec 2>&1
 exec multilog t s25000 n4 /var/log/moat-victron
 EOF_LOG
     chmod 755 "$stage/service/moat-victron/run" "$stage/service/moat-victron/log/run"
-    sed -e "s/@ARCH@/$arch/" -e "s/@MACHINES@/$machines/" cmake/bundle-install.sh.in > "$stage/install.sh"
+    sed -e "s/@ARCH@/$arch/" cmake/bundle-install.sh.in > "$stage/install.sh"
     chmod 755 "$stage/install.sh"
     (cd "$stage" && find . -type f ! -name MANIFEST.sha256 | sort | sed 's,^\./,,' | xargs sha256sum > MANIFEST.sha256)
 

@@ -6,6 +6,7 @@
 
 #include <fmt/format.h>
 
+#include "bus_call.hpp"
 #include "demo.hpp"
 #include "host.hpp"
 #include "moat/signal_watch.hpp"
@@ -52,11 +53,13 @@ Task<void> run_command(const CommandTask& task, CommandContext& ctx, int& rc, Ev
 
 std::string client_command_help(const ClientCommand& c) {
     return fmt::format("Usage: moat-victron {} [OPTIONS]: {}\n\n{}"
-                       "\nCommon options:\n"
-                       "  --bus BUS              \"system\" (default), \"session\", \"demo\" (the running demo's bus) or a D-Bus address\n"
+                       "\nCommon options:\n{}"
                        "  --log-level LEVEL      debug, info, warning (default) or error\n"
                        "  --help                 print this help\n",
-                       c.name, c.summary, c.usage);
+                       c.name, c.summary, c.usage,
+                       c.needs_bus ? "  --bus BUS              \"system\" (default), \"session\", \"demo\" (the running "
+                                     "demo's bus) or a D-Bus address\n"
+                                   : "  --bus BUS              accepted and ignored: this command uses no D-Bus\n");
 }
 
 int run_client_command(const ClientCommand& command, std::span<char* const> args) {
@@ -79,12 +82,19 @@ int run_client_command(const ClientCommand& command, std::span<char* const> args
 
     Loop loop;
     std::unique_ptr<Bus> bus;
-    try {
-        options.bus = resolve_bus_spec(options.bus);
-        bus = Bus::open(loop, options.bus, log.child("bus"));
-    } catch (const std::runtime_error& e) {  // BusError, or no demo running
-        log.error("{}", e.what());
-        return exit_bus;
+    if (!command.needs_bus) {
+        // Not even a connection attempt (--bus is ignored): such a command
+        // works without any bus.
+        options.bus.clear();
+        bus = detail::BusAccess::unconnected(loop, log.child("bus"));
+    } else {
+        try {
+            options.bus = resolve_bus_spec(options.bus);
+            bus = Bus::open(loop, options.bus, log.child("bus"));
+        } catch (const std::runtime_error& e) {  // BusError, or no demo running
+            log.error("{}", e.what());
+            return exit_bus;
+        }
     }
     int rc = command_failed;
     {

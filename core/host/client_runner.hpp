@@ -1,5 +1,5 @@
-// Runs a client command (moat/command.hpp): common options, bus, monitor,
-// signals, exit codes.
+// Runs a client command (moat/command.hpp): common options, bus (none for a
+// command with needs_bus false), monitor, signals, exit codes.
 #pragma once
 
 #include <span>

@@ -292,7 +292,8 @@ void stop_demo_daemon() {
 
 } // namespace
 
-int main(int argc, char** argv) {
+// (A plugin directory that cannot be read ends any run that lists plugins.)
+int main(int argc, char** argv) try {
     std::signal(SIGPIPE, SIG_IGN);
     // `moat-victron [--plugin-dir DIR]... [--config FILE] COMMAND ...`
     {
@@ -409,4 +410,7 @@ int main(int argc, char** argv) {
     }
     demo_daemon_pid = -1;
     return rc;
+} catch (const PluginError& e) {
+    fmt::print(stderr, "moat-victron: {}\n", e.what());
+    return exit_config;
 }

@@ -2,6 +2,8 @@
 #include "config_toml.hpp"
 
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
 #include <dirent.h>
 #include <dlfcn.h>
 #include <sys/stat.h>
@@ -110,13 +112,25 @@ std::shared_ptr<PluginLibrary> load_plugin(const PluginPath& search, std::string
 
 std::vector<std::string> plugin_kinds(const std::string& dir) {
     std::vector<std::string> kinds;
-    if (DIR* d = opendir(dir.c_str())) {
-        while (dirent* e = readdir(d)) {
-            std::string_view name = e->d_name;
-            if (name.size() > 3 && name.ends_with(".so")) kinds.emplace_back(name.substr(0, name.size() - 3));
-        }
-        closedir(d);
+    DIR* d = opendir(dir.c_str());
+    if (!d) {
+        // A directory of the path that does not exist holds no plugins; any
+        // other failure (permissions, ...) would hide the plugins it holds.
+        if (errno == ENOENT) return kinds;
+        throw PluginError(fmt::format("the plugin directory {} cannot be opened: {}", dir, std::strerror(errno)));
     }
+    // readdir() returns null at the end and on an error; only errno tells
+    // them apart (a 32-bit build without 64-bit file offsets gets EOVERFLOW).
+    errno = 0;
+    while (dirent* e = readdir(d)) {
+        std::string_view name = e->d_name;
+        if (name.size() > 3 && name.ends_with(".so")) kinds.emplace_back(name.substr(0, name.size() - 3));
+        errno = 0;
+    }
+    const int error = errno;
+    closedir(d);
+    if (error != 0)
+        throw PluginError(fmt::format("the plugin directory {} cannot be read: {}", dir, std::strerror(error)));
     std::sort(kinds.begin(), kinds.end());
     return kinds;
 }

@@ -58,9 +58,11 @@ inline std::shared_ptr<PluginLibrary> load_plugin(const std::string& dir, std::s
 /// Where `kind` would be loaded from: the first `<dir>/<kind>.so` of `path`, or "".
 std::string find_plugin(const PluginPath& path, std::string_view kind);
 
-/// Kinds of the plugin files in `dir`, sorted.
+/// Kinds of the plugin files in `dir`, sorted; none when `dir` does not exist.
+/// Throws PluginError naming the directory when it cannot be opened or read.
 std::vector<std::string> plugin_kinds(const std::string& dir);
 /// Kinds found along `path`, each once (the first directory that has it), sorted.
+/// Throws PluginError like the above.
 std::vector<std::string> plugin_kinds(const PluginPath& path);
 
 /// "dir1, dir2" for messages.

@@ -41,6 +41,7 @@ Actions:
                 /service, restore the udev rule that keeps serial-starter off the
                 configured serial devices (remounting / read-write only then), and
                 run `moat-victron patches boot` when a plugin brings that command
+                (its failure makes --boot exit 1; the service starts all the same)
   --status      version, service state (svstat), configuration check, last log lines;
                 exit code 0 when healthy, 1 when not
   --rollback    switch back to the version installed before and restart the service
@@ -88,7 +89,8 @@ std::vector<fs::path> bundle_parts(const fs::path& src) {
     std::vector<fs::path> parts{"bin/moat-victron", "lib/moat-victron", "share/moat-victron"};
     for (auto& e : fs::directory_iterator(src / "lib"))
         if (e.path().filename().string().find(".so") != std::string::npos) parts.push_back("lib" / e.path().filename());
-    for (auto name : {"service", "VERSION", "MANIFEST.sha256", "install.sh"})
+    // A bundle's bin/moat-victron is a launcher for libexec/moat-victron.
+    for (auto name : {"libexec/moat-victron", "service", "VERSION", "MANIFEST.sha256", "install.sh"})
         if (fs::exists(src / name)) parts.push_back(name);
     return parts;
 }
@@ -191,12 +193,20 @@ int boot(const Layout& l, const SetupHooks& hooks) {
     boot_udev(l);
     // The opt-in patch re-apply and critical-settings check belong to the
     // plugin that brings the `patches` command; without it there is nothing to do.
+    // It needs no bus, so a failure is a real one (a broken manifest, a file
+    // that cannot be written): the boot fails, though the service, linked
+    // above, starts all the same.
     if (hooks.has_command && hooks.has_command("patches")) {
         auto r = run({l.host().string(), "patches", "boot", "--root", l.root.string()});
         fmt::print("{}", r.output);
-        // Optional and opt-in: a failure is reported, but the service still
-        // starts (the boot step never holds the GX up).
-        if (r.status != 0) warn("moat-victron patches boot failed ({}); the service starts anyway", r.status);
+        if (r.status != 0) {
+            std::fflush(stdout);
+            fmt::print(stderr,
+                       "setup: error: '{} patches boot --root {}' failed (exit {}, its messages above): the enabled "
+                       "patches may not be in place. The service is linked and starts.\n",
+                       l.host().string(), l.root.string(), r.status);
+            return exit_failure;
+        }
     }
     return exit_ok;
 }

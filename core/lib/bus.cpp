@@ -34,9 +34,19 @@ std::unique_ptr<Bus> Bus::open(Loop& loop, const std::string& spec, Logger log) 
     return std::unique_ptr<Bus>(new Bus(loop, std::move(conn), spec, std::move(log)));
 }
 
+std::unique_ptr<Bus> detail::BusAccess::unconnected(Loop& loop, Logger log) {
+    return std::unique_ptr<Bus>(new Bus(loop, nullptr, "", std::move(log)));
+}
+
+sdbus::IConnection& detail::BusAccess::connection(Bus& bus) {
+    if (!bus.conn_) throw BusError("no D-Bus connection (this command runs without the bus)");
+    return *bus.conn_;
+}
+
 Bus::Bus(Loop& loop, std::unique_ptr<sdbus::IConnection> conn, std::string spec, Logger log)
     : loop_(loop), conn_(std::move(conn)), spec_(std::move(spec)), log_(std::move(log)), handles_(new Handles) {
     handles_->bus = this;
+    if (!conn_) return;  // unconnected(): nothing to watch
     auto pd = conn_->getEventLoopPollData();
     uv_poll_init(detail::uv_loop(loop_), &handles_->poll, pd.fd);
     uv_timer_init(detail::uv_loop(loop_), &handles_->timer);
@@ -55,6 +65,10 @@ Bus::Bus(Loop& loop, std::unique_ptr<sdbus::IConnection> conn, std::string spec,
 
 Bus::~Bus() {
     handles_->bus = nullptr;
+    if (!conn_) {
+        delete handles_;
+        return;
+    }
     handles_->open = 3;
     auto closed = [](uv_handle_t* h) {
         auto* hs = static_cast<Handles*>(h->data);
@@ -126,7 +140,7 @@ void Bus::lose(const std::string& why) {
     });
 }
 
-std::string Bus::unique_name() const { return conn_->getUniqueName(); }
+std::string Bus::unique_name() const { return conn_ ? conn_->getUniqueName() : std::string(); }
 
 BusCall new_call(Bus& bus, const std::string& dest, const std::string& path, const std::string& iface,
                  const std::string& method) {

@@ -16,7 +16,11 @@ namespace moat {
 
 namespace detail {
 struct MOAT_API BusAccess {
-    static sdbus::IConnection& connection(Bus& bus) { return *bus.conn_; }
+    /// Throws BusError for a Bus without a connection.
+    static sdbus::IConnection& connection(Bus& bus);
+    /// A Bus that connects to nothing (client commands that need no bus):
+    /// every call through it (or a Monitor on it) throws BusError.
+    static std::unique_ptr<Bus> unconnected(Loop& loop, Logger log);
 };
 inline sdbus::IConnection& connection(Bus& bus) { return BusAccess::connection(bus); }
 } // namespace detail

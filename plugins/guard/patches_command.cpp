@@ -446,6 +446,7 @@ const ClientCommand patches_command{
     "  --remount COMMAND      makes a read-only root writable: called as COMMAND rw|ro DIR (default,\n"
     "                         or $MOAT_PATCH_REMOUNT: mount -o remount,rw|ro /)\n",
     parse,
+    false,  // needs_bus: files only, so it works at boot before (or without) the system bus
 };
 
 } // namespace moat::guard

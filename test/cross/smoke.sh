@@ -4,12 +4,15 @@
 # prints its version, loads every plugin, accepts the GX example, and runs
 # the demo (simulated Venus system on a private dbus-daemon, the controller
 # writing to the simulated Multi) until SIGTERM (what svc -d sends), which
-# must end it with 0 after the safe state.
+# must end it with 0 after the safe state. The launcher bin/moat-victron
+# refuses this machine (not the bundle's architecture) and, on the right
+# machine, a glibc older than the one it asks for.
 set -eu
 stage=$1
 qemu=$2
 prefix=$3
-host="$stage/bin/moat-victron"
+host="$stage/libexec/moat-victron"
+launcher="$stage/bin/moat-victron"
 [ -x "$host" ] || { echo "no bundle staged in $stage: run ./cmake/setup.sh bundle first"; exit 1; }
 run() { "$qemu" -L "$prefix" "$host" "$@"; }
 
@@ -22,6 +25,27 @@ tmp=$(mktemp -d)
 pid=
 cleanup() { [ -n "$pid" ] && kill -9 "$pid" 2>/dev/null; rm -rf "$tmp"; }
 trap cleanup EXIT
+
+# The launcher, as far as it goes without binfmt (it ends in exec).
+{
+    expect() {  # expect MESSAGE: the launcher's one line on stderr, exit 1, nothing run
+        rc=0
+        out=$(PATH="$tmp/fake:$PATH" "$launcher" --version 2>&1) || rc=$?
+        if [ $rc -ne 1 ] || [ "$out" != "$1" ]; then
+            echo "FAIL: the launcher said (exit $rc): $out"; echo "wanted: $1"; exit 1
+        fi
+        echo "launcher: $out"
+    }
+    arch=$(sed -n 's/^arch=//p' "$launcher")
+    need=$(sed -n 's/^need=//p' "$launcher")
+    machine=$(sed -n 's/^machines="\([^ "]*\).*/\1/p' "$launcher")
+    mkdir "$tmp/fake"
+    expect "moat-victron: this is the $arch build; this machine is $(uname -m): install the bundle for it"
+    printf '#!/bin/sh\necho %s\n' "$machine" > "$tmp/fake/uname"
+    printf '#!/bin/sh\necho "glibc 2.31"\n' > "$tmp/fake/getconf"
+    chmod 755 "$tmp/fake/uname" "$tmp/fake/getconf"
+    expect "moat-victron: this build needs glibc $need or newer (Venus OS 3.60 or later); this system has glibc 2.31. Update the GX firmware first."
+}
 # (qemu itself in the background, so that $! is the host: a background
 # subshell would ignore the signal)
 XDG_RUNTIME_DIR=$tmp "$qemu" -L "$prefix" "$host" --demo > "$tmp/demo.log" 2>&1 &

@@ -6,7 +6,9 @@ system's parts, and the installed service under a real svscan/supervise
 (Debian daemontools) with multilog, a private bus and a simulated Multi.
 
 The tree installed from is `cmake --install` of the build into a temporary
-prefix, as a bundle is. svc, svstat, mount and udevadm are replaced by
+prefix, made a bundle as cmake/bundle.sh does: bin/moat-victron the launcher
+that checks the machine and the glibc version before it execs
+libexec/moat-victron. svc, svstat, mount and udevadm are replaced by
 recording scripts (MOAT_SETUP_SVC...) except in the daemontools test.
 
 Run: cd test/integration && MOAT_BUILD_DIR=../../build MOAT_SOURCE_DIR=../.. python3 -m unittest -v test_setup
@@ -24,17 +26,22 @@ import unittest
 
 import dbus
 
-from moattest import BUILD_DIR, BUSITEM, HOST, HostTestCase, spawn, stop_process, toml_string
+from moattest import (BUILD_DIR, BUSITEM, HOST, SOURCE_DIR, HostTestCase, env_without_bus, spawn, stop_process,
+                      toml_string)
 
 VEBUS = "com.victronenergy.vebus.sim"
-STAGE = None  # the installed tree (module fixture)
+STAGE = None  # the installed tree, with the bundle's launcher (module fixture)
+GLIBC_NEED = None  # the glibc version the launcher asks for
 
 
 def setUpModule():
-    global STAGE, _stage_tmp
+    global STAGE, GLIBC_NEED, _stage_tmp
     _stage_tmp = tempfile.mkdtemp(prefix="moat-setup-stage-")
     STAGE = os.path.join(_stage_tmp, "stage")
     subprocess.run(["cmake", "--install", BUILD_DIR, "--prefix", STAGE], check=True, stdout=subprocess.DEVNULL)
+    GLIBC_NEED = subprocess.run([os.path.join(SOURCE_DIR, "cmake", "bundle-launcher.sh"), STAGE, "native",
+                                 os.uname().machine, "readelf"], check=True, capture_output=True,
+                                text=True).stdout.strip()
 
 
 def tearDownModule():
@@ -134,6 +141,7 @@ class InstallTest(SetupCase):
         self.assertIn("moat-victron 0.1.0 installed", out)
         self.assertEqual(os.readlink(self.path("data/moat-victron/current")), "versions/0.1.0")
         self.assertTrue(os.access(self.path("data/moat-victron/current/bin/moat-victron"), os.X_OK))
+        self.assertTrue(os.access(self.path("data/moat-victron/current/libexec/moat-victron"), os.X_OK))
         self.assertTrue(os.path.exists(self.path("data/moat-victron/current/lib/moat-victron/plugins/inverter.so")))
         # the configuration from the GX example, checked
         with open(os.path.join(STAGE, "share/moat-victron/gx.toml")) as f:
@@ -332,6 +340,128 @@ class InstallTest(SetupCase):
             p = subprocess.run([HOST, "setup", *bad], capture_output=True, text=True, timeout=30)
             self.assertEqual(p.returncode, 2, (bad, p.stderr))
             self.assertIn("moat-victron setup --help", p.stderr)
+
+
+class PatchHookTest(SetupCase):
+    """`setup --boot` runs `moat-victron patches boot`, a command that needs no bus."""
+
+    def no_bus_env(self):
+        return dict(env_without_bus(), **{k: v for k, v in self.env.items() if k.startswith("MOAT_SETUP_")})
+
+    def test_patches_status_works_without_any_bus(self):
+        host = os.path.join(STAGE, "bin/moat-victron")
+        env = self.no_bus_env()
+        # there is no bus here: a command that needs one says so
+        p = subprocess.run([host, "status", "--once"], capture_output=True, text=True, timeout=60, env=env)
+        self.assertEqual(p.returncode, 4, p.stdout + p.stderr)
+        self.assertIn("cannot connect to the D-Bus system bus", p.stderr)
+        p = subprocess.run([host, "patches", "status", "--root", self.root], capture_output=True, text=True,
+                           timeout=60, env=env)
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        self.assertTrue(p.stdout.startswith(f"Venus unknown under {self.root}; backups in "), p.stdout)
+        self.assertRegex(p.stdout, r"\nhubvoltage +recommended ")
+        self.assertEqual(p.stderr, "")
+        # --bus is ignored (scripts pass it to every command), and the help says so
+        p = subprocess.run([host, "patches", "status", "--bus", "session", "--root", self.root], capture_output=True,
+                           text=True, timeout=60, env=env)
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        p = subprocess.run([host, "patches", "--help"], capture_output=True, text=True, timeout=60, env=env)
+        self.assertIn("  --bus BUS              accepted and ignored: this command uses no D-Bus\n", p.stdout)
+
+    def test_a_failing_patch_boot_fails_the_boot_but_the_service_is_linked(self):
+        env = self.no_bus_env()
+        self.setup("--install", env=env)  # no patch enabled: patches boot has nothing to do
+        broken = os.path.join(self.tmp, "broken-manifests")
+        os.makedirs(broken)
+        with open(os.path.join(broken, "broken.toml"), "w") as f:
+            f.write("title = \"no end\n")
+        shutil.rmtree(self.path("service"))
+        os.makedirs(self.path("service"))
+        p = self.setup("--boot", env=dict(env, MOAT_PATCH_DIR=broken), expect=1)
+        self.assertIn("broken.toml", p.stdout)  # the messages of patches boot, passed on
+        self.assertIn(f"setup: error: '{self.home}/current/bin/moat-victron patches boot --root {self.root}' "
+                      "failed (exit 1, its messages above): the enabled patches may not be in place. "
+                      "The service is linked and starts.", p.stderr)
+        self.assertEqual(os.readlink(self.path("service/moat-victron")), f"{self.home}/service/moat-victron")
+        self.setup("--boot", env=env)
+
+
+class LauncherTest(SetupCase):
+    """bin/moat-victron of a bundle checks the machine and the C library
+    before it execs libexec/moat-victron: an old Venus OS gets a clear
+    message, not the dynamic loader's."""
+
+    def with_tools(self, **tools):
+        """The environment with a PATH whose first directory has these commands (name: shell body)."""
+        d = os.path.join(self.tmp, "fakepath")
+        shutil.rmtree(d, True)
+        os.makedirs(d)
+        for name, body in tools.items():
+            with open(os.path.join(d, name), "w") as f:
+                f.write("#!/bin/sh\n" + body + "\n")
+            os.chmod(os.path.join(d, name), 0o755)
+        return dict(self.env, PATH=d + os.pathsep + self.env["PATH"])
+
+    def run_it(self, argv, env=None):
+        return subprocess.run(argv, capture_output=True, text=True, timeout=60, env=env or self.env)
+
+    def test_the_launcher_runs_the_program_with_its_arguments_and_exit_code(self):
+        launcher = os.path.join(STAGE, "bin/moat-victron")
+        with open(launcher) as f:
+            text = f.read()
+        self.assertTrue(text.startswith("#!/bin/sh\n"))
+        self.assertRegex(GLIBC_NEED, r"^2\.\d+$")
+        self.assertIn(f"\nneed={GLIBC_NEED}\n", text)
+        p = self.run_it([launcher, "--version"])
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertRegex(p.stdout, r"^moat-victron 0\.1\.0 ")
+        # from a link elsewhere too (the program is found beside the script, not the link)
+        link = os.path.join(self.tmp, "moat-victron")
+        os.symlink(launcher, link)
+        p = self.run_it([link, "--check-config", os.path.join(STAGE, "share/moat-victron/gx.toml")])
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertIn("OK", p.stdout)
+        p = self.run_it([link, "--frobnicate"])
+        self.assertEqual(p.returncode, 2, p.stderr)
+        # a newer glibc than needed is fine
+        p = self.run_it([launcher, "--version"], env=self.with_tools(getconf='echo "glibc 2.99"'))
+        self.assertEqual(p.returncode, 0, p.stderr)
+
+    def test_a_too_old_glibc_is_refused_with_a_clear_message(self):
+        self.setup("--install")
+        installed = self.path("data/moat-victron/current/bin/moat-victron")
+        message = (f"moat-victron: this build needs glibc {GLIBC_NEED} or newer (Venus OS 3.60 or later); "
+                   "this system has glibc 2.31. Update the GX firmware first.\n")
+        for tools in ({"getconf": 'echo "glibc 2.31"'},
+                      # no getconf (as on some Venus OS images): what ldd says
+                      {"getconf": "exit 1", "ldd": 'echo "ldd (GNU libc) 2.31"; echo "Copyright..."'}):
+            env = self.with_tools(**tools)
+            p = self.run_it([installed, "--version"], env)
+            self.assertEqual((p.returncode, p.stdout, p.stderr), (1, "", message), tools)
+            # the boot line in rc.local after a firmware downgrade
+            p = self.run_it(["sh", self.path("data/rc.local")], env)
+            self.assertEqual(p.stderr, message)
+            self.assertNotIn("linked", p.stdout)
+            # the service: the message goes to its log (the run script sends stderr there)
+            p = self.run_it(["sh", self.path("data/moat-victron/service/moat-victron/run")], env)
+            self.assertEqual(p.returncode, 1)
+            self.assertEqual(p.stdout, "*** starting moat-victron ***\n" + message)
+
+    def test_another_machine_is_refused(self):
+        p = self.run_it([os.path.join(STAGE, "bin/moat-victron"), "--version"], self.with_tools(uname="echo mips"))
+        self.assertEqual(p.returncode, 1)
+        self.assertEqual(p.stderr, "moat-victron: this is the native build; this machine is mips: "
+                                   "install the bundle for it\n")
+
+    def test_an_install_tree_without_the_launcher_installs_too(self):
+        plain = os.path.join(self.tmp, "plain")
+        shutil.copytree(STAGE, plain, symlinks=True)
+        os.replace(os.path.join(plain, "libexec/moat-victron"), os.path.join(plain, "bin/moat-victron"))
+        os.rmdir(os.path.join(plain, "libexec"))
+        self.setup("--install", exe=os.path.join(plain, "bin/moat-victron"))
+        self.assertFalse(os.path.exists(self.path("data/moat-victron/current/libexec")))
+        p = self.run_it([self.path("data/moat-victron/current/bin/moat-victron"), "--version"])
+        self.assertEqual(p.returncode, 0, p.stderr)
 
 
 @unittest.skipUnless(shutil.which("svscan") and shutil.which("multilog"), "needs Debian's daemontools")

@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <filesystem>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 using namespace moat;
 namespace fs = std::filesystem;
@@ -98,6 +100,28 @@ TEST_CASE("the plugin path is searched in order, the first file found wins", "[l
     }
     auto kinds = plugin_kinds(PluginPath{first, second});
     CHECK(std::count(kinds.begin(), kinds.end(), "worker") == 1);
+}
+
+TEST_CASE("a plugin directory that cannot be read is an error naming it, not an empty directory", "[loader]") {
+    CHECK(plugin_kinds("/nonexistent/plugins").empty());
+    CHECK_THROWS_WITH(plugin_kinds(PluginPath{MOAT_TEST_PLUGIN_DIR, MOAT_TEST_DIR "/unit/catch_main.cpp"}),
+                      "the plugin directory " MOAT_TEST_DIR "/unit/catch_main.cpp cannot be opened: Not a directory");
+    // A real readdir() failure: the /proc/PID/net directory of a process that
+    // has exited (a zombie, not yet reaped) opens, but reading it fails.
+    pid_t child = ::fork();
+    REQUIRE(child >= 0);
+    if (child == 0) ::_exit(0);
+    siginfo_t info{};
+    REQUIRE(::waitid(P_PID, child, &info, WEXITED | WNOWAIT) == 0);  // exited, still there
+    const std::string net = fmt::format("/proc/{}/net", child);
+    std::string error;
+    try {
+        plugin_kinds(PluginPath{MOAT_TEST_PLUGIN_DIR, net});
+    } catch (const PluginError& e) {
+        error = e.what();
+    }
+    ::waitpid(child, nullptr, 0);
+    CHECK(error == "the plugin directory " + net + " cannot be read: Invalid argument");
 }
 
 TEST_CASE("a plugin's client commands come with its descriptor", "[loader]") {

@@ -12,6 +12,9 @@
 // - a loop, a connection and a Monitor on it (CommandContext);
 // - SIGINT/SIGTERM cancel the command's task and exit 0; a lost bus exits 4;
 //   a usage error (UsageError from parse) exits 2 with the command's help hint.
+// - a command that never uses the bus (files, a serial port) sets `needs_bus`
+//   false: the runner then connects to no bus at all, so it works while the
+//   bus is down or absent (early at boot, a test tree).
 //
 // The command itself is plain SDK code: parse its own arguments, then a task.
 #pragma once
@@ -98,6 +101,13 @@ struct MOAT_API ClientCommand {
     /// Parse the command's own arguments (the common options removed).
     /// Throws UsageError; never touches the bus.
     CommandTask (*parse)(const std::vector<std::string>& args);
+    // ---- added after the first SDK release: new members go last, with a
+    // default, so that existing declarations {name, summary, usage, parse} stay valid.
+    /// False: the command uses no D-Bus. The runner opens no connection and
+    /// ignores `--bus`; `ctx.bus` is a Bus without a connection: a call
+    /// through it, or through `ctx.monitor`, throws BusError. `ctx.bus_spec`
+    /// is empty.
+    bool needs_bus = true;
 };
 
 } // namespace moat
