@@ -757,7 +757,7 @@ void InverterPlugin::build_control() {
     control_->add_method(control_iface, control::set_mode, "sa{sv}", "b", [this, guarded](const Args& args) {
         return guarded([&] {
             Op op;
-            if (args.at(1).is_dict())  // (an empty a{sv} reads as invalid)
+            if (args.at(1).is_dict())
                 for (auto& [k, v] : args.at(1).as_dict()) op[k] = param_value(v, k);
             sup_.change_mode(args.at(0).as_string(), op);
             return Args{Value(true)};

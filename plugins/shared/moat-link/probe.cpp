@@ -157,6 +157,7 @@ const ClientCommand probe_command{
         ProbeOptions o = parse_probe(std::vector<std::string>(args.begin() + 1, args.end()));
         return [o](CommandContext& ctx) { return run_command(ctx, o); };
     },
+    false,  // needs_bus: a serial port or a socket only
 };
 
 } // namespace moat::bms
