@@ -52,6 +52,10 @@ class Sim final : public Plugin {
 public:
     explicit Sim(Context& ctx) : ctx_(ctx), cfg_(parse_config(ctx.config)), sys_(cfg_.system) {}
 
+    /// --check-config and each start: the sub-tables, every problem of them,
+    /// with the code the constructor reads them with.
+    static void validate(const Config& c) { parse_config(c); }
+
     Task<void> run() override {
         if (!cfg_.moat_bms) {
             auto model = run_model();
