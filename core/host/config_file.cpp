@@ -88,7 +88,7 @@ ConfigFile read_config_file(const std::string& path, const std::vector<std::stri
             text.replace(at, free_port.size(), port);
     }
     try {
-        *parsed = toml::parse(text, path);
+        *parsed = parse_toml_text(text, path);
     } catch (const toml::parse_error& e) {
         if (e.source().begin.line == 0) throw ConfigError(fmt::format("{}: {}", path, e.description()));
         throw ConfigError(fmt::format("{}:{}:{}: TOML syntax error: {}", path, e.source().begin.line,

@@ -63,23 +63,40 @@ bool same_section(const InstanceSection& a, const InstanceSection& b) {
 
 namespace {
 
-/// The plugin's own check of its tables; any exception it throws is a
+struct PluginCheck {
+    std::vector<std::string> problems;  ///< recorded or thrown as ConfigError
+    std::string failure;                ///< another exception, as a configuration error naming the plugin
+};
+/// The plugin's own check of its tables: every problem it recorded
+/// (Config::problem) and the one it threw. Any other exception it throws is a
 /// configuration error naming the plugin (a bug there must not take the host down).
-void run_plugin_validate(const PreparedInstance& p, const std::string& path) {
+PluginCheck plugin_check(const PreparedInstance& p, const Config& config, const std::string& path) {
     const auto& d = p.library->descriptor();
-    if (d.size < offsetof(PluginDescriptor, validate) + sizeof(d.validate) || !d.validate) return;
+    if (d.size < offsetof(PluginDescriptor, validate) + sizeof(d.validate) || !d.validate) return {};
+    detail::ConfigAccess::take_problems(config);  // (left by an earlier run on this configuration)
+    PluginCheck out;
+    std::string thrown;
     try {
-        d.validate(p.config);
-    } catch (const ConfigError&) {
-        throw;
+        d.validate(config);
+    } catch (const ConfigError& e) {
+        thrown = e.what();
     } catch (const std::exception& e) {
-        throw ConfigError(fmt::format("{}:{}: [{}] the check of the configuration by plugin {} failed: {}", path,
-                                      p.section.line, p.section.name, p.library->path(), e.what()));
+        out.failure = fmt::format("{}:{}: [{}] the check of the configuration by plugin {} failed: {}", path,
+                                  p.section.line, p.section.name, p.library->path(), e.what());
     } catch (...) {
-        throw ConfigError(fmt::format("{}:{}: [{}] the check of the configuration by plugin {} failed with an "
-                                      "exception that is not a std::exception",
-                                      path, p.section.line, p.section.name, p.library->path()));
+        out.failure = fmt::format("{}:{}: [{}] the check of the configuration by plugin {} failed with an "
+                             "exception that is not a std::exception",
+                                  path, p.section.line, p.section.name, p.library->path());
     }
+    out.problems = detail::ConfigAccess::take_problems(config);
+    if (!thrown.empty()) out.problems.push_back(std::move(thrown));
+    return out;
+}
+
+void run_plugin_validate(const PreparedInstance& p, const std::string& path) {
+    PluginCheck check = plugin_check(p, p.config, path);
+    if (!check.failure.empty()) check.problems.push_back(check.failure);
+    if (!check.problems.empty()) throw ConfigError(join_problems(check.problems));
 }
 
 /// Two enabled instances claiming one resource (Config::claim) cannot both run.
@@ -106,18 +123,13 @@ namespace {
 /// The plugin's check on the keys that are valid, after some were not: its
 /// problems about other things still count; one it hits because it reads a
 /// key that was invalid (absent here) is a consequence, not news.
-void run_plugin_validate_on_valid_keys(const PreparedInstance& p, const CheckedKeys& checked,
+void run_plugin_validate_on_valid_keys(const PreparedInstance& p, const CheckedKeys& checked, const std::string& path,
                                        std::vector<std::string>& problems) {
-    const auto& d = p.library->descriptor();
-    if (d.size < offsetof(PluginDescriptor, validate) + sizeof(d.validate) || !d.validate) return;
     // Config::node() shows the file's node of an invalid table/array key unchecked.
     if (checked.invalid_node_key) return;
-    try {
-        d.validate(checked.config);
-    } catch (const ConfigError& e) {
-        for (auto& line : new_problems(e.what(), p.section.name, checked.invalid)) problems.push_back(line);
-    } catch (...) {
-        // (it read a key that is not valid: already reported)
+    // (A failure that is not a ConfigError came from reading a key that is not valid: already reported.)
+    for (auto& text : plugin_check(p, checked.config, path).problems) {
+        for (auto& line : new_problems(text, p.section.name, checked.invalid)) problems.push_back(line);
     }
 }
 
@@ -140,7 +152,7 @@ PreparedConfig prepare_config_file(const std::string& path, const std::vector<st
                     run_plugin_validate(p, path);
                 } else {
                     problems.insert(problems.end(), checked.problems.begin(), checked.problems.end());
-                    run_plugin_validate_on_valid_keys(p, checked, problems);
+                    run_plugin_validate_on_valid_keys(p, checked, path, problems);
                     p.config = Config();
                 }
             } catch (const PluginError& e) {

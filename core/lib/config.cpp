@@ -27,7 +27,7 @@ std::string location(std::string_view file, const toml::node* node) {
 toml::table parse_default(const ConfigKey& key) {
     if (!key.default_value) return {};
     try {
-        auto t = toml::parse(fmt::format("value = {}", key.default_value));
+        auto t = parse_toml_text(fmt::format("value = {}", key.default_value));
         if (!has_type(*t.get("value"), key.type))
             throw std::logic_error(fmt::format("plugin declares key '{}' as {} with default {}", key.name,
                                                to_string(key.type), key.default_value));
@@ -159,7 +159,7 @@ Config validate_table(const ConfigNode& table, std::string_view instance, std::s
 namespace {
 std::shared_ptr<const toml::table> parse_document(std::string_view toml_text, std::string_view file) {
     try {
-        return std::make_shared<const toml::table>(toml::parse(toml_text, file));
+        return std::make_shared<const toml::table>(parse_toml_text(toml_text, file));
     } catch (const toml::parse_error& e) {
         throw ConfigError(fmt::format("{}:{}:{}: TOML syntax error: {}", file, e.source().begin.line,
                                       e.source().begin.column, e.description()));
@@ -223,9 +223,41 @@ void Config::claim(std::string_view key, std::string resource) const {
 
 const std::vector<Config::Claim>& Config::claims() const { return data_->claims; }
 
+namespace {
+std::string problem_text(const detail::ConfigData& d, const ConfigNode& node, std::string_view what,
+                         std::string_view reason) {
+    return fmt::format("{}[{}] {}: {}", node ? node.location() : location(d.file, nullptr), d.instance, what, reason);
+}
+} // namespace
+
 void Config::fail_at(const ConfigNode& node, std::string_view what, std::string_view reason) const {
-    throw ConfigError(fmt::format("{}[{}] {}: {}", node ? node.location() : location(data_->file, nullptr),
-                                  data_->instance, what, reason));
+    throw ConfigError(problem_text(*data_, node, what, reason));
+}
+
+void Config::problem(std::string_view key, std::string_view reason) const {
+    data_->problems.push_back(fmt::format("{}: {}", where(key), reason));
+}
+
+void Config::problem_at(const ConfigNode& node, std::string_view what, std::string_view reason) const {
+    data_->problems.push_back(problem_text(*data_, node, what, reason));
+}
+
+void Config::problem(const ConfigError& error) const {
+    std::string_view all = error.what();
+    while (!all.empty()) {
+        const std::size_t end = std::min(all.find('\n'), all.size());
+        if (end > 0) data_->problems.emplace_back(all.substr(0, end));
+        all.remove_prefix(std::min(end + 1, all.size()));
+    }
+}
+
+const std::vector<std::string>& Config::problems() const { return data_->problems; }
+
+void Config::throw_problems() const {
+    if (data_->problems.empty()) return;
+    std::string all = join_problems(data_->problems);
+    data_->problems.clear();
+    throw ConfigError(all);
 }
 
 std::string Config::where(std::string_view key) const {

@@ -4,7 +4,18 @@
 
 #include "moat/config.hpp"
 
+// Every use of toml++ in the process includes it through here, with these
+// definitions. toml++ 3.3.0 asserts (aborts a Debug build; in a clang
+// Release build the assertion is an assumption, i.e. undefined behaviour)
+// on some malformed input, e.g. `[&x]`, that its parser would otherwise
+// report as a syntax error: its assertions are off, so it does report it.
+#include <toml++/impl/preprocessor.h>
+#undef TOML_ASSERT
+#undef TOML_ASSERT_ASSUME
+#define TOML_ASSERT(expr) static_assert(true)
+#define TOML_ASSERT_ASSUME(expr) static_assert(true)
 #include <toml++/toml.h>
+#include <utility>
 
 namespace moat {
 
@@ -18,6 +29,7 @@ struct ConfigData {
     std::shared_ptr<const toml::table> doc;   ///< the parsed file (keeps source nodes alive)
     const toml::table* source = nullptr;      ///< the section in doc, for line numbers
     std::vector<Config::Claim> claims;        ///< filled by the plugin's validate()
+    std::vector<std::string> problems;        ///< recorded by Config::problem(), not thrown yet
 };
 
 struct MOAT_API ConfigAccess {
@@ -34,6 +46,8 @@ struct MOAT_API ConfigAccess {
         return make(std::move(data));
     }
     static const ConfigData& data(const Config& c) { return *c.data_; }
+    /// The problems a check recorded (Config::problem), now forgotten.
+    static std::vector<std::string> take_problems(const Config& c) { return std::exchange(c.data_->problems, {}); }
     static const toml::node* node(const ConfigNode& n) { return static_cast<const toml::node*>(n.node_); }
     static const std::shared_ptr<const ConfigData>& data(const ConfigNode& n) { return n.data_; }
     static ConfigNode wrap(std::shared_ptr<const ConfigData> data, const toml::node* n) {
@@ -55,6 +69,14 @@ MOAT_API toml::table parse_default(const ConfigKey& key);
 
 /// Whether a TOML node has the type a key asks for.
 MOAT_API bool has_type(const toml::node& node, KeyType type);
+
+/// toml::parse(text, file), safe from the characters toml++ 3.3.0 cannot
+/// classify (Latin-1 letters such as 'ä', Greek, Cyrillic and a few other
+/// blocks reach its __builtin_unreachable() where it looks for whitespace):
+/// they are parsed as private-use stand-ins and restored in every string and
+/// key. A private-use character U+E000..U+EBED in the text is refused.
+/// Throws toml::parse_error.
+MOAT_API toml::table parse_toml_text(std::string_view text, std::string_view file = {});
 
 /// Location prefix "FILE:LINE: " for a node (just "FILE: " when it has no source).
 MOAT_API std::string location(std::string_view file, const toml::node* node);

@@ -12,7 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <toml++/toml.h>
+#include "config_toml.hpp"
 
 namespace moat {
 
@@ -57,7 +57,7 @@ Value scalar(const toml::node& node, SettingType type, const std::string& what) 
 SettingsMap parse_settings(const std::string& text, const std::string& file) {
     toml::table doc;
     try {
-        doc = toml::parse(text, file);
+        doc = parse_toml_text(text, file);
     } catch (const toml::parse_error& e) {
         throw Corrupt(fmt::format("line {}, column {}: {}", e.source().begin.line, e.source().begin.column,
                                   e.description()));

@@ -58,11 +58,17 @@ public:
         if (arr.kind() != moat::ConfigNode::Kind::array) cfg_.fail("items", "expected an array of tables ([[<instance>.items]])");
         std::set<std::string> seen;
         for (std::size_t i = 0; i < arr.size(); ++i) nodes_.push_back(arr.at(i));
+        // Each item on its own: every wrong item is reported, not only the first.
         for (std::size_t i = 0; i < arr.size(); ++i) {
-            ItemSpec s = item(i + 1, arr.at(i));
-            if (!seen.insert(s.path).second) fail(s.index, "path", "'" + s.path + "' is given twice");
-            out.push_back(std::move(s));
+            try {
+                ItemSpec s = item(i + 1, arr.at(i));
+                if (!seen.insert(s.path).second) fail(s.index, "path", "'" + s.path + "' is given twice");
+                out.push_back(std::move(s));
+            } catch (const moat::ConfigError& e) {
+                cfg_.problem(e);
+            }
         }
+        cfg_.throw_problems();
         // A path may not be both an item and a node of other items (§4).
         for (const auto& a : seen) {
             auto next = seen.upper_bound(a);
@@ -209,9 +215,10 @@ public:
     static void validate(const moat::Config& c) {
         auto name = c.get_string("service");
         if (name.rfind("com.victronenergy.", 0) != 0 || std::count(name.begin(), name.end(), '.') < 3)
-            c.fail("service", "'" + name + "' is not com.victronenergy.<type>.<suffix>");
+            c.problem("service", "'" + name + "' is not com.victronenergy.<type>.<suffix>");
+        else
+            c.claim("service", "the D-Bus name " + name);
         ItemReader(c).read();
-        c.claim("service", "the D-Bus name " + name);
     }
 
     explicit Dummy(moat::Context& ctx) : ctx_(ctx), specs_(ItemReader(ctx.config).read()) {

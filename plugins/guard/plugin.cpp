@@ -90,19 +90,20 @@ public:
         std::set<std::string> ignored;
         for (auto& [name, node] : names_of(c, "ignore")) {
             if (!critical::find_check(name))
-                c.fail_at(node, "key 'ignore'", fmt::format("unknown check '{}' (checks: {})", name, known_names(false)));
+                c.problem_at(node, "key 'ignore'", fmt::format("unknown check '{}' (checks: {})", name, known_names(false)));
             ignored.insert(name);
         }
         for (auto& [name, node] : names_of(c, "fix")) {
             const critical::Check* check = critical::find_check(name);
             if (!check)
-                c.fail_at(node, "key 'fix'", fmt::format("unknown check '{}' (fixable: {})", name, known_names(true)));
-            if (!check->safe_value)
-                c.fail_at(node, "key 'fix'", fmt::format("'{}' has no safe value to write (fixable: {})", name,
-                                                          known_names(true)));
-            if (ignored.count(name)) c.fail_at(node, "key 'fix'", fmt::format("'{}' is also ignored", name));
+                c.problem_at(node, "key 'fix'", fmt::format("unknown check '{}' (fixable: {})", name, known_names(true)));
+            else if (!check->safe_value)
+                c.problem_at(node, "key 'fix'", fmt::format("'{}' has no safe value to write (fixable: {})", name,
+                                                            known_names(true)));
+            if (ignored.count(name)) c.problem_at(node, "key 'fix'", fmt::format("'{}' is also ignored", name));
         }
         if (auto name = c.get_string("service"); !name.empty()) c.claim("service", "the D-Bus name " + name);
+        c.throw_problems();  // (the constructor runs this check too)
     }
 
     explicit GuardPlugin(Context& ctx) : ctx_(ctx) {

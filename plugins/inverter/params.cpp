@@ -192,19 +192,31 @@ std::optional<std::string> check_param(Mode mode, std::string_view name, const P
     return std::nullopt;
 }
 
-void parse_mode_table(const std::string& mode_name, const moat::ConfigNode& params, ModeDefaults& out) {
+namespace {
+
+/// One mode's table, its parameters not yet read; throws std::invalid_argument.
+Mode mode_of_table(const std::string& mode_name, const moat::ConfigNode& params) {
     auto mode = parse_mode(mode_name);
     if (!mode) throw std::invalid_argument(fmt::format("{}: unknown mode", mode_name));
     if (params.kind() != moat::ConfigNode::Kind::table)
         throw std::invalid_argument(fmt::format("{}: expected a table of parameters", mode_name));
-    Op& op = out[*mode];
-    for (const auto& param : params.keys()) {
-        auto where = fmt::format("{}.{}", mode_name, param);
-        ParamValue v = node_value(params.get(param), where);
-        if (auto err = check_param(*mode, param, v, 3, true))
-            throw std::invalid_argument(fmt::format("{}: {}", mode_name, *err));
-        op[param] = v;
-    }
+    return *mode;
+}
+
+/// One parameter of a mode's table into `op`; throws std::invalid_argument.
+void parse_mode_param(Mode mode, const std::string& mode_name, const std::string& param, const moat::ConfigNode& node,
+                      Op& op) {
+    ParamValue v = node_value(node, fmt::format("{}.{}", mode_name, param));
+    if (auto err = check_param(mode, param, v, 3, true)) throw std::invalid_argument(fmt::format("{}: {}", mode_name, *err));
+    op[param] = v;
+}
+
+} // namespace
+
+void parse_mode_table(const std::string& mode_name, const moat::ConfigNode& params, ModeDefaults& out) {
+    const Mode mode = mode_of_table(mode_name, params);
+    Op& op = out[mode];
+    for (const auto& param : params.keys()) parse_mode_param(mode, mode_name, param, params.get(param), op);
 }
 
 ModeDefaults parse_mode_defaults(const moat::ConfigNode& table) {
@@ -216,18 +228,26 @@ ModeDefaults parse_mode_defaults(const moat::ConfigNode& table) {
 ModeDefaults mode_defaults(const moat::Config& config) {
     const moat::ConfigNode node = config.node("modes");
     if (node.kind() != moat::ConfigNode::Kind::table) return {};
-    // Each mode's table on its own: every wrong mode is reported, not only the first.
+    // Each mode's table and each parameter on its own, at its own line: every
+    // wrong one is reported, not only the first.
     ModeDefaults out;
-    std::vector<std::string> problems;
     for (const auto& name : node.keys()) {
+        const moat::ConfigNode params = node.get(name);
         try {
-            parse_mode_table(name, node.get(name), out);
+            const Mode mode = mode_of_table(name, params);
+            Op& op = out[mode];
+            for (const auto& param : params.keys()) {
+                try {
+                    parse_mode_param(mode, name, param, params.get(param), op);
+                } catch (const std::invalid_argument& e) {
+                    config.problem_at(params.get(param), "key 'modes'", e.what());
+                }
+            }
         } catch (const std::invalid_argument& e) {
-            // at the mode's own table, when the file gave it one
-            problems.push_back(fmt::format("{}[{}] key 'modes': {}", node.get(name).location(), config.instance(), e.what()));
+            config.problem_at(params, "key 'modes'", e.what());
         }
     }
-    if (!problems.empty()) throw moat::ConfigError(moat::join_problems(problems));
+    config.throw_problems();
     return out;
 }
 

@@ -163,12 +163,11 @@ public:
     /// same functions; and the bus names this instance will own.
     static void validate(const Config& c) {
         // Independent checks: each one's problems are reported, not only the first's.
-        std::vector<std::string> problems;
         auto check = [&](auto part) {
             try {
                 part();
             } catch (const ConfigError& e) {
-                problems.push_back(e.what());
+                c.problem(e);
             }
         };
         check([&] { system_params(c); });
@@ -177,7 +176,6 @@ public:
         check([&] {
             if (auto why = bms_service_problem(c.get_string("bms_service"))) c.fail("bms_service", *why);
         });
-        if (!problems.empty()) throw ConfigError(join_problems(problems));
         c.claim("name", "the D-Bus name org.m_o_a_t.inv." + control_suffix(c));
         c.claim("venus_service", "the D-Bus name " + venus_service_name(c));
     }

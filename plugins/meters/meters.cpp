@@ -103,53 +103,64 @@ public:
     }
 
 private:
-    /// The devices to look for, from `devices` or else `units`; throws
-    /// ConfigError naming the entry's line.
+    /// The devices to look for, from `devices` or else `units`; throws one
+    /// ConfigError naming every wrong entry's line.
     static std::vector<DeviceSpec> device_specs(const Config& c)
     {
         const bool tcp = c.get_string("bus") == "tcp";
-        if (tcp && c.get_string("host").empty()) c.fail("host", "a TCP bus needs the meter's (or gateway's) address");
-        if (!tcp && c.get_string("device").empty()) c.fail("device", "an RTU bus needs the serial port, e.g. \"/dev/ttyUSB0\"");
+        if (tcp && c.get_string("host").empty()) c.problem("host", "a TCP bus needs the meter's (or gateway's) address");
+        if (!tcp && c.get_string("device").empty()) c.problem("device", "an RTU bus needs the serial port, e.g. \"/dev/ttyUSB0\"");
         std::vector<DeviceSpec> specs;
         auto add = [&](DeviceSpec s, const ConfigNode& at, const char* key) {
             if (std::any_of(specs.begin(), specs.end(), [&](const DeviceSpec& o) { return o.unit == s.unit; }))
-                c.fail_at(at, fmt::format("key '{}'", key), fmt::format("unit {} is given twice", s.unit));
+                c.problem_at(at, fmt::format("key '{}'", key), fmt::format("unit {} is given twice", s.unit));
             specs.push_back(s);
         };
-        if (const ConfigNode devices = c.node("devices"); devices.kind() == ConfigNode::Kind::array) {
-            for (std::size_t i = 0; i < devices.size(); ++i) {
-                const ConfigNode d = devices.at(i);
-                if (d.kind() != ConfigNode::Kind::table)
-                    c.fail_at(d, "key 'devices'", "each device is a table {unit = 1, type = \"sdm630v2\"}");
-                for (const auto& k : d.keys())
-                    if (k != "unit" && k != "type")
-                        c.fail_at(d.get(k), "key 'devices'", fmt::format("unknown key '{}' in a device (unit, type)", k));
-                auto unit = d.get("unit").as_int();
-                const ConfigNode type_node = d.get("type");
-                if (!unit || *unit < 1 || *unit > 247) c.fail_at(d, "key 'devices'", "each device needs a unit of 1..247");
-                std::optional<MeterKind> kind;
-                if (type_node) {
-                    auto type = type_node.as_string();
-                    if (type) kind = sim::kind_from_name(*type);
-                    if (!kind)
-                        c.fail_at(type_node, "key 'devices'",
-                                  fmt::format("unknown meter type {} (abb_b2x, em24rtu, sdm120, sdm630v1, sdm630v2, "
-                                              "sdm72dv2)", type ? "'" + *type + "'" : std::string("(not a string)")));
-                }
-                add({std::uint8_t(*unit), kind}, d, "devices");
+        const ConfigNode devices = c.node("devices");
+        const bool by_device = devices.kind() == ConfigNode::Kind::array && devices.size() > 0;
+        for (std::size_t i = 0; by_device && i < devices.size(); ++i) {
+            const ConfigNode d = devices.at(i);
+            if (d.kind() != ConfigNode::Kind::table) {
+                c.problem_at(d, "key 'devices'", "each device is a table {unit = 1, type = \"sdm630v2\"}");
+                continue;
             }
+            bool ok = true;
+            for (const auto& k : d.keys())
+                if (k != "unit" && k != "type") {
+                    c.problem_at(d.get(k), "key 'devices'", fmt::format("unknown key '{}' in a device (unit, type)", k));
+                    ok = false;
+                }
+            auto unit = d.get("unit").as_int();
+            const ConfigNode type_node = d.get("type");
+            if (!unit || *unit < 1 || *unit > 247) {
+                c.problem_at(d, "key 'devices'", "each device needs a unit of 1..247");
+                ok = false;
+            }
+            std::optional<MeterKind> kind;
+            if (type_node) {
+                auto type = type_node.as_string();
+                if (type) kind = sim::kind_from_name(*type);
+                if (!kind) {
+                    c.problem_at(type_node, "key 'devices'",
+                                 fmt::format("unknown meter type {} (abb_b2x, em24rtu, sdm120, sdm630v1, sdm630v2, "
+                                             "sdm72dv2)", type ? "'" + *type + "'" : std::string("(not a string)")));
+                    ok = false;
+                }
+            }
+            if (ok) add({std::uint8_t(*unit), kind}, d, "devices");
         }
-        if (specs.empty()) {
+        if (!by_device) {
             const ConfigNode units = c.node("units");
-            if (units.kind() != ConfigNode::Kind::array) c.fail("units", "a list of unit ids");
+            if (units.kind() != ConfigNode::Kind::array) c.problem("units", "a list of unit ids");
             for (std::size_t i = 0; i < units.size(); ++i) {
                 const ConfigNode u = units.at(i);
                 auto n = u.as_int();
-                if (!n || *n < 1 || *n > 247) c.fail_at(u, "key 'units'", "unit ids are integers 1..247");
-                add({std::uint8_t(*n), std::nullopt}, u, "units");
+                if (!n || *n < 1 || *n > 247) c.problem_at(u, "key 'units'", "unit ids are integers 1..247");
+                else add({std::uint8_t(*n), std::nullopt}, u, "units");
             }
+            if (specs.empty() && c.problems().empty()) c.problem("units", "no unit to probe");
         }
-        if (specs.empty()) c.fail("units", "no unit to probe");
+        c.throw_problems();
         return specs;
     }
 

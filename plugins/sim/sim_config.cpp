@@ -120,15 +120,31 @@ const ConfigKey fault_keys[] = {
     {"vanish_seconds", K::number, "10.0", "a vanished service comes back after this (0 = never)", 0, 1e6},
 };
 
-/// Validates a sub-table with the host's rules; errors name the top-level key.
+/// Validates a sub-table with the host's rules. Its problems are recorded
+/// (Config::problem) at their own lines, naming the top-level key, and the
+/// table's defaults stand in for it, so that the later checks still run.
 Config sub(const Config& config, std::string_view key, const ConfigNode& table, std::span<const ConfigKey> keys) {
+    const std::string name = fmt::format("{}.{}", config.instance(), key);
     try {
-        return validate_table(table, fmt::format("{}.{}", config.instance(), key), keys);
+        return validate_table(table, name, keys);
     } catch (const ConfigError& e) {
-        std::string what = e.what();
-        auto pos = what.find("] ");
-        config.fail(key, pos == std::string::npos ? what : what.substr(pos + 2));
+        const std::string all = e.what();
+        for (std::size_t at = 0; at < all.size();) {
+            std::size_t end = all.find('\n', at);
+            if (end == std::string::npos) end = all.size();
+            const std::string line = all.substr(at, end - at);
+            at = end + 1;
+            // "FILE:LINE: [sim.battery] key 'x': reason" → [sim] key 'battery': key 'x': reason, at x's line
+            auto pos = line.find("] ");
+            std::string rest = pos == std::string::npos ? line : line.substr(pos + 2);
+            ConfigNode where = table;
+            if (rest.starts_with("key '"))
+                if (auto quote = rest.find('\'', 5); quote != std::string::npos)
+                    if (ConfigNode n = table.get(rest.substr(5, quote - 5))) where = n;
+            config.problem_at(where, fmt::format("key '{}'", key), rest);
+        }
     }
+    return validate_table(parse_toml("", config.file()), name, keys);
 }
 
 std::vector<double> numbers(const Config& config, std::string_view key, const Config& c, std::string_view sub_key) {
@@ -136,7 +152,11 @@ std::vector<double> numbers(const Config& config, std::string_view key, const Co
     const ConfigNode arr = c.node(sub_key);
     for (std::size_t i = 0; i < arr.size(); ++i) {
         auto v = arr.at(i).as_number();
-        if (!v) config.fail(key, fmt::format("key '{}': expected an array of numbers", sub_key));
+        if (!v) {
+            config.problem_at(arr.at(i), fmt::format("key '{}'", key),
+                              fmt::format("key '{}': expected an array of numbers", sub_key));
+            continue;
+        }
         out.push_back(*v);
     }
     return out;
@@ -191,7 +211,8 @@ SimConfig parse_config(const Config& config) {
     bc.soc = b.get_number("soc");
     bc.r_internal = b.get_number("r_internal");
     bc.ocv = numbers(config, "battery", b, "ocv");
-    if (bc.ocv.size() < 2) config.fail("battery", "key 'ocv': give at least 2 voltages (at 0 % and 100 %)");
+    if (bc.ocv.size() < 2 && bc.ocv.size() == b.node("ocv").size())  // (a wrong entry is reported already)
+        config.problem("battery", "key 'ocv': give at least 2 voltages (at 0 % and 100 %)");
     bc.max_charge_voltage = b.get_number("max_charge_voltage");
     bc.max_charge_current = b.get_number("max_charge_current");
     bc.max_discharge_current = b.get_number("max_discharge_current");
@@ -201,20 +222,24 @@ SimConfig parse_config(const Config& config) {
     bc.empty_soc = b.get_number("empty_soc");
     bc.rearm_soc = b.get_number("rearm_soc");
     if (bc.recharge_soc > bc.full_soc || bc.rearm_soc < bc.empty_soc)
-        config.fail("battery", "needs recharge_soc <= full_soc and rearm_soc >= empty_soc");
+        config.problem("battery", "needs recharge_soc <= full_soc and rearm_soc >= empty_soc");
     out.battery_instance = b.get_int("instance");
 
     sys.solar.clear();
     const ConfigNode solar = config.node("solar");
     for (std::size_t i = 0; i < solar.size(); ++i) {
         const ConfigNode t = solar.at(i);
-        if (t.kind() != ConfigNode::Kind::table) config.fail("solar", fmt::format("entry {}: expected a table", i));
+        if (t.kind() != ConfigNode::Kind::table) {
+            config.problem_at(t, "key 'solar'", fmt::format("entry {}: expected a table", i));
+            continue;
+        }
         const auto s = sub(config, "solar", t, solar_keys);
         SolarConfig sc;
         sc.curve.peak_w = s.get_number("peak");
         sc.curve.sunrise_h = s.get_number("sunrise");
         sc.curve.sunset_h = s.get_number("sunset");
-        if (sc.curve.sunset_h <= sc.curve.sunrise_h) config.fail("solar", fmt::format("entry {}: sunset before sunrise", i));
+        if (sc.curve.sunset_h <= sc.curve.sunrise_h)
+            config.problem_at(t, "key 'solar'", fmt::format("entry {}: sunset before sunrise", i));
         sc.max_current = s.get_number("max_current");
         sys.solar.push_back(sc);
         auto inst = s.get_int("instance");
@@ -231,7 +256,7 @@ SimConfig parse_config(const Config& config) {
                                      .unit = static_cast<std::uint8_t>(gm.get_int("unit")),
                                      .serial = gm.get_string("serial")};
         if (sys.multi.phases > 1 && out.grid_modbus->type == "sdm120")
-            config.fail("grid", fmt::format("key 'modbus': an sdm120 has one phase, the system {}", sys.multi.phases));
+            config.problem("grid", fmt::format("key 'modbus': an sdm120 has one phase, the system {}", sys.multi.phases));
     }
 
     const auto mb = sub(config, "moat_bms", config.node("moat_bms"), moat_bms_keys);
@@ -239,7 +264,7 @@ SimConfig parse_config(const Config& config) {
         const auto link = mb.get_string("link");
         const bool pty = link.starts_with("pty:"), unix = link.starts_with("unix:");
         if ((!pty && !unix) || link.size() == (pty ? 4u : 5u))
-            config.fail("moat_bms", fmt::format("key 'link': expected pty:PATH or unix:PATH, not '{}'", link));
+            config.problem("moat_bms", fmt::format("key 'link': expected pty:PATH or unix:PATH, not '{}'", link));
         MoatBmsSim m;
         m.link = link.substr(pty ? 4 : 5);
         m.unix_socket = unix;
@@ -260,7 +285,7 @@ SimConfig parse_config(const Config& config) {
     const auto l = sub(config, "load", config.node("load"), load_keys);
     sys.load.base_w = numbers(config, "load", l, "base");
     if (static_cast<int>(sys.load.base_w.size()) < sys.multi.phases)
-        config.fail("load", fmt::format("key 'base': give a load for each of the {} phases", sys.multi.phases));
+        config.problem("load", fmt::format("key 'base': give a load for each of the {} phases", sys.multi.phases));
     sys.load.profile = numbers(config, "load", l, "profile");
     sys.load.noise_w = l.get_number("noise");
     sys.load.noise_time_s = l.get_number("noise_time");
@@ -275,9 +300,10 @@ SimConfig parse_config(const Config& config) {
     out.vanish_seconds = f.get_number("vanish_seconds");
     out.system_service = config.get_bool("system");
     if (!out.system_service && out.faults.contains(DeviceKind::system))
-        config.fail("faults", "key 'system': there is no simulated system service (system = false)");
+        config.problem("faults", "key 'system': there is no simulated system service (system = false)");
     if (out.grid_modbus && out.faults.contains(DeviceKind::grid))
-        config.fail("faults", "key 'grid': the grid meter is served over Modbus (grid.modbus), not on D-Bus");
+        config.problem("faults", "key 'grid': the grid meter is served over Modbus (grid.modbus), not on D-Bus");
+    config.throw_problems();
     return out;
 }
 

@@ -116,13 +116,50 @@ class PluginTablesTest(HostTestCase):
         self.assert_error(err, path, "log_level =", "[host] key 'log_level': 'loud' is not one of "
                           "debug|info|warning|error")
         self.assert_error(err, path, "mode_lockout =", "[inverter] key 'mode_lockout': -5 is out of range [0, 3600]")
-        self.assert_error(err, path, "[inverter.modes.p_grid]", "[inverter] key 'modes': p_grid.power: "
+        self.assert_error(err, path, 'power = "lots"', "[inverter] key 'modes': p_grid.power: "
                           "expected a number or a boolean")
         self.assert_error(err, path, "[inverter.modes.nosuch]", "[inverter] key 'modes': nosuch: unknown mode")
         self.assertRegex(err, re.escape(f"{path}:{line_of(path, 'colour =')}: [meters] key 'colour': unknown key"))
         self.assert_error(err, path, "devices =", "[meters] key 'devices': unknown meter type 'sdm999' "
                           "(abb_b2x, em24rtu, sdm120, sdm630v1, sdm630v2, sdm72dv2)")
         self.assertEqual(len(err.strip().splitlines()), 7, err)
+
+    def test_every_nested_error_of_every_plugin_is_reported(self):
+        # Several wrong entries in the nested tables and arrays of several
+        # plugins: each one at its own line, all in one run.
+        path, err = self.check(
+            '[meters]\nbus = "tcp"\nhost = "127.0.0.1"\ndevices = [\n'
+            '  {unit = 1, type = "sdm999"},\n  {unit = 300},\n  {unit = 2, colour = 1},\n  {unit = 5, type = "sdm120"},\n  { unit = 5 },\n]\n\n'
+            '[inverter]\n[inverter.modes.p_grid]\npower = "lots"\npowr = 1\n[inverter.modes.nosuch]\n\n'
+            '[guard]\nfix = ["nosuch_fix"]\nignore = ["nosuch_ignore"]\n\n'
+            '[sim]\nvebus = { ratin = 1 }\n[sim.battery]\ncapacity = -1\n[sim.load]\nbase = [1, "x"]\n\n'
+            '[dummy]\nservice = "com.victronenergy.x"\n[[dummy.items]]\npath = 5\n[[dummy.items]]\npath = "/A"\n'
+            'type = "nope"\n\n'
+            '[moat-bms]\nsocket = "/tmp/a"\ndevice = "/dev/ttyACM0"\n')
+        expected = [
+            ('type = "sdm999"', "[meters] key 'devices': unknown meter type 'sdm999'"),
+            ("{unit = 300}", "[meters] key 'devices': each device needs a unit of 1..247"),
+            ("colour = 1", "[meters] key 'devices': unknown key 'colour' in a device (unit, type)"),
+            ("{ unit = 5 }", "[meters] key 'devices': unit 5 is given twice"),
+            ('power = "lots"', "[inverter] key 'modes': p_grid.power: expected a number or a boolean"),
+            ("powr = 1", "[inverter] key 'modes': p_grid: unknown parameter for p_grid: 'powr'"),
+            ("[inverter.modes.nosuch]", "[inverter] key 'modes': nosuch: unknown mode"),
+            ("nosuch_fix", "[guard] key 'fix': unknown check 'nosuch_fix'"),
+            ("nosuch_ignore", "[guard] key 'ignore': unknown check 'nosuch_ignore'"),
+            ("ratin = 1", "[sim] key 'vebus': key 'ratin': unknown key"),
+            ("capacity = -1", "[sim] key 'battery': key 'capacity': -1 is out of range"),
+            ('base = [1, "x"]', "[sim] key 'load': key 'base': expected an array of numbers"),
+            ('service = "com.victronenergy.x"', "[dummy] key 'service': 'com.victronenergy.x' is not "
+             "com.victronenergy.<type>.<suffix>"),
+            ("[[dummy.items]]", "[dummy] key 'items': item 1: 'path': expected a string"),  # at the item's line
+            ("[[dummy.items]]", "[dummy] key 'items': item 2: 'type': 'nope' is not one of int|float|string", 2),
+            ('socket = "/tmp/a"', "[moat-bms] key 'socket': give exactly one of 'device' and 'socket'"),
+        ]
+        lines = err.strip().splitlines()
+        for needle, message, *nth in expected:
+            start = f"{path}:{line_of(path, needle, *nth)}: {message}"
+            self.assertTrue(any(l.startswith(start) for l in lines), f"expected a line starting\n  {start}\nin\n{err}")
+        self.assertEqual(len(lines), len(expected), err)
 
     def test_a_plugin_check_that_needs_an_invalid_key_adds_nothing(self):
         # The meters' own check needs `bus`: only the key's error, no follow-up noise.

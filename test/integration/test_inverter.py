@@ -206,6 +206,16 @@ class InverterTestCase(HostTestCase):
             return None
         return self.wait_until(f"setpoints {expected} since {since}", ok, timeout, self.host)
 
+    def assert_next_write_is_safe(self, loss_pattern, since):
+        """The host's own log, in order: after the loss line, its next write
+        to the Multi is 0 W on every phase (how soon the fake Multi records
+        it depends on the test's scheduling, not on the host)."""
+        lines = self.host.log.splitlines()[since:]
+        loss = next((i for i, l in enumerate(lines) if re.search(loss_pattern, l)), None)
+        self.assertIsNotNone(loss, self.host.describe())
+        first_set = next((l for l in lines[loss:] if re.search(r"INFO \[inverter\] SET inverter ", l)), "")
+        self.assertRegex(first_set, r"SET inverter 0 \u2211 0 0 0$", self.host.describe())
+
     def set_mode(self, mode, **args):
         # dbus-python turns Python floats into 'd' and ints into 'i' inside the a{sv}
         return self.client.inv("SetMode", mode, {k: v for k, v in args.items()}, signature="sa{sv}")
@@ -443,10 +453,14 @@ class TestSafety(InverterTestCase):
         # One last update, sent after t0: the host receives it after t0, so
         # the loss (input_timeout 1 s after the last update) cannot come before t0 + 1 s.
         t0 = time.monotonic()
+        mark = self.host.mark()
         self.client.set(BATTERY, "/Dc/0/Voltage", 52.0005)
         m, t_lost = self.host.wait_for(r"input lost.*no update from the battery service", timeout=4)
         self.assertGreater(t_lost - t0, 1.0)
-        last = self.wait_for_setpoints([0.0] * 3, since=t0, timeout=2)
+        self.host.wait_for_in_order([r"input lost.*no update from the battery service", r"INFO \[inverter\] SET inverter "],
+                                    timeout=4, since=mark)
+        self.assert_next_write_is_safe(r"input lost.*no update from the battery service", mark)
+        last = self.wait_for_setpoints([0.0] * 3, since=t0, timeout=10)
         # nothing but 0 W while it is frozen: until the plugin's own clock says the
         # battery has been silent for 2 s (GetState's input_problem counts it)
         def silent_for():
@@ -463,9 +477,13 @@ class TestSafety(InverterTestCase):
         self.start("p_grid")
         self.wait_for_setpoints([-300.0] * 3)
         t0 = time.monotonic()
+        mark = self.host.mark()
         self.client.set(BATTERY, "/Info/MaxChargeVoltage", 0.0)
         self.host.wait_for(r"input lost.*MaxChargeVoltage", timeout=4)
-        self.wait_for_setpoints([0.0] * 3, since=t0, timeout=2)
+        self.host.wait_for_in_order([r"input lost.*MaxChargeVoltage", r"INFO \[inverter\] SET inverter "], timeout=4,
+                                    since=mark)
+        self.assert_next_write_is_safe(r"input lost.*MaxChargeVoltage", mark)
+        self.wait_for_setpoints([0.0] * 3, since=t0, timeout=10)
         t1 = time.monotonic()
         self.client.set(BATTERY, "/Info/MaxChargeVoltage", 56.0)
         self.wait_for_setpoints([-300.0] * 3, since=t1)

@@ -51,6 +51,72 @@ max_age = 1.0
 """
 
 
+SYSTEM = "com.victronenergy.system"
+
+
+class SystemTimeline:
+    """Every update of the simulated system service, in order, as the sim
+    published it: each ItemsChanged applied to the values before it. Each
+    update carries /Sim/Hour, the simulation's time of that update (the sun
+    at start_hour 0 and speedup 1: seconds since the sim started), so how
+    long something took is read off the first update where it held, however
+    late the test looks at it."""
+
+    def __init__(self, address):
+        import dbus.mainloop.glib
+        from gi.repository import GLib
+        self.context = GLib.MainContext.default()
+        self.conn = dbus.bus.BusConnection(address, mainloop=dbus.mainloop.glib.DBusGMainLoop())
+        self.updates = []  # (seconds of simulated time, {path: value}) after each update
+        self.values = {}
+        self.conn.add_signal_receiver(self._changed, signal_name="ItemsChanged", dbus_interface=BUSITEM,
+                                      bus_name=SYSTEM, path="/")
+
+    def close(self):
+        self.conn.close()
+
+    def _changed(self, items):
+        for path, v in items.items():
+            self.values[str(path)] = v.get("Value")
+        hour = self.values.get("/Sim/Hour")
+        if isinstance(hour, (int, float)):
+            self.updates.append((float(hour) * 3600.0, dict(self.values)))
+
+    def first(self, what, predicate, case, host, timeout=30.0, since=0):
+        """Index of the first update from `since` on where predicate(values) holds."""
+        deadline = time.monotonic() + timeout
+        i = since
+        while True:
+            while self.context.pending():
+                self.context.iteration(False)
+            while i < len(self.updates):
+                try:
+                    if predicate(self.updates[i][1]):
+                        return i
+                except (KeyError, TypeError, ValueError):
+                    pass  # a value it needs is not there (yet) or invalid
+                i += 1
+            if time.monotonic() > deadline or not host.running():
+                case.fail(f"no update where {what} (within {timeout} s)\n{host.describe()}")
+            time.sleep(0.02)
+
+    def until_time(self, seconds, case, host, timeout=30.0):
+        """The updates up to the first at or after `seconds` of simulated time."""
+        i = self.first(f"the simulation reached {seconds:.1f} s", lambda v: float(v["/Sim/Hour"]) * 3600.0 >= seconds,
+                       case, host, timeout)
+        return self.updates[:i + 1]
+
+
+def phase_values(values, prefix):
+    return [float(values[f"{prefix}/L{k}/Power"]) for k in (1, 2, 3)]
+
+
+def multi_ac_in(values):
+    """The Multi's AC-in power per phase, as the system service shows it:
+    grid minus consumption on the input (the loads here never reach 0)."""
+    return [g - c for g, c in zip(phase_values(values, "/Ac/Grid"), phase_values(values, "/Ac/ConsumptionOnInput"))]
+
+
 class SystemCase(HostTestCase):
 
     def start_system(self, body, *args, env=None, **host_keys):
@@ -67,6 +133,11 @@ class SystemCase(HostTestCase):
     def set(self, service, path, value):
         return int(self.conn.call_blocking(service, path, BUSITEM, "SetValue", "v", (value,), timeout=5))
 
+    def timeline(self):
+        t = SystemTimeline(self.bus.address)
+        self.addCleanup(t.close)
+        return t
+
     def until(self, what, fn, timeout=5.0):
         return self.wait_until(what, fn, timeout, self.host)
 
@@ -82,22 +153,23 @@ class ControllerTest(SystemCase):
     def test_p_grid_holds_the_grid_at_its_target(self):
         # 150 W export in total: 50 W per phase.
         self.start_system(SIM + INVERTER.format(mode="p_grid", extra="[inverter.modes.p_grid]\npower = -150\n"))
+        timeline = self.timeline()
 
         self.assertAlmostEqual(self.grid()[0], 400, delta=30, msg="the load before the controller acts")
 
-        def settled():
-            g = self.grid()
-            return g if sum(self.multi()) < -1000 and all(abs(p + 50) <= 25 for p in g) else None
-        t0 = time.monotonic()
-        self.until("the grid settled near -50 W per phase", settled, 10)
-        self.assertLess(time.monotonic() - t0, 8, "settled in a few seconds")
-        for _ in range(8):  # and it stays there
-            g = self.grid()
+        # In the simulation's time (the system service's updates), not the test's.
+        def settled(v):
+            return sum(multi_ac_in(v)) < -1000 and all(abs(p + 50) <= 25 for p in phase_values(v, "/Ac/Grid"))
+        i = timeline.first("the grid settled near -50 W per phase", settled, self, self.host)
+        settled_at = timeline.updates[i][0]
+        self.assertLess(settled_at, 8, "settled within a few seconds of the simulation's start")
+        # and it stays there: every update of the next 2 s of simulated time
+        for at, v in timeline.until_time(settled_at + 2.0, self, self.host)[i:]:
+            g = phase_values(v, "/Ac/Grid")
             for k, p in enumerate(g, 1):
-                self.assertLessEqual(abs(p + 50), 50, f"L{k}: {g}")
-            self.assertLess(abs(sum(g) + 150), 60, f"total {g}")
-            time.sleep(0.25)
-        self.assertLess(sum(self.multi()), -1000, "the Multi inverts the load plus the export")
+                self.assertLessEqual(abs(p + 50), 50, f"L{k} at {at:.2f} s: {g}")
+            self.assertLess(abs(sum(g) + 150), 60, f"total at {at:.2f} s: {g}")
+            self.assertLess(sum(multi_ac_in(v)), -1000, f"the Multi inverts the load plus the export ({at:.2f} s)")
 
     def test_p_inv_makes_the_multi_invert_the_requested_power(self):
         self.start_system(SIM + INVERTER.format(mode="p_inv", extra="[inverter.modes.p_inv]\npower = 900\n"))
@@ -110,20 +182,19 @@ class ControllerTest(SystemCase):
         self.start_system(SIM + INVERTER.format(mode="p_inv", extra="[inverter.modes.p_inv]\npower = 1200\n"))
         self.until("inverting", lambda: sum(self.multi()) < -1100, 10)
         self.host.signal(signal.SIGTERM)
-        t0 = time.monotonic()
-        seen = None
-        while time.monotonic() - t0 < 2.0:
-            try:
-                sp = [float(self.get(VEBUS, f"/Hub4/L{k}/AcPowerSetpoint")) for k in (1, 2, 3)]
-            except dbus.exceptions.DBusException:
-                break  # the sim left the bus: too late to look
-            if sp == [0.0, 0.0, 0.0]:
-                seen = time.monotonic() - t0
-                break
-            time.sleep(0.01)
-        self.assertIsNotNone(seen, f"no 0 W on every phase within 2 s\n{self.host.describe()}")
-        rc, _ = self.host.wait(6)
+        rc, _ = self.host.wait(10)
         self.assertEqual(rc, 0, self.host.describe())
+        # The sim's own record of every setpoint write it received after the
+        # stop began, timed by the host's clock (it leaves the bus once every
+        # phase has one, so a look from outside could come too late).
+        writes = self.host.find_all(r"INFO \[sim\] after the stop: /Hub4/L(\d)/AcPowerSetpoint = (\S+) from \S+, "
+                                    r"([\d.]+) s after the stop began$")
+        last = {int(m[1]): (m[2], float(m[3])) for m in writes}
+        self.assertEqual(sorted(last), [1, 2, 3], f"a setpoint write on every phase\n{self.host.describe()}")
+        for phase, (value, after) in sorted(last.items()):
+            self.assertEqual(float(value), 0.0, f"L{phase}: the last write is 0 W\n{self.host.describe()}")
+            self.assertLess(after, 2.0, f"L{phase}: within 2 s of the stop\n{self.host.describe()}")
+        self.assertTrue(self.host.find(r"\[sim\] every phase got a setpoint after the stop"), self.host.describe())
 
     def test_a_battery_that_disallows_discharge_stops_inverting(self):
         self.start_system(SIM + INVERTER.format(mode="p_inv", extra="[inverter.modes.p_inv]\npower = 900\n"))
@@ -173,15 +244,17 @@ class SocModeTest(SystemCase):
         extra = ("cap_scale = 0.1\n[inverter.modes.soc]\ndest_soc = 0.60\npower_in = 2500\npower_out = 0\n"
                  "[sim.battery]\ncapacity = 1.0\nsoc = 53.0\n")
         self.start_system(SIM + INVERTER.format(mode="soc", extra=extra), "--log-level", "debug")
+        timeline = self.timeline()
         self.assertLess(self.soc(), dest - 0.05, "starts well below the target")
-        t0 = time.monotonic()
-        self.until("the SoC within 0.02 of the target", lambda: abs(self.soc() - dest) < 0.02, 15)
-        self.assertLess(time.monotonic() - t0, 12)
-        seen = []
-        t1 = time.monotonic()
-        while time.monotonic() - t1 < 5.0:  # and it stays there
-            seen.append(self.soc())
-            time.sleep(0.1)
+
+        # In the simulation's time (the system service's updates), not the test's.
+        def soc(v):
+            return float(v["/Dc/Battery/Soc"]) / 100.0
+        i = timeline.first("the SoC within 0.02 of the target", lambda v: abs(soc(v) - dest) < 0.02, self, self.host)
+        reached_at = timeline.updates[i][0]
+        self.assertLess(reached_at, 12, "reached within 12 s of the simulation's start")
+        # and it stays there: every update of the next 5 s of simulated time
+        seen = [soc(v) for _, v in timeline.until_time(reached_at + 5.0, self, self.host)[i:]]
         self.assertLess(max(abs(s - dest) for s in seen), 0.03, f"held near {dest}: {min(seen)}..{max(seen)}")
         self.assertLess(abs(sum(seen) / len(seen) - dest), 0.02, "on average inside the band")
 

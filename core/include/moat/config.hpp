@@ -127,6 +127,25 @@ public:
     /// inside a table/array key (its own line when it came from the file).
     [[noreturn]] void fail_at(const ConfigNode& node, std::string_view what, std::string_view reason) const;
 
+    /// Record a problem ("FILE:LINE: [instance] key 'x': reason") and go on
+    /// checking, so that --check-config reports every problem of a file in
+    /// one run. After validate() returns, the host treats any recorded
+    /// problem as a configuration error. Code that also builds the
+    /// configuration (a constructor) calls throw_problems() before it uses
+    /// what it checked.
+    void problem(std::string_view key, std::string_view reason) const;
+    /// The same for a node inside a table/array key (fail_at's wording).
+    void problem_at(const ConfigNode& node, std::string_view what, std::string_view reason) const;
+    /// Record the problems of a check that threw (Config::fail, fail_at,
+    /// validate_table), one per line of its message, and go on:
+    /// `try { part(c); } catch (const ConfigError& e) { c.problem(e); }`.
+    void problem(const ConfigError& error) const;
+    /// The problems recorded so far.
+    const std::vector<std::string>& problems() const;
+    /// Throws one ConfigError listing the recorded problems and forgets
+    /// them; does nothing when there are none.
+    void throw_problems() const;
+
     /// Something an instance holds exclusively, named after the key that
     /// chose it: a D-Bus name, a serial device. validate() claims them; the
     /// host reports two enabled instances claiming the same resource as a

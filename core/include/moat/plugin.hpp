@@ -114,8 +114,10 @@ struct MOAT_API PluginDescriptor {
     bool restartable;  ///< false: a failed instance stays stopped
     std::unique_ptr<Plugin> (*create)(Context&);
     /// Checks beyond the declared keys (tables, arrays, cross-key rules),
-    /// run by --check-config and before every start; throws ConfigError
-    /// (Config::fail / fail_at). Null when the plugin has none.
+    /// run by --check-config and before every start. Records each problem
+    /// with Config::problem / problem_at and goes on, so that every error of
+    /// a file is reported at once; throwing ConfigError (Config::fail /
+    /// fail_at) ends the check there. Null when the plugin has none.
     void (*validate)(const Config&);
     /// Client commands the plugin brings: `moat-victron <name> ...` loads the
     /// plugin and runs the command (moat/command.hpp).

@@ -40,7 +40,9 @@ std::span<const ConfigKey> config_keys() { return keys; }
 void validate_config(const Config& c)
 {
     const bool dev = !c.get_string("device").empty(), sock = !c.get_string("socket").empty();
-    if (dev == sock) c.fail(dev ? "socket" : "device", "give exactly one of 'device' and 'socket'");
+    if (dev == sock) c.problem(dev ? "socket" : "device", "give exactly one of 'device' and 'socket'");
+    if (dev) c.claim("device", "the serial device " + c.get_string("device"));
+    c.throw_problems();
 }
 
 SessionOptions session_options(const Config& c)
