@@ -15,7 +15,7 @@ COLOURS = {
 
 def write(out, profile, hours, speedup, seed, faults, results, bounds, samples, ctx):
     fields = ["hour", "rss_kb", "fds", "threads", "cpu_pct", "match_rules", "daemon_rss_kb", "lag_p50", "lag_p99",
-              "lag_max"]
+              "lag_max", "asan"]
     with open(os.path.join(out, "resources.csv"), "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=fields, extrasaction="ignore")
         w.writeheader()

@@ -36,9 +36,19 @@ def _cpu_ticks(pid):
     return int(fields[11]) + int(fields[12])  # utime + stime
 
 
+def sanitized(pid):
+    """True when the host runs with AddressSanitizer (its quarantine makes RSS grow for a while)."""
+    try:
+        with open(f"/proc/{pid}/maps") as f:
+            return any("libasan" in line for line in f)
+    except OSError:
+        return False
+
+
 class Sampler:
     def __init__(self, pid, daemon_pid, conn):
         self.pid, self.daemon_pid, self.conn = pid, daemon_pid, conn
+        self.sanitized = sanitized(pid)
         self.last_cpu = (_cpu_ticks(pid), os.times().elapsed)
         self.last_lag_t = 0.0
         self.host_conns = []
@@ -86,6 +96,7 @@ class Sampler:
             "lag_p50": p50,
             "lag_p99": max((l[1] for l in lags), default=None),
             "lag_max": max((l[2] for l in lags), default=None),
+            "asan": int(self.sanitized),
         }
 
 
@@ -104,11 +115,15 @@ def judge(samples, hours):
     if base is None or len(later) < 2:
         return [Bound("resources", False, f"too few samples ({len(samples)}) to judge growth after hour {warm}")]
     out = []
+    asan = any(s.get("asan") for s in samples)
     rss_max = max(s["rss_kb"] for s in later)
     allowed = max(RSS_GROWTH_KB, int(base["rss_kb"] * 0.05))
-    out.append(Bound("RSS flat after the warm-up", rss_max - base["rss_kb"] <= allowed,
-                     f"{base['rss_kb']} kB at hour {warm}, at most {rss_max} kB later, end {later[-1]['rss_kb']} kB "
-                     f"(bound +{allowed} kB)"))
+    rss = (f"{base['rss_kb']} kB at hour {warm}, at most {rss_max} kB later, end {later[-1]['rss_kb']} kB "
+           f"(bound +{allowed} kB)")
+    if asan:  # ASan holds freed memory in its quarantine: leaks are LeakSanitizer's to find at the exit
+        out.append(Bound("RSS (not judged: AddressSanitizer build)", True, rss))
+    else:
+        out.append(Bound("RSS flat after the warm-up", rss_max - base["rss_kb"] <= allowed, rss))
     fd_max = max(s["fds"] for s in later)
     out.append(Bound("open fds flat after the warm-up", fd_max - base["fds"] <= FD_GROWTH,
                      f"{base['fds']} at hour {warm}, at most {fd_max} later, end {later[-1]['fds']} (bound +{FD_GROWTH})"))
@@ -120,9 +135,11 @@ def judge(samples, hours):
     p99s = sorted(s["lag_p99"] for s in samples if s["lag_p99"] is not None)
     if p99s:
         med = p99s[len(p99s) // 2]
-        out.append(Bound("loop lag", med <= LAG_P99_MS,
+        bound = LAG_P99_MS * (3 if asan else 1)
+        out.append(Bound("loop lag", med <= bound,
                          f"hourly p99: median {med:.2f} ms, worst {p99s[-1]:.2f} ms; "
-                         f"max {max(s['lag_max'] or 0 for s in samples):.2f} ms (bound: median p99 <= {LAG_P99_MS:.0f} ms)"))
+                         f"max {max(s['lag_max'] or 0 for s in samples):.2f} ms (bound: median p99 <= {bound:.0f} ms"
+                         f"{', 3x under ASan' if asan else ''})"))
     else:
         out.append(Bound("loop lag", False, "no loop-lag lines in the host log (--log-level debug?)"))
     return out
