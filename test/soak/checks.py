@@ -61,7 +61,7 @@ class Context:
         got = self.by_index.get(f.index, {})
         begin = got.get("fault-begin", self.t0 + f.start_h * self.H)
         end = got.get("fault-end", self.t0 + f.end_h * self.H)
-        if f.kind == "service" and f.params.get("fault") == 3:
+        if f.kind.startswith("service") and f.params.get("fault") == 3:
             end = begin + (f.end_h - f.start_h) * self.H
         if f.kind == "plugin_fault":  # from the failure to the restart, as logged
             fired = plugin_fault_time(self, f)
@@ -101,8 +101,8 @@ def safe_window_start(ctx, f):
         return begin, OVERVOLTAGE_DEADLINE
     if f.kind == "sighup_changed":      # the changed instance stops (safe state), then starts again
         return begin, RELOAD_DEADLINE
-    if f.kind == "service" and f.params["service"] in ("battery", "system") or \
-            (f.kind == "service" and f.params["service"] == "vebus" and f.params["fault"] != 3):
+    if f.kind.startswith("service") and f.params["service"] in ("battery", "system") or \
+            (f.kind.startswith("service") and f.params["service"] == "vebus" and f.params["fault"] != 3):
         return begin, INPUT_DEADLINE
     return None, None
 
@@ -122,7 +122,7 @@ def check_safe_setpoints(ctx):
             if t - SLACK <= w["t"] <= t + deadline and w["v"] == 0.0 and zero[w["path"]] is None:
                 zero[w["path"]] = w["t"] - t
         missing = [p for p, v in zero.items() if v is None]
-        if missing and f.kind == "service" and f.params["service"] in ("system", "vebus") and ctx.log(
+        if missing and f.kind.startswith("service") and f.params["service"] in ("system", "vebus") and ctx.log(
                 lambda l: "[inverter] safe state not reached: not written: " in l, t - SLACK, t + deadline):
             # Without the system service the controller does not know the Multi, and
             # with the Multi's values invalid its AssistantId is unknown (the ESS
@@ -254,7 +254,7 @@ def kind_evidence(ctx, f):
     if f.kind == "sighup_changed":
         if len(ctx.log(lambda l: "configuration reloaded" in l, begin, until)) < 2:
             return "not both reloads were logged"
-    if f.kind == "service":
+    if f.kind.startswith("service"):
         svc = "com.victronenergy." + ("system" if f.params["service"] == "system" else f.params["service"] + ".sim")
         vals = [r for r in ctx.records if r["k"] == "val" and r["svc"] == svc and end + 0.2 <= r["t"] <= until
                 and r["v"] is not None]

@@ -7,7 +7,8 @@ import csv
 import os
 
 COLOURS = {
-    "service": "#d62728", "multi_deaf": "#9467bd", "bms_no_discharge": "#8c564b", "bms_no_charge": "#e377c2",
+    "service": "#d62728", "service_freeze": "#d62728", "service_invalid": "#ff9896", "service_vanish": "#c49c94",
+    "multi_deaf": "#9467bd", "bms_no_discharge": "#8c564b", "bms_no_charge": "#e377c2",
     "modbus_cut": "#7f7f7f", "modbus_corrupt": "#bcbd22", "hub4mode": "#17becf", "overvoltage_feed_in": "#1f77b4",
     "sighup_changed": "#ff7f0e", "sighup_broken": "#2ca02c", "plugin_fault": "#000000", "bus_stopped": "#ffbb78",
 }

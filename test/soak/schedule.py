@@ -17,7 +17,9 @@ from dataclasses import dataclass, field
 
 # kind -> what it does (the runner's actions carry them out)
 FAULT_KINDS = {
-    "service": "a sim service frozen, invalid or vanished (/Sim/Fault 1, 2, 3)",
+    "service_freeze": "a sim service frozen (/Sim/Fault 1: battery, Multi or system in turn)",
+    "service_invalid": "a sim service's values invalid (/Sim/Fault 2: battery, Multi or system in turn)",
+    "service_vanish": "a sim service vanished for 3 s (/Sim/Fault 3: battery or Multi in turn)",
     "multi_deaf": "the Multi ignores its setpoints (vebus /Mode 4, off)",
     "bms_no_discharge": "the BMS disallows discharging (battery /Sim/AllowToDischarge 0)",
     "bms_no_charge": "the BMS disallows charging (battery /Sim/AllowToCharge 0)",
@@ -31,8 +33,9 @@ FAULT_KINDS = {
     "bus_stopped": "the dbus-daemon stopped (kill -STOP) and continued (kill -CONT)",
 }
 
-SERVICE_FAULTS = [("battery", 1), ("battery", 2), ("battery", 3), ("vebus", 1), ("vebus", 2), ("vebus", 3),
-                  ("system", 1), ("system", 2)]
+SERVICE_FAULTS = {"service_freeze": (1, ["battery", "vebus", "system"]),
+                  "service_invalid": (2, ["battery", "vebus", "system"]),
+                  "service_vanish": (3, ["battery", "vebus"])}
 
 P_GRID_TARGETS = [-50.0, 0.0, -150.0, 100.0, -300.0]
 OTHER_MODES = [
@@ -72,7 +75,7 @@ def plan(hours, seed, kinds=None):
     kinds = list(FAULT_KINDS) if kinds is None else [k for k in kinds if k != "none"]
     modes, faults = [], []
     deck = []
-    services = []
+    services = {k: [] for k in SERVICE_FAULTS}
     n = len(P_GRID_TARGETS)
     for g in range(hours // 4 + 1):
         h0 = 4 * g
@@ -91,11 +94,11 @@ def plan(hours, seed, kinds=None):
         start = h0 + rng.uniform(0.05, 0.1)
         end = start + rng.uniform(0.6, 0.85)
         params = {}
-        if kind == "service":
-            if not services:
-                services = SERVICE_FAULTS[:]
-                rng.shuffle(services)
-            svc, code = services.pop()
-            params = {"service": svc, "fault": code}
+        if kind in SERVICE_FAULTS:
+            code, names = SERVICE_FAULTS[kind]
+            if not services[kind]:
+                services[kind] = names[:]
+                rng.shuffle(services[kind])
+            params = {"service": services[kind].pop(), "fault": code}
         faults.append(Fault(len(faults), kind, start, end, h0 + 3.0, params))
     return modes, faults

@@ -206,7 +206,7 @@ class Soak:
         t_act = time.monotonic()  # before acting: the effect may be seen before the action returns
         k, p = f.kind, f.params
         d = self.dbus
-        if k == "service":
+        if k.startswith("service"):
             svc = SIM_SERVICES[p["service"]]
             if begin or p["fault"] != 3:
                 self.set_value(svc, "/Sim/Fault", d.Int32(p["fault"] if begin else 0))
@@ -243,7 +243,7 @@ class Soak:
         for m in self.modes:
             acts.append((m.hour, 1, "mode", m))
         for f in self.faults:
-            if f.kind == "service" and f.params["fault"] == 3:
+            if f.kind.startswith("service") and f.params["fault"] == 3:
                 f.end_h = f.start_h + VANISH_SECONDS / self.H
             acts.append((f.start_h, 2, "begin", f))
             acts.append((f.end_h, 0, "end", f))

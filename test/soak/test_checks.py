@@ -29,7 +29,7 @@ def context(records, events=(), faults=(), host_lines=(), modes=((0.0, "p_grid",
 
 
 def frozen_battery(index=0):
-    return Fault(index, "service", 4.1, 4.8, 7.0, {"service": "battery", "fault": 1})
+    return Fault(index, "service_freeze", 4.1, 4.8, 7.0, {"service": "battery", "fault": 1})
 
 
 def fault_events(f):
