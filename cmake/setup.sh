@@ -35,7 +35,8 @@ esac
 # Build and test dependencies, all from Debian 12 (README.md says why each is there).
 packages="cmake g++ make pkg-config ccache libsdbus-c++-dev libsystemd-dev libuv1-dev
           libtomlplusplus-dev libfmt-dev catch2 dbus-daemon libglib2.0-bin python3 python3-dbus python3-gi
-          python3-pymodbus python3-serial-asyncio python3-msgpack daemontools"
+          python3-pymodbus python3-serial-asyncio python3-msgpack daemontools
+          python3-matplotlib"   # the soak's plot (test/soak/)
 missing=""
 for p in $packages; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"

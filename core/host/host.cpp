@@ -7,6 +7,7 @@
 
 #include "config_check.hpp"
 #include "last_resort.hpp"
+#include "loop_lag.hpp"
 #include "moat/signal_watch.hpp"
 
 namespace moat {
@@ -225,6 +226,7 @@ int Host::run() {
         if (group_ && !stopping_since_) group_->spawn(reload(), "reload");
     });
     watchdog_ = std::make_unique<LoopWatchdog>(loop_, hc.watchdog, exit_watchdog);
+    if (log_.enabled(LogLevel::debug)) loop_lag_ = std::make_unique<LoopLagSampler>(loop_, log_);
     // An exception escaping the host's own callbacks: the plugins still get
     // their safe state, then the process ends with exit_failure.
     loop_.on_unowned_failure([this](std::exception_ptr e, const char* where, const std::string& running) {
@@ -242,6 +244,7 @@ int Host::run() {
     }
     loop_.on_unowned_failure(nullptr);
     watchdog_.reset();
+    loop_lag_.reset();
     log_.info("stopped");
     return exit_code_;
 }

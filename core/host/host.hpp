@@ -15,6 +15,7 @@
 namespace moat {
 
 class LoopWatchdog;
+class LoopLagSampler;
 
 /// Process exit codes (documented in README.md and --help).
 enum ExitCode : int {
@@ -77,6 +78,7 @@ private:
     std::unique_ptr<Monitor> monitor_;  ///< after bus_: goes before it
     std::unique_ptr<Settings> settings_;  ///< after monitor_: goes before it
     std::unique_ptr<LoopWatchdog> watchdog_;
+    std::unique_ptr<LoopLagSampler> loop_lag_;  ///< only when logging at debug level from the start
     std::list<std::unique_ptr<Instance>> instances_;
     TaskGroup* group_ = nullptr;
     Event stop_requested_;
