@@ -256,11 +256,12 @@ void Service::dispatch(const std::string& path, sdbus::MethodCall& call) {
                 // variant of `a{sv}` (values) or `a{ss}` (texts).
                 const bool values = member == "GetValue";
                 const std::size_t skip = path == "/" ? 1 : path.size() + 1;
-                auto [b_it, e_it] = detail::below(items_, path);
+                // (a pair, not a structured binding: clang 14 cannot capture those in a lambda)
+                const auto range = detail::below(items_, path);
                 reply_with(m, [&](sd_bus_message* r) {
                     int e = sd_bus_message_open_container(r, 'v', values ? "a{sv}" : "a{ss}");
                     if (e >= 0) e = sd_bus_message_open_container(r, 'a', values ? "{sv}" : "{ss}");
-                    for (auto it = b_it; it != e_it && e >= 0; ++it) {
+                    for (auto it = range.first; it != range.second && e >= 0; ++it) {
                         const char* key = it->first.c_str() + skip;
                         if (values) e = append_entry(r, key, it->second->value_);
                         else e = sd_bus_message_append(r, "{ss}", key, text_of(*it->second).c_str());
