@@ -143,18 +143,24 @@ def w3_calls(name, calls):
             ("gettext_root", name, "/", "GetText", calls), ("getvalue_leaf", name, "/Dc/0/Voltage", "GetValue", calls * 10)]
 
 
-def w3(tmp, cmd, calls):
-    json_, tsv = make_catalogue(1000, tmp)
+def call_service(tmp, cmd, paths, workload, calls_of, rss=False, **timing):
+    """Start the service with `paths` catalogue items and time the calls `calls_of(name)` against it."""
+    json_, tsv = make_catalogue(paths, tmp)
     s = Session(tmp)
     try:
         name = "com.victronenergy.battery.bench0"
-        p = s.start(cmd, service_env(s.bus, name, json_, tsv, 1000, workload="W3"), "w3.log")
+        p = s.start(cmd, service_env(s.bus, name, json_, tsv, paths, workload=workload), f"{workload.lower()}.log")
         wait_owned(s.client, p, name)
-        res = timed_calls(s, p, w3_calls(name, calls))
-        res["svc_rss_kb"] = memory_kb(p.pid)["rss_kb"]
+        res = timed_calls(s, p, calls_of(name), **timing)
+        if rss:
+            res["svc_rss_kb"] = memory_kb(p.pid)["rss_kb"]
         return res
     finally:
         s.close()
+
+
+def w3(tmp, cmd, calls):
+    return call_service(tmp, cmd, 1000, "W3", lambda name: w3_calls(name, calls), rss=True)
 
 
 def w5_calls(name, calls):
@@ -165,15 +171,7 @@ def w5_calls(name, calls):
 
 def w5(tmp, cmd, calls):
     """The daemon's own round trip next to the service's: what the library adds is the difference."""
-    json_, tsv = make_catalogue(63, tmp)
-    s = Session(tmp)
-    try:
-        name = "com.victronenergy.battery.bench0"
-        p = s.start(cmd, service_env(s.bus, name, json_, tsv, 63, workload="W5"), "w5.log")
-        wait_owned(s.client, p, name)
-        return timed_calls(s, p, w5_calls(name, calls), quantiles=("p50", "p99"))
-    finally:
-        s.close()
+    return call_service(tmp, cmd, 63, "W5", lambda name: w5_calls(name, calls), quantiles=("p50", "p99"))
 
 
 def memory_slope(tmp, cmd, sizes=(63, 1000, 10000)):
