@@ -29,6 +29,7 @@
 #include "modes.hpp"
 #include "params.hpp"
 #include "safety_watch.hpp"
+#include "setpoint_writer.hpp"
 #include "supervisor.hpp"
 
 namespace moat::inverter {
@@ -151,7 +152,7 @@ DBusError dbus_error(const ModeChangeError& e) {
 
 // ---------------------------------------------------------------- the plugin
 
-class InverterPlugin final : public Plugin, private LoopIo, private SupervisorIo {
+class InverterPlugin final : public Plugin, private LoopIo, private SupervisorIo, private SetpointIo {
 public:
     /// `moat-victron inverter ...` comes with this plugin (command.cpp).
     static std::span<const ClientCommand* const> commands() {
@@ -184,7 +185,7 @@ public:
 
 private:
     // ---- inputs
-    std::string vebus() { return string_at(system_service, "/VebusService"); }
+    std::string vebus() override { return string_at(system_service, "/VebusService"); }
     std::string battery();
     std::string string_at(const std::string& service, const std::string& path);
     std::optional<double> num(const std::string& service, const std::string& path) {
@@ -199,24 +200,22 @@ private:
         watch_.check(safety_reading());
         sync_items();
     }
-    GuardDecision guard_now() { return watch_.decide(safety_reading()); }
+    GuardDecision guard_now() override { return watch_.decide(safety_reading()); }
     std::optional<double> feed_in() { return num(settings_service, feed_in_path); }
     std::optional<double> hub4_mode() { return num(settings_service, "/Settings/CGwacs/Hub4Mode"); }
     /// The current inputs; waits while they are invalid (the guard stops the
     /// mode when that lasts too long).
     Task<Inputs> inputs() override;
 
-    // ---- output
-    /// `fault`: the fault point between the first two phases' writes (the modes' writes only).
-    Task<void> write(std::vector<double> setpoints, Duration timeout, const char* fault = nullptr);
+    // ---- output (setpoint_writer.hpp)
     Task<void> write(std::vector<double> setpoints) override {
-        return write(std::move(setpoints), Monitor::call_timeout, "mode_write");
+        return writer_.write(std::move(setpoints), Monitor::call_timeout, "mode_write");
     }
     Task<void> write_safe(const char* why) override;
-    /// The safe setpoints on every phase in parallel; "" when all were
-    /// confirmed, else which phases were not and why.
-    Task<std::string> write_safe_setpoints(std::vector<double> setpoints);
-    Task<void> write_phase(std::string vb, std::size_t k, double value, std::string& failed);
+    Task<int> set_value(std::string service, std::string path, double value, Duration timeout) override {
+        return ctx_.monitor.set_value(std::move(service), std::move(path), value, timeout);
+    }
+    void fault_point(const char* name) override { ctx_.fault_point(name); }
 
     // ---- modes (the supervisor's and the mode loop's I/O)
     Task<void> run_mode(Mode mode, Op& op) override;
@@ -241,7 +240,6 @@ private:
     Task<void> battery_average();
     Task<void> pv_tracking();
     Task<void> solar_power();
-    Task<void> refresh();
 
     // ---- export
     void build_service();
@@ -253,11 +251,11 @@ private:
     Context& ctx_;
     SystemParams sp_;
     Controller ctl_;
-    bool fake_;
     std::string name_;
-    Duration refresh_, trigger_sleep_, trigger_wait_, idle_sleep_, stop_write_timeout_;
+    Duration refresh_, trigger_sleep_, trigger_wait_, idle_sleep_;
     ModeSupervisor sup_;
     SafetyWatch watch_;
+    SetpointWriter writer_;
     std::vector<Subscription> subs_;
 
     // reports
@@ -266,14 +264,6 @@ private:
     std::string mode_report_key_;
     std::string bms_service_;
     std::optional<Value::Dict> analyze_report_;  ///< the last analyze run's progress or result
-    std::vector<double> last_written_;
-    std::optional<TimePoint> last_write_;
-    /// Setpoints the guard kept from the Multi (e.g. Hub4Mode not yet known):
-    /// written by the refresh task as soon as writing is allowed.
-    std::optional<std::vector<double>> skipped_;
-    std::string last_write_skip_;
-    /// The last safe write: "reached" or "not reached: <phases and why>" (GetState).
-    std::string safe_state_;
     double solar_p_ = 0;
     double i_batt_avg_ = 0;
     std::vector<std::optional<double>> i_batt_window_;
@@ -285,17 +275,18 @@ private:
 
 InverterPlugin::InverterPlugin(Context& ctx)
     : ctx_(ctx), sp_(system_params(ctx.config)), ctl_(sp_),
-      fake_(ctx.config.get_bool("fake")), refresh_(seconds(ctx.config.get_number("refresh_interval"))),
+      refresh_(seconds(ctx.config.get_number("refresh_interval"))),
       trigger_sleep_(seconds(ctx.config.get_number("trigger_sleep"))),
       trigger_wait_(seconds(ctx.config.get_number("trigger_wait"))),
       idle_sleep_(seconds(ctx.config.get_number("idle_sleep"))),
-      stop_write_timeout_(seconds(ctx.config.get_number("stop_write_timeout"))),
       sup_(*this, ctx.loop.clock(), ctx.log, seconds(ctx.config.get_number("mode_lockout")), start_mode(ctx.config),
            mode_defaults(ctx.config)),
       watch_(sup_, ctx.loop.clock(), ctx.log,
              SafetyTiming{seconds(ctx.config.get_number("input_timeout")),
                           seconds(ctx.config.get_number("low_battery_hold"))},
-             sp_) {
+             sp_),
+      writer_(*this, ctx.loop.clock(), ctx.log, ctx.config.get_bool("fake"),
+              seconds(ctx.config.get_number("stop_write_timeout"))) {
     name_ = control_suffix(ctx.config);
     bms_service_ = ctx.config.get_string("bms_service");
 }
@@ -382,94 +373,22 @@ int InverterPlugin::n_phase() {
     auto n = num(system_service, "/Ac/ActiveIn/NumberOfPhases");
     if (n && *n >= 1 && *n <= 3) return static_cast<int>(*n);
     if (last_n_phase_ >= 1) return last_n_phase_;
-    return static_cast<int>(std::max<std::size_t>(1, last_written_.size()));
+    return static_cast<int>(std::max<std::size_t>(1, writer_.last_written().size()));
 }
 
 // ---------------------------------------------------------------- output
 
-Task<void> InverterPlugin::write(std::vector<double> setpoints, Duration timeout, const char* fault) {
-    if (fake_) {
-        ctx_.log.error("{}", set_line(setpoints, true));
-        co_return;
-    }
-    // §18.4: look again right before writing, so a change away from ESS mode 3 stops writes at once.
-    GuardDecision d = guard_now();
-    if (!d.may_write) {
-        if (last_write_skip_ != d.write_problem) ctx_.log.warning("not writing {}: {}", set_line(setpoints, false), d.write_problem);
-        last_write_skip_ = d.write_problem;
-        skipped_ = std::move(setpoints);
-        co_return;
-    }
-    last_write_skip_.clear();
-    skipped_.reset();
-    const std::string vb = vebus();
-    ctx_.log.info("{}", set_line(setpoints, false));
-    last_written_ = setpoints;
-    last_write_ = ctx_.loop.clock().now();
-    for (std::size_t k = 0; k < setpoints.size(); ++k) {
-        if (k == 1 && fault) ctx_.fault_point(fault);  // a failure between two phases' writes
-        int rc = co_await ctx_.monitor.set_value(vb, fmt::format("/Hub4/L{}/AcPowerSetpoint", k + 1), setpoints[k], timeout);
-        if (rc != 0) ctx_.log.warning("writing /Hub4/L{}/AcPowerSetpoint on {} failed ({})", k + 1, vb, rc);
-    }
-    sync_items();
-}
-
 Task<void> InverterPlugin::write_safe(const char* why) {
     auto sp = watch_.safe_setpoints(n_phase());  // never discharging a low battery (§18.5)
     ctx_.log.info("safe setpoints ({})", why);
-    auto writing = write_safe_setpoints(std::move(sp));
-    std::string problem = co_await writing;
-    safe_state_ = problem.empty() ? "reached" : "not reached: " + problem;
-    if (!problem.empty()) ctx_.log.error("safe state not reached: {}", problem);
-    sync_items();
-}
-
-Task<std::string> InverterPlugin::write_safe_setpoints(std::vector<double> setpoints) {
-    if (fake_) {
-        ctx_.log.error("{}", set_line(setpoints, true));
-        co_return "";
-    }
-    // Not written is not safe: say why instead of skipping silently.
-    GuardDecision d = guard_now();
-    if (!d.may_write) {
-        skipped_ = std::move(setpoints);
-        co_return fmt::format("not written: {}", d.write_problem);
-    }
-    last_write_skip_.clear();
-    skipped_.reset();
-    const std::string vb = vebus();
-    ctx_.log.info("{}", set_line(setpoints, false));
-    last_written_ = setpoints;
-    last_write_ = ctx_.loop.clock().now();
-    // Every phase at once, each with the whole budget: a hanging L1 must not
-    // keep L2 and L3 from their safe setpoint.
-    std::vector<std::string> failed(setpoints.size());
-    auto body = [&](TaskGroup& g) -> Task<void> {
-        for (std::size_t k = 0; k < setpoints.size(); ++k)
-            g.spawn(write_phase(vb, k, setpoints[k], failed[k]), fmt::format("{}/safe L{}", ctx_.instance, k + 1));
-        co_return;
-    };
-    co_await with_group(body);
-    std::string problem;
-    for (std::size_t k = 0; k < failed.size(); ++k)
-        if (!failed[k].empty()) problem += fmt::format("{}L{} {}", problem.empty() ? "" : ", ", k + 1, failed[k]);
-    co_return problem;
-}
-
-Task<void> InverterPlugin::write_phase(std::string vb, std::size_t k, double value, std::string& failed) {
-    const std::string path = fmt::format("/Hub4/L{}/AcPowerSetpoint", k + 1);
-    int rc = co_await ctx_.monitor.set_value(vb, path, value, stop_write_timeout_);
-    if (rc == -1)
-        failed = fmt::format("not confirmed: no reply within {:.1f} s, an error reply or no {} on {}",
-                             secs(stop_write_timeout_), path, vb.empty() ? "vebus service" : vb);
-    else if (rc != 0)
-        failed = fmt::format("refused by {} ({})", vb, rc);
+    co_await writer_.write_safe(std::move(sp));
 }
 
 Task<void> InverterPlugin::safe_state() {
     // §18.1: shielded by the host; each phase's write is bounded by stop_write_timeout.
     co_await write_safe("stop");
-    if (safe_state_ != "reached") throw SafeStateNotReached(safe_state_.substr(std::string_view("not reached: ").size()));
+    const std::string& st = writer_.safe_state();
+    if (st != "reached") throw SafeStateNotReached(st.substr(std::string_view("not reached: ").size()));
 }
 
 // ---------------------------------------------------------------- settle loop (§12)
@@ -533,7 +452,7 @@ Task<void> InverterPlugin::run_mode(Mode mode, Op& op) {
     if (service.empty())
         throw std::runtime_error("analyze needs the MoaT BMS, and there is no battery service (the system's "
                                  "/Dc/Battery/BatteryService is empty and [inverter] bms_service is not set)");
-    BmsClient bms(ctx_.bus, service, fake_, ctx_.log);
+    BmsClient bms(ctx_.bus, service, writer_.fake(), ctx_.log);
     co_await bms.connect();
     ctx_.log.info("analyze: the MoaT BMS on {}", service);
     co_await inverter::run_mode(ctl_, *this, timing, mode, op, &bms);
@@ -578,23 +497,6 @@ Task<void> InverterPlugin::solar_power() {
     }
 }
 
-Task<void> InverterPlugin::refresh() {
-    // §18.7: the last setpoints again when nothing was written for refresh_interval.
-    for (;;) {
-        co_await sleep_for(refresh_ / 4);
-        ctx_.fault_point("refresh");
-        if (!sup_.inputs_ok()) continue;
-        // A write the guard skipped (off writes only once) is made up for once writing is allowed.
-        if (skipped_ && watch_.may_write()) {
-            auto sp = *skipped_;
-            co_await write(std::move(sp), Monitor::call_timeout);
-            continue;
-        }
-        if (last_written_.empty() || !last_write_) continue;
-        if (ctx_.loop.clock().now() - *last_write_ >= refresh_) co_await write(last_written_, Monitor::call_timeout);
-    }
-}
-
 // ---------------------------------------------------------------- export (§16)
 
 Value InverterPlugin::state() {
@@ -613,11 +515,11 @@ Value InverterPlugin::state() {
     const auto& low = watch_.low_battery();
     d["low_battery"] = low ? Value(*low) : Value();
     d["input_problem"] = watch_.input_problem().empty() ? Value() : Value(watch_.input_problem());
-    d["safe_state"] = safe_state_.empty() ? Value() : Value(safe_state_);
+    d["safe_state"] = writer_.safe_state().empty() ? Value() : Value(writer_.safe_state());
     d["may_write"] = watch_.may_write();
     d["write_problem"] = watch_.write_problem().empty() ? Value() : Value(watch_.write_problem());
-    d["fake"] = fake_;
-    d["written"] = double_list(last_written_);
+    d["fake"] = writer_.fake();
+    d["written"] = double_list(writer_.last_written());
     d["i_batt_avg"] = i_batt_avg_;
     d["i_pv_max"] = ctl_.pv.limits().i_pv_max;
     d["pv_margin"] = ctl_.pv.limits().pv_margin;
@@ -706,12 +608,12 @@ void InverterPlugin::sync_items() {
     }
     svc_->set("/Error", sup_.error());
     std::string status = !sup_.inputs_ok() ? "input lost: " + watch_.input_problem()
-                         : !watch_.may_write() && !fake_ ? "not writing: " + watch_.write_problem()
-                         : fake_ ? "fake" : "running";
+                         : !watch_.may_write() && !writer_.fake() ? "not writing: " + watch_.write_problem()
+                         : writer_.fake() ? "fake" : "running";
     svc_->set("/Status", status);
     for (int k = 0; k < max_phases; ++k)
         svc_->set(fmt::format("/Setpoint/L{}", k + 1),
-                  k < static_cast<int>(last_written_.size()) ? Value(last_written_[k]) : Value());
+                  k < static_cast<int>(writer_.last_written().size()) ? Value(writer_.last_written()[k]) : Value());
     std::string vb = vebus();
     auto dot = vb.rfind('.');
     svc_->set("/Mgmt/Connection", vb.empty() ? std::string("MoaT Inv") : "MoaT Inv " + vb.substr(dot + 1));
@@ -803,7 +705,7 @@ Task<void> InverterPlugin::run() {
             throw std::runtime_error(fmt::format("the bus name {} is taken by another process", control_name));
     }
     ctx_.log.info("control interface {} {} on {}; Venus items on {}{}", control_name, control::path, ctx_.bus_spec,
-                  svc_->name(), fake_ ? " (fake: nothing is written)" : "");
+                  svc_->name(), writer_.fake() ? " (fake: nothing is written)" : "");
 
     auto body = [this](TaskGroup& g) -> Task<void> {
         auto read = [this] {
@@ -813,8 +715,8 @@ Task<void> InverterPlugin::run() {
         g.spawn(watch_.run(read, [this] { sync_items(); }), "guard");
         g.spawn(battery_average(), "i_batt average");
         g.spawn(pv_tracking(), "PV tracking");
-        if (!fake_) g.spawn(solar_power(), "solar power");
-        g.spawn(refresh(), "refresh");
+        if (!writer_.fake()) g.spawn(solar_power(), "solar power");
+        g.spawn(writer_.refresh(refresh_, [this] { return sup_.inputs_ok(); }), "refresh");
         co_await sup_.run();
     };
     co_await with_group(body);
