@@ -44,6 +44,9 @@ GuardDecision evaluate_guard(const GuardInput& in, GuardDuration timeout) {
         d.write_problem = in.assistant_id ? fmt::format("no ESS assistant (AssistantId {:g}, not 5)", *in.assistant_id)
                                           : "no ESS assistant (AssistantId unknown)";
     d.may_write = d.write_problem.empty();
+    const bool other_mode = in.hub4_mode && !check_critical_settings({in.hub4_mode, std::nullopt}).write_problem.empty();
+    const bool other_assistant = in.assistant_id && *in.assistant_id != 5;
+    d.may_write_safe = !other_mode && !other_assistant;
     return d;
 }
 

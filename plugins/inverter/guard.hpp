@@ -60,6 +60,12 @@ struct GuardDecision {
     /// Writing to /Hub4/L<n>/AcPowerSetpoint is allowed: ESS mode 3 with the
     /// ESS assistant present and a vebus service (§18.4).
     bool may_write = false;
+    /// The safe setpoints may be written: only a Multi known to be outside ESS
+    /// mode 3 or without the ESS assistant refuses them (its setpoint is then
+    /// not ours). An unknown mode or assistant, or a system service that is
+    /// gone (the last known Multi is written), does not: 0 W is safer than
+    /// whatever was written last.
+    bool may_write_safe = false;
     /// Why the loop does not run (empty when inputs_ok).
     std::string input_problem;
     /// Why nothing may be written (empty when may_write).

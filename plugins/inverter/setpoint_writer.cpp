@@ -15,16 +15,24 @@ std::string phase_path(std::size_t k) { return fmt::format("/Hub4/L{}/AcPowerSet
 SetpointWriter::SetpointWriter(SetpointIo& io, Clock& clock, Logger log, bool fake, Duration stop_write_timeout)
     : io_(io), clock_(clock), log_(std::move(log)), fake_(fake), stop_write_timeout_(stop_write_timeout) {}
 
-bool SetpointWriter::begin(std::vector<double>& setpoints, bool warn) {
+std::string SetpointWriter::target() {
+    std::string vb = io_.vebus();
+    if (!vb.empty()) last_vebus_ = vb;
+    return last_vebus_;
+}
+
+bool SetpointWriter::begin(std::vector<double>& setpoints, bool safe) {
     ++generation_;  // whatever write is still going stops before its next phase
     GuardDecision d = io_.guard_now();
-    if (!d.may_write) {
-        if (warn && last_skip_ != d.write_problem)
+    if (!(safe ? d.may_write_safe && !last_vebus_.empty() : d.may_write)) {
+        if (!safe && last_skip_ != d.write_problem)
             log_.warning("not writing {}: {}", set_line(setpoints, false), d.write_problem);
         last_skip_ = d.write_problem;
         skipped_ = std::move(setpoints);
         return false;
     }
+    if (!d.may_write)
+        log_.warning("writing the safe setpoints to {} although {}", last_vebus_, d.write_problem);
     last_skip_.clear();
     skipped_.reset();
     log_.info("{}", set_line(setpoints, false));
@@ -38,9 +46,9 @@ Task<void> SetpointWriter::write(std::vector<double> setpoints, Duration timeout
         log_.error("{}", set_line(setpoints, true));
         co_return;
     }
-    if (!begin(setpoints, true)) co_return;
+    const std::string vb = target();
+    if (!begin(setpoints, false)) co_return;
     const std::uint64_t mine = generation_;
-    const std::string vb = io_.vebus();
     for (std::size_t k = 0; k < setpoints.size(); ++k) {
         if (k == 1 && fault) io_.fault_point(fault);  // a failure between two phases' writes
         if (generation_ != mine) {
@@ -57,12 +65,11 @@ Task<void> SetpointWriter::write_safe(std::vector<double> setpoints) {
     std::string problem;
     if (fake_) {
         log_.error("{}", set_line(setpoints, true));
-    } else if (!begin(setpoints, false)) {
+    } else if (const std::string vb = target(); !begin(setpoints, true)) {
         problem = fmt::format("not written: {}", last_skip_);  // not written is not safe
     } else {
         // Every phase at once, each with the whole budget: a hanging L1 must
         // not keep L2 and L3 from their safe setpoint.
-        const std::string vb = io_.vebus();
         std::vector<std::string> failed(setpoints.size());
         auto body = [&](TaskGroup& g) -> Task<void> {
             for (std::size_t k = 0; k < setpoints.size(); ++k)

@@ -47,6 +47,8 @@ public:
     Task<void> write(std::vector<double> setpoints, Duration timeout, const char* fault = nullptr);
     /// The safe setpoints on every phase in parallel, each bounded by
     /// stop_write_timeout; safe_state() says whether they were confirmed.
+    /// They go where the guard's may_write_safe allows, to the last known
+    /// Multi when the system service no longer names one.
     Task<void> write_safe(std::vector<double> setpoints);
     /// §18.7 forever: the last setpoints again when nothing was written for
     /// `interval`; a write the guard kept back is made up for once allowed.
@@ -59,8 +61,11 @@ public:
     const std::string& safe_state() const { return safe_state_; }
 
 private:
-    /// Starts a write: false (and kept for later) when the guard forbids it.
-    bool begin(std::vector<double>& setpoints, bool warn);
+    /// The Multi to write: the one the system service names, else the last known.
+    std::string target();
+    /// Starts a write: false (and kept for later) when the guard forbids it
+    /// (`safe`: the safe setpoints, judged by may_write_safe).
+    bool begin(std::vector<double>& setpoints, bool safe);
     Task<void> write_phase(std::string vb, std::size_t k, double value, std::string& failed);
 
     SetpointIo& io_;
@@ -76,6 +81,9 @@ private:
     std::optional<std::vector<double>> skipped_;
     std::string last_skip_;
     std::string safe_state_;
+    /// The Multi's service as last named: the safe setpoints' target when the
+    /// system service is gone.
+    std::string last_vebus_;
 };
 
 } // namespace moat::inverter

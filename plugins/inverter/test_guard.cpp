@@ -76,6 +76,24 @@ TEST_CASE("guard: ESS mode other than 3 or no assistant forbids writing", "[inve
     CHECK_FALSE(evaluate_guard(g, 10s).may_write);
 }
 
+TEST_CASE("guard: the safe setpoints are refused only by a Multi known to be in another mode", "[inverter][guard]") {
+    auto g = healthy();
+    CHECK(evaluate_guard(g, 10s).may_write_safe);
+    g.vebus_present = g.system_present = false;  // the system service is gone: the last known Multi
+    CHECK_FALSE(evaluate_guard(g, 10s).may_write);
+    CHECK(evaluate_guard(g, 10s).may_write_safe);
+    g = healthy();
+    g.hub4_mode.reset();
+    g.assistant_id.reset();  // the Multi's values are invalid
+    CHECK_FALSE(evaluate_guard(g, 10s).may_write);
+    CHECK(evaluate_guard(g, 10s).may_write_safe);
+    g.hub4_mode = 1;  // another controller owns the setpoint
+    CHECK_FALSE(evaluate_guard(g, 10s).may_write_safe);
+    g = healthy();
+    g.assistant_id = 0;
+    CHECK_FALSE(evaluate_guard(g, 10s).may_write_safe);
+}
+
 TEST_CASE("guard: OvervoltageFeedIn 1 refuses closed-loop modes only", "[inverter][guard]") {
     CHECK(refuse_closed_loop(Mode::p_grid, 1.0));
     CHECK(refuse_closed_loop(Mode::remote, 1.0));

@@ -25,9 +25,10 @@ struct FakeMulti final : SetpointIo {
     Clock& clock;
     TimePoint t0;
     GuardDecision guard = allowed();
+    std::string vebus_name = "com.victronenergy.vebus.ttyS4";  ///< what the system service names
     static GuardDecision allowed() {
         GuardDecision d;
-        d.inputs_ok = d.may_write = true;
+        d.inputs_ok = d.may_write = d.may_write_safe = true;
         return d;
     }
     std::map<std::string, double> value;     ///< what the Multi holds per path
@@ -37,8 +38,9 @@ struct FakeMulti final : SetpointIo {
     int changes = 0;
 
     GuardDecision guard_now() override { return guard; }
-    std::string vebus() override { return "com.victronenergy.vebus.ttyS4"; }
-    Task<int> set_value(std::string, std::string path, double v, Duration) override {
+    std::string vebus() override { return vebus_name; }
+    Task<int> set_value(std::string service, std::string path, double v, Duration) override {
+        if (service != "com.victronenergy.vebus.ttyS4") co_return -1;
         value[path] = v;
         sent.push_back(fmt::format("{:.1f} {} {:.0f}", std::chrono::duration<double>(clock.now() - t0).count(),
                                    path.substr(6, 2), v));
@@ -136,14 +138,14 @@ TEST_CASE("setpoints: the refresh re-writes the last setpoints after the interva
 TEST_CASE("setpoints: a write the guard keeps back is made up for once allowed; a safe write it forbids is not reached",
           "[inverter][writer][guard]") {
     WriterRig rig;
-    rig.multi.guard.may_write = false;
+    rig.multi.guard.may_write = rig.multi.guard.may_write_safe = false;
     rig.multi.guard.write_problem = "ESS mode 1, not 3";
     rig.run([&]() -> Task<void> {
         co_await rig.writer.write(all(-400), 10s);
         CHECK(rig.multi.sent.empty());
         co_await rig.writer.write_safe(all(0));
         CHECK(rig.writer.safe_state() == "not reached: not written: ESS mode 1, not 3");
-        rig.multi.guard.may_write = true;
+        rig.multi.guard.may_write = rig.multi.guard.may_write_safe = true;
         co_await sleep_for(500ms);
         CHECK(rig.multi.setpoints() == all(0));  // the newest kept-back write: the safe one
     });
@@ -160,4 +162,32 @@ TEST_CASE("setpoints: a safe write names each phase that was not confirmed", "[i
     CHECK(rig.writer.safe_state() ==
           "not reached: L2 not confirmed: no reply within 2.0 s, an error reply or no /Hub4/L2/AcPowerSetpoint on "
           "com.victronenergy.vebus.ttyS4, L3 refused by com.victronenergy.vebus.ttyS4 (2)");
+}
+
+TEST_CASE("setpoints: with the system service gone the safe setpoints go to the last known Multi",
+          "[inverter][writer][safety]") {
+    WriterRig rig;
+    rig.run([&]() -> Task<void> {
+        co_await rig.writer.write(all(-900), 10s);
+        rig.inputs_ok = false;
+        rig.multi.vebus_name.clear();  // the system service is gone: nobody names the Multi
+        rig.multi.guard.may_write = false;
+        rig.multi.guard.write_problem = "no com.victronenergy.system service (it names the Multi's service)";
+        co_await rig.writer.write(all(-800), 10s);  // a mode's write is refused...
+        CHECK(rig.multi.setpoints() == all(-900));
+        co_await rig.writer.write_safe(all(0));  // ...the safe setpoints are not
+        CHECK(rig.writer.safe_state() == "reached");
+        CHECK(rig.multi.setpoints() == all(0));
+    });
+}
+
+TEST_CASE("setpoints: no Multi ever known: the safe state is not reached, and says why", "[inverter][writer][safety]") {
+    WriterRig rig;
+    rig.multi.vebus_name.clear();
+    rig.multi.guard.may_write = false;
+    rig.multi.guard.write_problem = "no com.victronenergy.system service (it names the Multi's service)";
+    rig.run([&]() -> Task<void> { co_await rig.writer.write_safe(all(0)); });
+    CHECK(rig.writer.safe_state() ==
+          "not reached: not written: no com.victronenergy.system service (it names the Multi's service)");
+    CHECK(rig.multi.sent.empty());
 }

@@ -10,7 +10,7 @@ import unittest
 
 import dbus
 
-from test_system import BATTERY, INVERTER, SETTINGS, SIM, VEBUS, SystemCase
+from test_system import BATTERY, INVERTER, SETTINGS, SIM, SYSTEM, VEBUS, SystemCase
 
 CONTROL = "org.m_o_a_t.inv.main"
 
@@ -65,6 +65,37 @@ class SafetyOnTheSimulation(SystemCase):
         self.until("the Multi stops inverting", lambda: sum(self.multi()) > -30, 4)
         self.set(BATTERY, "/Sim/Fault", dbus.Int32(0))
         self.inverting()
+
+    def test_with_the_system_service_gone_the_last_known_multi_gets_0_w(self):
+        # The system service names the Multi; without it the safe setpoints
+        # still go to the Multi it named last, never left at -900 W.
+        self.start_system(SIM + "faults = { vanish_seconds = 120.0 }\n" + p_inv(900))
+        self.inverting()
+        mark = self.host.mark()
+        self.set(SYSTEM, "/Sim/Fault", dbus.Int32(3))
+        self.host.wait_for(r"input lost, stopping the control loop", 4, since=mark)
+        self.host.wait_for(r"writing the safe setpoints to com\.victronenergy\.vebus\.sim although no "
+                           r"com\.victronenergy\.system service", 4, since=mark)
+        self.next_write_is_zero(r"input lost", mark)
+        self.until("the Multi stops inverting", lambda: sum(self.multi()) > -30, 4)
+        self.assertEqual(str(self.state()["safe_state"]), "reached")
+        self.assertNotIn("safe state not reached", "\n".join(self.host.log.splitlines()[mark:]))
+
+    def test_invalid_multi_values_still_get_the_safe_setpoints(self):
+        # Its AssistantId unknown, the Multi may not be written by a mode, but
+        # 0 W is safer than the last setpoint: written, and confirmed.
+        self.start_system(SIM + p_inv(900))
+        self.inverting()
+        mark = self.host.mark()
+        self.set(VEBUS, "/Sim/Fault", dbus.Int32(2))
+        self.host.wait_for(r"input lost, stopping the control loop", 5, since=mark)
+        self.host.wait_for(r"writing the safe setpoints to com\.victronenergy\.vebus\.sim although no ESS "
+                           r"assistant \(AssistantId unknown\)", 4, since=mark)
+        self.host.wait_for(r"INFO \[inverter\] SET inverter 0 \u2211 0 0 0$", 4, since=mark)
+        self.until("the safe state is reached", lambda: str(self.state()["safe_state"]) == "reached", 10)
+        self.assertNotIn("safe state not reached", "\n".join(self.host.log.splitlines()[mark:]))
+        self.set(VEBUS, "/Sim/Fault", dbus.Int32(0))
+        self.host.wait_for(r"\[inverter\] inputs are back; resuming mode p_inv", 10, since=mark)
 
     def test_invalid_battery_values_get_0_w(self):
         self.start_system(SIM + p_inv(900))
