@@ -206,6 +206,12 @@ void SimController::handle_cfg(const Value& data, Done& done)
     }
 }
 
+void SimController::change_config(const Value& delta)
+{
+    Done ignore = [](Value, std::string) {};
+    handle_cfg(Value(Map{{"mode", 0}, {"cfg", delta}}), ignore);
+}
+
 void SimController::apply_config()
 {
     keepalive_timer();
