@@ -118,6 +118,8 @@ Task<void> run_battery_session(LinkSession& s, BmsBattery& b, const Config& conf
     b.with_model([](Battery& m, TimePoint now) { m.link_up(now); });
     const int n = cfg.n;
     const double tick_s = cfg.poll_t_ms / 1000.0;
+    // The poll intervals may change on the controller while the session runs.
+    auto current = [&b, &cfg]() -> const BatteryConfig& { return b.model() ? b.model()->config() : cfg; };
 
     // Energy summed by the controller while we were away (it is reset by this read).
     auto residual = s.client.info(-1, true, s.info_timeout);
@@ -175,7 +177,7 @@ Task<void> run_battery_session(LinkSession& s, BmsBattery& b, const Config& conf
             gen = p.gen;
             b.with_model([&](Battery& m, TimePoint now) { m.on_pack(now, {p.u, p.i, p.relay.on}); });
             if (events.pack) events.pack(p);
-            co_await sleep_for(secs(cfg.t_voltage));
+            co_await sleep_for(secs(current().t_voltage));
         }
     };
     auto cell_loop = [&]() -> Task<void> {
@@ -202,7 +204,7 @@ Task<void> run_battery_session(LinkSession& s, BmsBattery& b, const Config& conf
                 if (events.cells) events.cells(changed);
                 last = std::move(readings);
             }
-            co_await sleep_for(secs(cfg.t_cellvoltage));
+            co_await sleep_for(secs(current().t_cellvoltage));
         }
     };
     auto temp_loop = [&]() -> Task<void> {
@@ -230,7 +232,7 @@ Task<void> run_battery_session(LinkSession& s, BmsBattery& b, const Config& conf
                 if (events.temperatures) events.temperatures(raw != last);
                 last = std::move(raw);
             }
-            co_await sleep_for(secs(cfg.t_celltemperature));
+            co_await sleep_for(secs(current().t_celltemperature));
         }
     };
     auto relay_loop = [&]() -> Task<void> {
@@ -263,6 +265,7 @@ Task<void> run_battery_session(LinkSession& s, BmsBattery& b, const Config& conf
     // also the echo of our own sys.cfg writes): the client merged the delta
     // into its copy; the overrides go over it again and the model takes the
     // checked result. A problem ends the session as a configuration error.
+    const double poll_n0 = cfg_number(s.config, s.app + ".poll.n", 5);
     Event config_changed;
     s.client.on_config = [&config_changed, &log](const msgpack::Value& delta) {
         log.info("the controller reports a configuration change (mplex.cfg): {}", delta.dump(200));
@@ -277,8 +280,11 @@ Task<void> run_battery_session(LinkSession& s, BmsBattery& b, const Config& conf
             co_await config_changed.wait();
             config_changed.clear();
             BatteryConfig next = checked_config(s, config, b.options(), log);
-            if (next.n != n)
-                throw std::runtime_error(fmt::format("batt.n changed from {} to {} on the controller: the start-up runs again", n, next.n));
+            // What the link and the start-up were set up with needs a new session
+            // (the keepalive period, the ring size, the energy tick, info's timeout).
+            const double poll_n = cfg_number(s.config, s.app + ".poll.n", 5);
+            if (next.n != n || next.poll_k_ms != cfg.poll_k_ms || next.poll_t_ms != cfg.poll_t_ms || poll_n != poll_n0)
+                throw std::runtime_error("batt.n or poll.* changed on the controller: the start-up runs again");
             b.configure(next);
             b.balance_wake.set();  // balancing levels may have moved
         }

@@ -12,7 +12,8 @@ the plugin's log.
 Configuration: a TOML override (`balance.r`) is logged as differing from the
 controller's copy at the session start, and again when the controller reports
 a change of that key: the override still wins. A change that breaks the
-configuration ends the session: the safe state at once, a retry in 30 s.
+configuration ends the session: the safe state at once, a retry in 30 s. A
+new keepalive period starts a new session that uses it.
 
 GetWork(true, true) through gdbus starts the counters over and leaves the SoC
 as it was (the work record's energy content is kept).
@@ -76,6 +77,15 @@ class BadChangeOnTheController(BatteryHost):
         self.sim.command("cfg batt.cell.balance.d -0.1")
         self.wait_for_s(since, "a bad configuration change on the controller", 1.0)
         self.host.wait_for(r"balance\.d.*must be above 0 V.*retrying in 30 s", 5)
+
+
+class KeepaliveChangeOnTheController(BatteryHost):
+    def test_a_new_poll_k_starts_a_new_session_with_the_new_keepalive(self):
+        mark = self.host.mark()
+        self.sim.command("cfg batt.poll.k 10000")
+        self.host.wait_for_in_order([r"poll\.\* changed on the controller: the start-up runs again",
+                                     r"link up on .* keepalive every 4\.76 s"], 15, since=mark)
+        self.recovers()
 
 
 class ClearingTheCounters(BatteryHost):
