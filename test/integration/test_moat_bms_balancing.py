@@ -6,8 +6,8 @@ Balancing: three cells are pushed above the start level in the simulator;
 with the limit of cells balancing at once lowered to 2 on the controller
 (`cfg` on the simulator's stdin: its mplex.cfg notification), the two highest
 get a balance level, the third none; back at the others' voltage, their levels
-are cleared. Seen through org.m_o_a_t.bms GetBalanceVoltage (python3-dbus) and
-the plugin's log.
+are cleared. Seen through org.m_o_a_t.bms GetBalanceVoltage (python3-dbus), the
+plugin's log and the simulated modules' levels (the simulator's log).
 
 Configuration: a TOML override (`balance.r`) is logged as differing from the
 controller's copy at the session start, and again when the controller reports
@@ -19,6 +19,7 @@ GetWork(true, true) through gdbus starts the counters over and leaves the SoC
 as it was (the work record's energy content is kept).
 """
 
+import re
 import subprocess
 import unittest
 
@@ -32,6 +33,12 @@ class Balancing(BatteryHost):
             [moat-bms.config.batt.cell.balance]
             r = 0.1
             """
+
+    def sim_levels(self, change):
+        """Modules whose balance level changed as `change` says, from the simulator's log."""
+        with open(self.sim.log_path) as f:
+            return [int(m.group(1)) for m in (re.search(r"module (\d+): balance level raw \d+ (-> \d+)$", l.rstrip())
+                                               for l in f) if m and re.search(change, m.group(2))]
 
     def levels(self):
         return {i: float(self.bms(f"/bms/0/{i}", "GetBalanceVoltage")) for i in range(self.CELLS)}
@@ -61,6 +68,10 @@ class Balancing(BatteryHost):
         self.assertAlmostEqual(got[7], 3.45, places=6)
         self.host.wait_for(r"balancing: cell 3 \(3\.5\d\d V\) down to 3\.450 V \(cells from 3\.500 V start, at most 2 at once\)", 5, since=mark)
         self.assertFalse(self.host.find(r"balancing: cell 11 .*down to", since=mark), "n = 2: the third waits")
+        # The simulated modules got the levels (the simulator's own record).
+        set_levels = self.wait_until("the levels in the simulator", lambda: (lambda l: l if len(l) >= 2 else None)(
+            self.sim_levels(r"-> [1-9]\d*$")), 10, self.host)
+        self.assertEqual(sorted(set_levels), [3, 7], set_levels)
 
         # Back below: the spread is under 2d, every level is cleared.
         mark = self.host.mark()
@@ -69,6 +80,8 @@ class Balancing(BatteryHost):
         self.wait_until("no cell balancing", lambda: all(v == 0 for v in self.levels().values()), 60, self.host)
         for cell in (3, 7):
             self.host.wait_for(rf"balancing: cell {cell} \(3\.[23]\d\d V\) stopped", 5, since=mark)
+        self.assertEqual(sorted(self.wait_until("the levels cleared in the simulator", lambda: (lambda l: l if len(l) >= 2 else None)(
+            self.sim_levels(r"-> 0$")), 10, self.host)), [3, 7])
 
 
 class BadChangeOnTheController(BatteryHost):
