@@ -95,6 +95,13 @@ class MoatBmsDemoTest(HostTestCase):
         self.assertLessEqual(took, 15.0 + 2.0, got)
         self.run_step(revive)
         self.wait_until("the README's limits back", lambda: allowed(self.limits(watch_again)), 40, self.host)
+        # Ctrl-C: a clean end removes the pty's symlink; the energy record stays (removed here).
+        link = self.host.find(r"serving a simulated controller on (\S+)").group(1)
+        self.addCleanup(lambda: os.path.exists(link + ".work") and os.unlink(link + ".work"))
+        self.host.signal(2)
+        self.assertEqual(self.host.wait(10)[0], 0, self.host.describe())
+        self.assertFalse(os.path.lexists(link), "the pty symlink is gone")
+        self.assertTrue(os.path.exists(link + ".work"), "the energy record was saved at the stop")
 
 
 if __name__ == "__main__":
