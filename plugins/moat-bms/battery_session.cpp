@@ -1,6 +1,8 @@
 #include "battery_session.hpp"
 
 #include <chrono>
+#include <cmath>
+#include <stdexcept>
 
 #include <fmt/format.h>
 
@@ -39,9 +41,32 @@ msgpack::Value app_tree(const LinkSession& s, const Config& config, const Option
     return tree;
 }
 
+/// Each TOML override that differs from the controller's copy ("key: controller X, TOML Y").
+void differences(const msgpack::Value* device, const msgpack::Value& over, const std::string& key,
+                 std::vector<std::string>& out)
+{
+    if (const auto* m = over.map()) {
+        for (const auto& [k, v] : *m)
+            differences(device && device->is_map() ? device->find(k) : nullptr, v, key.empty() ? k : key + "." + k, out);
+        return;
+    }
+    const auto a = device ? device->number() : std::nullopt, b = over.number();
+    auto show = [](const msgpack::Value& v) { return v.number() ? fmt::format("{:.6g}", *v.number()) : v.dump(40); };
+    // The controller sends float32: 3.45 comes back as 3.4500000477.
+    const bool same = device && (a && b ? std::abs(*a - *b) <= 1e-6 * std::max(1.0, std::abs(*b)) : *device == over);
+    if (!device) out.push_back(fmt::format("{}: TOML {} (the controller has none)", key, show(over)));
+    else if (!same) out.push_back(fmt::format("{}: controller {}, TOML {}", key, show(*device), show(over)));
+}
+
 /// Check the tree; problems end the session as a configuration error (retried in 30 s).
 BatteryConfig checked_config(const LinkSession& s, const Config& config, const Options& opt, Logger& log)
 {
+    if (opt.device_config) {
+        std::vector<std::string> diff;
+        const msgpack::Value over = overrides(config);
+        if (const auto* mine = config_at(over, s.app)) differences(config_at(s.config, s.app), *mine, s.app, diff);
+        for (const auto& d : diff) log.info("configuration: the TOML override wins: {}", d);
+    }
     Parsed p = parse_battery_config(app_tree(s, config, opt), opt);
     for (const auto& w : p.warnings) log.warning("configuration: {}", w);
     if (!p.problems.empty()) {
@@ -93,6 +118,8 @@ Task<void> run_battery_session(LinkSession& s, BmsBattery& b, const Config& conf
     b.with_model([](Battery& m, TimePoint now) { m.link_up(now); });
     const int n = cfg.n;
     const double tick_s = cfg.poll_t_ms / 1000.0;
+    // The poll intervals may change on the controller while the session runs.
+    auto current = [&b, &cfg]() -> const BatteryConfig& { return b.model() ? b.model()->config() : cfg; };
 
     // Energy summed by the controller while we were away (it is reset by this read).
     auto residual = s.client.info(-1, true, s.info_timeout);
@@ -150,7 +177,7 @@ Task<void> run_battery_session(LinkSession& s, BmsBattery& b, const Config& conf
             gen = p.gen;
             b.with_model([&](Battery& m, TimePoint now) { m.on_pack(now, {p.u, p.i, p.relay.on}); });
             if (events.pack) events.pack(p);
-            co_await sleep_for(secs(cfg.t_voltage));
+            co_await sleep_for(secs(current().t_voltage));
         }
     };
     auto cell_loop = [&]() -> Task<void> {
@@ -177,7 +204,7 @@ Task<void> run_battery_session(LinkSession& s, BmsBattery& b, const Config& conf
                 if (events.cells) events.cells(changed);
                 last = std::move(readings);
             }
-            co_await sleep_for(secs(cfg.t_cellvoltage));
+            co_await sleep_for(secs(current().t_cellvoltage));
         }
     };
     auto temp_loop = [&]() -> Task<void> {
@@ -205,7 +232,7 @@ Task<void> run_battery_session(LinkSession& s, BmsBattery& b, const Config& conf
                 if (events.temperatures) events.temperatures(raw != last);
                 last = std::move(raw);
             }
-            co_await sleep_for(secs(cfg.t_celltemperature));
+            co_await sleep_for(secs(current().t_celltemperature));
         }
     };
     auto relay_loop = [&]() -> Task<void> {
@@ -234,6 +261,34 @@ Task<void> run_battery_session(LinkSession& s, BmsBattery& b, const Config& conf
             }
         }
     };
+    // A configuration change on the controller (its mplex.cfg notification,
+    // also the echo of our own sys.cfg writes): the client merged the delta
+    // into its copy; the overrides go over it again and the model takes the
+    // checked result. A problem ends the session as a configuration error.
+    const double poll_n0 = cfg_number(s.config, s.app + ".poll.n", 5);
+    Event config_changed;
+    s.client.on_config = [&config_changed, &log](const msgpack::Value& delta) {
+        log.info("the controller reports a configuration change (mplex.cfg): {}", delta.dump(200));
+        config_changed.set();
+    };
+    struct Unhook {  // the client may outlive this frame by a few notifications
+        DeviceClient& c;
+        ~Unhook() { c.on_config = nullptr; }
+    } unhook{s.client};
+    auto device_config_loop = [&]() -> Task<void> {
+        for (;;) {
+            co_await config_changed.wait();
+            config_changed.clear();
+            BatteryConfig next = checked_config(s, config, b.options(), log);
+            // What the link and the start-up were set up with needs a new session
+            // (the keepalive period, the ring size, the energy tick, info's timeout).
+            const double poll_n = cfg_number(s.config, s.app + ".poll.n", 5);
+            if (next.n != n || next.poll_k_ms != cfg.poll_k_ms || next.poll_t_ms != cfg.poll_t_ms || poll_n != poll_n0)
+                throw std::runtime_error("batt.n or poll.* changed on the controller: the start-up runs again");
+            b.configure(next);
+            b.balance_wake.set();  // balancing levels may have moved
+        }
+    };
     auto balance_loop = [&]() -> Task<void> {
         FailureLog failures(log, "balancing");
         for (;;) {
@@ -250,6 +305,7 @@ Task<void> run_battery_session(LinkSession& s, BmsBattery& b, const Config& conf
                 }
                 if (all) {
                     BalancePlan plan = plan_balancing(m->config(), cells);
+                    const std::string at_once = m->config().balance.n > 0 ? fmt::format("at most {}", m->config().balance.n) : "any number";
                     busy = plan.busy;
                     try {
                         for (const auto& a : plan.actions) {
@@ -261,6 +317,11 @@ Task<void> run_battery_session(LinkSession& s, BmsBattery& b, const Config& conf
                                                                  .start = std::uint8_t(a.cell), .count = 1, .records = {rec}});
                             co_await w;
                             b.balance_threshold[std::size_t(a.cell)] = a.threshold;
+                            if (a.threshold)
+                                log.info("balancing: cell {} ({:.3f} V) down to {:.3f} V (cells from {:.3f} V start, "
+                                         "{} at once)", a.cell, cells[std::size_t(a.cell)].volts, *a.threshold,
+                                         plan.start, at_once);
+                            else log.info("balancing: cell {} ({:.3f} V) stopped", a.cell, cells[std::size_t(a.cell)].volts);
                         }
                         if (plan.read_pwm) {
                             auto r = s.cells.request(to_all(Command::read_balance_power, n));
@@ -289,6 +350,7 @@ Task<void> run_battery_session(LinkSession& s, BmsBattery& b, const Config& conf
         g.spawn(temp_loop(), "moat-bms temperatures");
         g.spawn(relay_loop(), "moat-bms relay");
         g.spawn(config_loop(), "moat-bms config writes");
+        g.spawn(device_config_loop(), "moat-bms config changes");
         co_await balance_loop();
     };
     co_await with_group(all);

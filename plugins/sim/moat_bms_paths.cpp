@@ -117,6 +117,12 @@ void MoatBmsPaths::set_pack_current(double amps)
     if (device_) device_->controller().pack_current = amps;
 }
 
+std::optional<bool> MoatBmsPaths::relay() const
+{
+    if (!device_) return std::nullopt;
+    return device_->controller().relay();
+}
+
 void MoatBmsPaths::refresh()
 {
     auto batch = service_.batch();

@@ -7,6 +7,7 @@
 
 #include <moat/service.hpp>
 
+#include <optional>
 #include <string>
 
 #include "sim_device.hpp"
@@ -29,6 +30,8 @@ public:
     void refresh();
     /// The true pack current (A, + = charging) the controller measures while its relay is closed.
     void set_pack_current(double amps);
+    /// The controller's relay (nullopt while there is no controller).
+    std::optional<bool> relay() const;
 
 private:
     void written(const Write& w);

@@ -226,8 +226,10 @@ void System::substep(double dt) {
         yield_[i] += solar[i].current() * v * dt / 3.6e6;
     }
 
-    // The battery takes the rest: the DC balance holds by construction.
-    battery.step(i_pv + i_multi, dt);
+    // The battery takes the rest: the DC balance holds by construction. Cut
+    // off, it takes nothing (the Multi and PV are held at 0 by the limits;
+    // what the Multi still ramps down meanwhile goes nowhere).
+    battery.step(battery.cut_off() ? 0.0 : i_pv + i_multi, dt);
     for (int k = 0; k < phases(); ++k) grid_energy[k].add(grid(k), dt);
 }
 

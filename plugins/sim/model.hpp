@@ -107,8 +107,12 @@ public:
     double capacity() const { return c_.capacity_ah; }
     const BatteryConfig& config() const { return c_; }
 
-    bool allow_charge() const { return force_charge_ ? *force_charge_ : bms_charge_; }
-    bool allow_discharge() const { return force_discharge_ ? *force_discharge_ : bms_discharge_; }
+    bool allow_charge() const { return !cut_off_ && (force_charge_ ? *force_charge_ : bms_charge_); }
+    bool allow_discharge() const { return !cut_off_ && (force_discharge_ ? *force_discharge_ : bms_discharge_); }
+    /// An external BMS's relay is open: the battery is off the DC bus (no
+    /// current either way, both directions forbidden) until it closes.
+    void set_cut_off(bool cut) { cut_off_ = cut; }
+    bool cut_off() const { return cut_off_; }
     /// nullopt: the BMS decides.
     void force_allow_charge(std::optional<bool> v) { force_charge_ = v; }
     void force_allow_discharge(std::optional<bool> v) { force_discharge_ = v; }
@@ -131,6 +135,7 @@ private:
     double soc_;
     double current_ = 0;
     bool bms_charge_ = true, bms_discharge_ = true;
+    bool cut_off_ = false;
     std::optional<bool> force_charge_, force_discharge_;
 };
 

@@ -57,18 +57,33 @@ public:
     static void validate(const Config& c) { parse_config(c); }
 
     Task<void> run() override {
-        if (!cfg_.moat_bms) {
-            auto model = run_model();
-            co_await model;
-            co_return;
-        }
-        // The MoaT BMS controller runs beside the model, on its own pty.
-        auto both = [this](TaskGroup& g) -> Task<void> {
-            g.spawn(serve_moat_bms(), "moat-bms sim");
+        auto all = [this](TaskGroup& g) -> Task<void> {
+            g.spawn(note_the_stop(), "sim stop");
+            // The MoaT BMS controller runs beside the model, on its own pty.
+            if (cfg_.moat_bms) g.spawn(serve_moat_bms(), "moat-bms sim");
             co_await run_model();
             g.cancel();
         };
-        co_await with_group(both);
+        co_await with_group(all);
+    }
+
+    /// The stop begins when run() is cancelled, not when safe_state() starts:
+    /// unwinding the rest (the MoaT BMS controller's pty) takes loop turns in
+    /// which the other plugins' safe-state writes may already arrive.
+    Task<void> note_the_stop() {
+        try {
+            Event never;
+            co_await never.wait();
+        } catch (const Cancelled&) {
+            began_stopping();
+            throw;
+        }
+    }
+
+    void began_stopping() {
+        if (stopping_) return;
+        stopping_ = true;
+        stop_began_ = ctx_.loop.clock().now();
     }
 
     Task<void> serve_moat_bms() {
@@ -147,7 +162,7 @@ public:
     /// Multi stays on the bus while a controller writes its safe setpoints; so
     /// do the simulated services (frozen: the physics ended with run()) for
     /// `stop_linger` seconds, unless every phase got a setpoint write since
-    /// the stop began.
+    /// the stop began (run() cancelled: see note_the_stop).
     Task<void> safe_state() override {
         if (cfg_.stop_linger <= 0 || devices_.empty() || !devices_.front()->svc) co_return;
         ctx_.log.info("keeping the simulated services on the bus for up to {} s (safe-state writes)",
@@ -155,8 +170,7 @@ public:
         const auto step = std::chrono::milliseconds(20);
         const auto until = ctx_.loop.clock().now() +
                            std::chrono::duration_cast<Duration>(std::chrono::duration<double>(cfg_.stop_linger));
-        stopping_ = true;
-        stop_began_ = ctx_.loop.clock().now();
+        began_stopping();
         while (ctx_.loop.clock().now() < until && written_after_stop_ != (1u << sys_.phases()) - 1)
             co_await sleep_for(step);
         if (written_after_stop_ == (1u << sys_.phases()) - 1)
@@ -409,9 +423,17 @@ private:
                 continue;
             }
             if (replaced_by_bms(*d)) {
-                // The system reads the battery's physics; the MoaT BMS controller measures its current.
+                // The system reads the battery's physics; the MoaT BMS controller measures its
+                // current, and its open relay takes the battery off the DC bus.
+                if (bms_paths_) {
+                    const auto relay = bms_paths_->relay();
+                    if (relay && *relay == sys_.battery.cut_off())
+                        ctx_.log.info("moat-bms relay {}: the battery is {} the DC bus", *relay ? "closed" : "open",
+                                      *relay ? "back on" : "off");
+                    sys_.battery.set_cut_off(relay && !*relay);
+                    bms_paths_->set_pack_current(sys_.battery.current());
+                }
                 d->on_bus = battery_values(sys_);
-                if (bms_paths_) bms_paths_->set_pack_current(sys_.battery.current());
                 continue;
             }
             if (!d->svc || d->fault == Fault::freeze) continue;
@@ -435,8 +457,8 @@ private:
     std::unique_ptr<MoatBmsPaths> bms_paths_;
     Event bms_reopen_;  ///< set: the simulated MoaT BMS controller reopens its pty
     bool faults_pending_ = false;
-    bool stopping_ = false;              ///< safe_state() runs
-    TimePoint stop_began_{};             ///< when safe_state() began
+    bool stopping_ = false;              ///< run() was cancelled, or safe_state() runs
+    TimePoint stop_began_{};             ///< when the stop began
     unsigned written_after_stop_ = 0;    ///< phases (bits) whose setpoint was written since
 };
 

@@ -191,6 +191,31 @@ TEST_CASE("battery allow flags stop inverting and charging, and PV stops with ch
     check_balance(sunny);
 }
 
+TEST_CASE("a battery cut off by its BMS relay takes no current and the Multi and PV stop", "[sim][model]") {
+    auto day = night();
+    day.start_hour = 13;
+    System s(day);
+    s.multi.write_setpoint(0, -1000, s.now());
+    s.advance(20);
+    CHECK(s.battery.current() != Approx(0).margin(1));
+    const double soc = s.battery.soc();
+    s.battery.set_cut_off(true);
+    CHECK_FALSE(s.battery.allow_charge());
+    CHECK_FALSE(s.battery.allow_discharge());
+    s.multi.write_setpoint(0, -1000, s.now());
+    s.advance(20);
+    CHECK(s.battery.current() == 0);
+    CHECK(std::abs(s.multi.ac_in_total()) < 1);
+    CHECK(s.pv_current() + s.multi_dc_current() == Approx(0).margin(1));
+    CHECK(s.battery.soc() == soc);  // nothing flowed while cut off
+    s.battery.set_cut_off(false);
+    CHECK(s.battery.allow_discharge());
+    s.multi.write_setpoint(0, -1000, s.now());
+    s.advance(20);
+    CHECK(s.battery.current() != Approx(0).margin(1));
+    check_balance(s);
+}
+
 TEST_CASE("Hub4 flags, mode and the DVCC link limit the Multi and the chargers", "[sim][model]") {
     auto c = night();
     System s(c);

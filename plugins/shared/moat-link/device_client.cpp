@@ -209,6 +209,7 @@ Value DeviceClient::on_message(const Value& p, const Value& data, bool is_reques
         if (!cfg || !cfg->is_map()) throw BadReply("mplex.cfg: no cfg map");
         ++counters_.cfg_deltas;
         merge_config(config, *cfg);
+        if (on_config) on_config(*cfg);
     } else {
         log_.debug("ignored notification {}", name);
     }

@@ -89,6 +89,7 @@ public:
     std::function<void(bool)> on_link;               ///< `link` true/false
     std::function<void(const WorkSums&)> on_work;    ///< an energy push
     std::function<void()> on_packet;                 ///< a packet was queued
+    std::function<void(const msgpack::Value&)> on_config;  ///< an mplex.cfg delta, after it was merged into `config`
     /// The device's config copy the client keeps (fetch_config(0) fills it; deltas merge in).
     msgpack::Value config;
     /// The queued ser.in_pkt payloads (oldest first).

@@ -1,5 +1,6 @@
 #include "sim_commands.hpp"
 
+#include <cmath>
 #include <sstream>
 
 namespace moat::bms::sim {
@@ -7,13 +8,29 @@ namespace moat::bms::sim {
 const char* const command_help =
     "mute 0|1, dead 0|1, invalid N, drop_nth K, drop_p P, seen 0|1, garbage 0|1, truncate 0|1, duplicate 0|1, "
     "reorder 0|1, flood N, voltage I V, vraw I RAW, traw I RAW, modules M, current A, lose_work 0|1, "
-    "omit_mplex_cfg 0|1, u_gain G (the pack ADC reads G x the true voltage), eof, reset 1|2 (1 soft, 2 hard: a power cycle, a new pty)";
+    "omit_mplex_cfg 0|1, cfg KEY NUMBER (a change of the running configuration on the controller, e.g. cfg batt.cell.balance.n 2), u_gain G (the pack ADC reads G x the true voltage), eof, reset 1|2 (1 soft, 2 hard: a power cycle, a new pty)";
 
 std::string apply_command(SimDevice& d, const std::string& line)
 {
     std::istringstream in(line);
     std::string w;
     in >> w;
+    if (w == "cfg") {  // cfg KEY NUMBER: a dotted key of the running configuration
+        std::string key;
+        double value = 0;
+        if (!(in >> key >> value) || key.empty()) return "error cfg KEY NUMBER";
+        const bool integral = std::abs(value) < 1e15 && value == std::floor(value);
+        msgpack::Value leaf = integral ? msgpack::Value(std::int64_t(value)) : msgpack::Value(value);
+        for (auto dot = key.rfind('.'); ; dot = key.rfind('.')) {
+            msgpack::Value up(msgpack::Map{});
+            up.set(key.substr(dot == std::string::npos ? 0 : dot + 1), std::move(leaf));
+            leaf = std::move(up);
+            if (dot == std::string::npos) break;
+            key.resize(dot);
+        }
+        d.controller().change_config(leaf);
+        return "ok";
+    }
     double a = 0, b = 0;
     in >> a >> b;
     auto& ring = d.controller().ring();

@@ -164,8 +164,14 @@ void SimController::handle(const std::string& p, const Value& data, Done done)
         ring_free_ = start + scaled(duration_cast<Duration>(duration<double>(10.0 * wire / baud)));
         const auto at = ring_free_ - clock_.now();
         later(at, [this, bytes] {
+            std::vector<std::uint16_t> levels;
+            for (const auto& m : ring_.modules()) levels.push_back(m.level_raw);
             for (auto& reply : ring_.process(bytes))
                 if (up_) notify("ser", "in_pkt", Value(reply));
+            // A module's balance level is an observable of the ring (tests, the sim's log).
+            for (std::size_t i = 0; i < levels.size() && i < ring_.modules().size(); ++i)
+                if (ring_.modules()[i].level_raw != levels[i])
+                    log_.info("module {}: balance level raw {} -> {}", i, levels[i], ring_.modules()[i].level_raw);
         });
         return done(Value(), {});
     }
@@ -204,6 +210,12 @@ void SimController::handle_cfg(const Value& data, Done& done)
         if (faults.mplex_cfg_delay.count() > 0) later(faults.mplex_cfg_delay, send);
         else send();
     }
+}
+
+void SimController::change_config(const Value& delta)
+{
+    Done ignore = [](Value, std::string) {};
+    handle_cfg(Value(Map{{"mode", 0}, {"cfg", delta}}), ignore);
 }
 
 void SimController::apply_config()

@@ -77,6 +77,9 @@ public:
     void flood_in_pkt(int n);
     /// The booting state ends the runtime for `outage` (soft keeps the relay).
     void reboot(bool hard);
+    /// A configuration change made on the controller by someone else (an
+    /// operator's tool): what sys.cfg mode 0 with `delta` does, mplex.cfg included.
+    void change_config(const msgpack::Value& delta);
 
 private:
     using Done = std::function<void(msgpack::Value result, std::string error)>;

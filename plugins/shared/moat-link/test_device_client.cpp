@@ -188,9 +188,16 @@ TEST_CASE("sinks: the packet queue drops the oldest, deltas merge, energy pushes
     REQUIRE(r.client.packets().size() == 3);
     CHECK(r.client.packets().front() == msgpack::Bytes{2});
     CHECK(r.client.counters().pkts_dropped == 2);
+    std::vector<Value> deltas;
+    r.client.on_config = [&](const Value& d) {
+        CHECK(config_at(r.client.config, "batt.poll.k")->integer() == 10000);  // merged before the call
+        deltas.push_back(d);
+    };
     r.rpc.dispatch(Value(Map{{"a", Array{"mplex", "cfg"}}, {"d", Map{{"cfg", Map{{"batt", Map{{"poll", Map{{"k", 10000}, {"t", "-"}}}}}}}}}}));
     CHECK(config_at(r.client.config, "batt.poll.k")->integer() == 10000);
     CHECK(config_at(r.client.config, "batt.poll.t") == nullptr);
+    REQUIRE(deltas.size() == 1);
+    CHECK(deltas[0] == Value(Map{{"batt", Map{{"poll", Map{{"k", 10000}, {"t", "-"}}}}}}));
     r.rpc.dispatch(Value(Map{{"a", Array{"batt", "work"}}, {"d", Map{{"w", 1234.5}, {"n", 1000}}}}));
     REQUIRE(work.size() == 1);
     CHECK(work[0].sum == 1234.5);

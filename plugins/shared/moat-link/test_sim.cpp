@@ -152,6 +152,13 @@ TEST_CASE("sim commands: cfg modes and the delta echo, test, ping, errcount, unk
     CHECK(config_at(r.sim.running_config(), "batt.poll.d") == nullptr);
     CHECK(config_at(r.sim.stored_config(), "batt.poll.k")->integer() == 15000);  // mode 0 is RAM only
     CHECK(path_name(*r.out.back().find("a")) == "mplex.cfg");
+    // A change made on the controller by someone else: the same echo, a nested delta.
+    const Value delta(Map{{"batt", Map{{"cell", Map{{"balance", Map{{"n", 2}}}}}}}});
+    r.sim.change_config(delta);
+    CHECK(config_at(r.sim.running_config(), "batt.cell.balance.n")->integer() == 2);
+    CHECK(config_at(r.sim.running_config(), "batt.cell.balance.min"));  // merged, not replaced
+    CHECK(path_name(*r.out.back().find("a")) == "mplex.cfg");
+    CHECK(*r.out.back().find("d")->find("cfg") == delta);
     r.call({"sys", "test"}, Value(Map{}));
     CHECK(*r.reply(3)->find("d")->bin() == hex("61 0D 62 0A 63"));
     r.sim.receive(Value(Map{{"a", "ping"}, {"d", "x"}, {"i", 50}}));
@@ -286,6 +293,12 @@ TEST_CASE("sim commands switch faults and overrides, and refuse what they do not
     CHECK(apply_command(d, "u_gain 1.2") == "ok");
     CHECK(d.controller().u_gain == 1.2);
     CHECK(apply_command(d, "u_gain 0") == "error u_gain 0..10");
+    CHECK(apply_command(d, "cfg batt.cell.balance.n 2") == "ok");
+    CHECK(config_at(d.controller().running_config(), "batt.cell.balance.n")->integer() == 2);
+    CHECK(apply_command(d, "cfg batt.cell.balance.min 3.4") == "ok");
+    CHECK(config_at(d.controller().running_config(), "batt.cell.balance.min")->number() == 3.4);
+    CHECK(config_at(d.controller().running_config(), "batt.cell.balance.d"));  // merged, not replaced
+    CHECK(apply_command(d, "cfg batt") == "error cfg KEY NUMBER");
     CHECK(apply_command(d, "eof") == "reopen");
     CHECK(apply_command(d, "explode") == "error unknown command 'explode'");
 }
