@@ -186,8 +186,10 @@ void finish(CallRun* run) {
             }
         }
     }
-    // The frame is still in its final suspend: free it on the next turn.
-    run->fiber.loop->post([keep = std::move(run->self)] {});
+    // Freed now, from inside its final suspend (which then touches nothing of
+    // it): the frame's code and the handler may belong to a plugin library
+    // that is unloaded before the next loop turn.
+    std::shared_ptr<CallRun> keep = std::move(run->self);
 }
 
 } // namespace

@@ -54,8 +54,9 @@ MOAT_API Task<std::vector<Value>> call_method(Bus& bus, std::string service, std
 /// message). Destroying the object removes it from the bus and cancels the
 /// asynchronous calls still running: their callers get
 /// org.freedesktop.DBus.Error.Failed at once, and each task resumes once more
-/// (on a later loop turn) only to unwind, so after a Cancelled it must not
-/// touch what it captured by reference.
+/// (on the next loop turn) only to unwind: after a Cancelled it must not
+/// touch what it captured by reference, nor await anything (the plugin's code
+/// may be unloaded soon after).
 class MOAT_API DBusObject {
 public:
     using Handler = std::function<std::vector<Value>(const std::vector<Value>& args)>;
