@@ -56,7 +56,9 @@ MOAT_API Task<std::vector<Value>> call_method(Bus& bus, std::string service, std
 /// org.freedesktop.DBus.Error.Failed at once, and each task resumes once more
 /// (on the next loop turn) only to unwind: after a Cancelled it must not
 /// touch what it captured by reference, nor await anything (the plugin's code
-/// may be unloaded soon after).
+/// may be unloaded soon after). A task whose wait had already ended in that
+/// loop turn resumes normally: a handler that touches its owner after an
+/// await checks first that the owner still exists (a shared flag).
 class MOAT_API DBusObject {
 public:
     using Handler = std::function<std::vector<Value>(const std::vector<Value>& args)>;
