@@ -79,8 +79,9 @@ void BmsObjects::add_cell(DBusObject& o, int i)
     o.add_method(interface, "GetTemperatureLimit", "", "d", [this, i, k](const auto&) {
         cell_model(i);
         std::optional<double> c;
-        if (k < battery_.settings.size())
-            c = cell::raw_to_celsius(battery_.settings[k].bypass_temp_raw, cfg_number(session(), "cell.load.b", 3950));
+        // The settings of the last session answer while the link is down too (with the default B then).
+        const double b = session_ ? cfg_number(*session_, "cell.load.b", 3950) : 3950;
+        if (k < battery_.settings.size()) c = cell::raw_to_celsius(battery_.settings[k].bypass_temp_raw, b);
         return Results{c.value_or(-1000.0)};
     });
     o.add_method(interface, "SetVoltageOffset", "d", "i", [this, i, k](const Results& a) {
