@@ -168,6 +168,15 @@ struct CallRun {
     std::list<CallRun*>::iterator position;
 };
 
+/// The call's task: the handler's, started only if the object still exists
+/// when the loop gets to it (a call that arrived as the object went away).
+Task<std::vector<Value>> run_call(CallRun* run, std::vector<Value> args) {
+    if (!run->runs) throw Cancelled();
+    auto task = (*run->handler)(std::move(args));
+    auto results = co_await task;
+    co_return results;
+}
+
 /// The task ended (from its final suspend): answer, unless the object is gone.
 void finish(CallRun* run) {
     auto& promise = run->task.handle().promise();
@@ -214,11 +223,10 @@ struct DBusObject::Impl {
 
     void start(const std::shared_ptr<const AsyncHandler>& handler, sdbus::MethodCall call, std::vector<Value> args,
                const std::string& out, const std::string& what) {
-        auto task = (*handler)(std::move(args));
         auto run = std::make_shared<CallRun>(loop, what);
         run->fiber.owner = owner;
         run->handler = handler;
-        run->task = std::move(task);
+        run->task = run_call(run.get(), std::move(args));
         run->call = std::move(call);
         run->out_signature = out;
         run->what = what;
