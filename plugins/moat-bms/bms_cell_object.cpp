@@ -92,6 +92,8 @@ void BmsObjects::add_cell(DBusObject& o, int i)
         log_.info("cell {}: voltage offset {:.4f} V (from the next reading on)", i, offset);
         return Results{0};
     });
+    // Declared for the tools that introspect it, as in 2022; nothing sends it.
+    o.add_signal(interface, "DataChanged", "a{sv}");
 }
 
 void BmsObjects::add_cell_live(DBusObject& o, int i)

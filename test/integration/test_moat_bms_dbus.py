@@ -68,7 +68,7 @@ class Interface(BatteryHost):
     def test_introspection_is_complete(self):
         self.check_members("/bms", CONTROLLER, {})
         self.check_members("/bms/0", BATTERY_METHODS, BATTERY_SIGNALS)
-        self.check_members("/bms/0/3", CELL_METHODS, {})
+        self.check_members("/bms/0/3", CELL_METHODS, {"DataChanged": "a{sv}"})
         self.assertNotIn("SetSoC", BATTERY_METHODS)
 
     def test_struct_results_through_gdbus_and_python(self):
