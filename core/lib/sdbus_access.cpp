@@ -27,7 +27,7 @@ std::string body_signature(const sdbus::Message& msg) {
     return sig ? sig : "";
 }
 
-std::vector<Value> read_arguments(sdbus::Message& msg) {
+std::vector<Value> read_arguments(sdbus::Message& msg, bool structs_as_lists) {
     std::vector<Value> out;
     sd_bus_message* m = raw_message(msg);
     for (;;) {
@@ -44,12 +44,12 @@ std::vector<Value> read_arguments(sdbus::Message& msg) {
         // skipped and read as invalid, so that the handler can refuse that
         // argument alone (AddSetting answers -6 for a struct default).
         const std::string inner = type == SD_BUS_TYPE_VARIANT && contents ? contents : sig;
-        if (inner.find_first_of("(h") != std::string::npos) {
+        if (inner.find_first_of(structs_as_lists ? "h" : "(h") != std::string::npos) {
             if (sd_bus_message_skip(m, sig.c_str()) < 0) throw std::invalid_argument("malformed D-Bus message body");
             out.emplace_back();
             continue;
         }
-        out.push_back(read_value(msg, sig));
+        out.push_back(read_value(msg, sig, structs_as_lists));
     }
     return out;
 }

@@ -36,9 +36,10 @@ std::string body_signature(const sdbus::Message& msg);
 /// the declared types and plain ones alike: dbus-python callers without
 /// introspection send a bare `s` or `i` where a method declares `v`.
 /// Structs and fds (alone or inside a variant or array) are skipped and read
-/// as invalid; throws std::invalid_argument for anything else read_value()
-/// cannot decode.
-std::vector<Value> read_arguments(sdbus::Message& msg);
+/// as invalid, or with `structs_as_lists` structs are read as Lists of their
+/// members (fds still invalid); throws std::invalid_argument for anything
+/// else read_value() cannot decode.
+std::vector<Value> read_arguments(sdbus::Message& msg, bool structs_as_lists = false);
 
 /// RAII for an sd_bus_slot.
 class SlotGuard {

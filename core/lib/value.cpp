@@ -251,7 +251,7 @@ void check_single_type(std::string_view sig)
 // Walks one value through sdbus::Message's read API, driven by its signature.
 class Reader {
 public:
-    Reader(sdbus::Message& msg, std::string_view top) : msg_(msg), top_(top) {}
+    Reader(sdbus::Message& msg, std::string_view top, bool structs = false) : msg_(msg), top_(top), structs_(structs) {}
 
     // Reads one complete item of type `type`; the caller knows it is there.
     Value read(std::string_view type)
@@ -278,7 +278,9 @@ public:
         case 'v': return read_variant();
         case 'a': return read_array(type);
         case 'h': throw unsupported("unix fd 'h'");
-        case '(': throw unsupported(fmt::format("struct '{}'", type));
+        case '(':
+            if (!structs_) throw unsupported(fmt::format("struct '{}'", type));
+            return read_struct(type);
         default: throw unsupported(fmt::format("'{}'", type));
         }
     }
@@ -363,8 +365,25 @@ private:
         return result;
     }
 
+    // A struct is the List of its members (method arguments only).
+    Value read_struct(std::string_view type)
+    {
+        const std::string members(type.substr(1, type.size() - 2));
+        msg_.enterStruct(members);
+        check();
+        Value::List list;
+        for (std::size_t pos = 0; pos < members.size();) {
+            const std::size_t end = complete_type_end(members, pos, 0);
+            list.push_back(read(std::string_view(members).substr(pos, end - pos)));
+            pos = end;
+        }
+        msg_.exitStruct();
+        return Value(std::move(list));
+    }
+
     sdbus::Message& msg_;
     std::string_view top_;
+    bool structs_;
 };
 
 // sdbus::Variant only lets us into its message through get<T>(), which
@@ -419,6 +438,12 @@ Value read_value(sdbus::Message& msg, std::string_view signature)
 {
     check_single_type(signature);
     return Reader(msg, signature).read(signature);
+}
+
+Value read_value(sdbus::Message& msg, std::string_view signature, bool structs_as_lists)
+{
+    check_single_type(signature);
+    return Reader(msg, signature, structs_as_lists).read(signature);
 }
 
 std::vector<std::string> split_signature(std::string_view signature)

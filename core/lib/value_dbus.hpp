@@ -33,6 +33,10 @@ MOAT_API Value from_variant(const sdbus::Variant& variant);
 /// Throws std::invalid_argument as from_variant() does (the read position of
 /// `msg` is then unspecified).
 MOAT_API Value read_value(sdbus::Message& msg, std::string_view signature);
+/// As read_value(), but with `structs_as_lists` a struct (also inside an
+/// array or variant) is read as the List of its members: for method
+/// arguments and replies, where a BusItem value never has one.
+MOAT_API Value read_value(sdbus::Message& msg, std::string_view signature, bool structs_as_lists);
 
 /// The complete types of a D-Bus signature ("sa{sv}i" → "s", "a{sv}", "i").
 /// Throws std::invalid_argument for a malformed signature.

@@ -191,7 +191,8 @@ Task<void> run_battery_session(LinkSession& s, BmsBattery& b, const Config& conf
                 failures.ok();
                 for (std::size_t i = 0; i < r.records.size() && i < b.settings.size(); ++i) {
                     const auto v = cell::decode_voltage(r.records[i]);
-                    readings.push_back({cell_volts(b.settings[i], r.records[i], offset), v.balancing(), v.load_over_temperature()});
+                    readings.push_back({cell_volts(b.settings[i], r.records[i], offset + b.cell_offset[i]), v.balancing(),
+                                        v.load_over_temperature()});
                 }
             } catch (const CellError& e) {
                 failures.failed(e);

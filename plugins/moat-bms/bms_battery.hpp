@@ -67,6 +67,8 @@ public:
     std::vector<std::optional<double>> balance_threshold;
     std::vector<bool> balance_forced;
     std::vector<std::optional<double>> balance_pwm;
+    /// Each cell's own voltage offset (SetVoltageOffset), V, added to `cell.u.offset`.
+    std::vector<double> cell_offset = std::vector<double>(battery::max_cells, 0.0);
     /// Set to wake the balancing pass early (SetBalanceVoltage).
     Event balance_wake;
 

@@ -110,7 +110,12 @@ private:
     moat::Task<void> session(LinkSession& s)
     {
         objects_.set_session(&s);
-        co_await run_battery_session(s, battery_, ctx_.config, objects_.events(), ctx_.log);
+        // The live D-Bus calls run beside the session's own tasks and end with them.
+        auto body = [this, &s](moat::TaskGroup& g) -> moat::Task<void> {
+            g.spawn(objects_.serve(s), "moat-bms live calls");
+            co_await run_battery_session(s, battery_, ctx_.config, objects_.events(), ctx_.log);
+        };
+        co_await moat::with_group(body);
     }
 
     /// The device instance from the settings service (the preferred one

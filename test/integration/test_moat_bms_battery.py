@@ -90,8 +90,8 @@ class BatteryHost(HostTestCase):
     def until_items(self, what, pred, timeout):
         return self.wait_until(what, lambda: (lambda i: i if pred(i) else None)(self.items()), timeout, self.host)
 
-    def bms(self, path, method, *args, signature=None):
-        return self.client.call(path, method, *args, signature=signature, iface=BMS, dest=BATTERY)
+    def bms(self, path, method, *args, signature=None, timeout=5.0):
+        return self.client.call(path, method, *args, signature=signature, iface=BMS, dest=BATTERY, timeout=timeout)
 
     def assert_safe(self, i):
         for p, v in S_VALUES.items():
