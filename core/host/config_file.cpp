@@ -44,6 +44,24 @@ Duration seconds(double s) { return std::chrono::duration_cast<Duration>(std::ch
 
 std::span<const ConfigKey> host_keys() { return host_key_table; }
 
+const std::string& run_dir() {
+    // One directory per process, like the port: a reload sees the same file again.
+    static const std::string dir = [] {
+        const char* base = std::getenv("XDG_RUNTIME_DIR");
+        std::string templ = fmt::format("{}/moat-victron-run-XXXXXX", base && *base ? base : "/tmp");
+        if (!::mkdtemp(templ.data()))
+            throw ConfigError(fmt::format("@RUN_DIR@: cannot make {}: {}", templ, std::strerror(errno)));
+        static std::string made;
+        made = templ;
+        std::atexit([] {
+            std::error_code ec;
+            std::filesystem::remove_all(made, ec);
+        });
+        return templ;
+    }();
+    return dir;
+}
+
 int free_tcp_port() {
     // One port per process: a reload sees the same file again.
     static int port = [] {
@@ -81,12 +99,14 @@ ConfigFile read_config_file(const std::string& path, const std::vector<std::stri
         s << f.rdbuf();
         text = s.str();
     }
-    static constexpr std::string_view free_port = "@FREE_PORT@";
-    if (text.find(free_port) != std::string::npos) {
-        std::string port = std::to_string(free_tcp_port());
-        for (auto at = text.find(free_port); at != std::string::npos; at = text.find(free_port, at + port.size()))
-            text.replace(at, free_port.size(), port);
-    }
+    auto substitute = [&text](std::string_view placeholder, auto value_of) {
+        if (text.find(placeholder) == std::string::npos) return;
+        const std::string value = value_of();
+        for (auto at = text.find(placeholder); at != std::string::npos; at = text.find(placeholder, at + value.size()))
+            text.replace(at, placeholder.size(), value);
+    };
+    substitute("@FREE_PORT@", [] { return std::to_string(free_tcp_port()); });
+    substitute("@RUN_DIR@", [] { return run_dir(); });
     try {
         *parsed = parse_toml_text(text, path);
     } catch (const toml::parse_error& e) {

@@ -55,6 +55,12 @@ std::span<const ConfigKey> host_keys();
 /// and the meters plugin reading it agree on it; two demos never share one).
 int free_tcp_port();
 
+/// A directory of this process's own, made on first use (under
+/// $XDG_RUNTIME_DIR, else /tmp) and removed with everything in it when the
+/// process exits: what `@RUN_DIR@` in a configuration file becomes (the
+/// demo's pty and energy record live there, so a demo leaves nothing behind).
+const std::string& run_dir();
+
 /// Read and check the file's syntax, the [host] table and each instance's
 /// `enabled`/`kind`. Plugin keys are checked by the host after loading the
 /// plugin. Throws ConfigError "FILE:LINE: ...".

@@ -95,14 +95,16 @@ class MoatBmsDemoTest(HostTestCase):
         self.assertLessEqual(took, 15.0 + 2.0, got)
         self.run_step(revive)
         self.wait_until("the README's limits back", lambda: allowed(self.limits(watch_again)), 40, self.host)
-        # Ctrl-C: a clean end removes the pty's symlink; the energy record stays (removed here).
+        # Ctrl-C: a clean end saves the energy record, and the run's own directory
+        # (@RUN_DIR@: the pty's symlink, the record) goes with the host.
         link = self.host.find(r"serving a simulated controller on (\S+)").group(1)
-        self.addCleanup(lambda: os.path.exists(link + ".work") and os.unlink(link + ".work"))
+        run_dir = os.path.dirname(link)
+        self.assertRegex(os.path.basename(run_dir), r"^moat-victron-run-")
+        self.assertEqual(os.path.dirname(run_dir), self.tmp, "made under $XDG_RUNTIME_DIR")
         self.host.signal(2)
         self.assertEqual(self.host.wait(10)[0], 0, self.host.describe())
-        self.assertFalse(os.path.lexists(link), "the pty symlink is gone")
-        self.assertTrue(os.path.exists(link + ".work"), "the energy record was saved at the stop")
-
+        self.assertNotIn("energy record not saved", self.host.log)
+        self.assertFalse(os.path.lexists(run_dir), "the demo leaves nothing behind")
 
 if __name__ == "__main__":
     unittest.main()

@@ -151,6 +151,21 @@ TEST_CASE("config file: every instance table error is reported, in the order of 
                      ":6: [c] key 'kind': expected a plugin kind (a non-empty string)");
 }
 
+TEST_CASE("@RUN_DIR@ and @FREE_PORT@ in a config file: one directory and one port for the whole run", "[config]") {
+    TempFile f("[host]\nplugin_dir = \"@RUN_DIR@/plug\"\nplugin_path = [\"@RUN_DIR@/a\", \"/x/@FREE_PORT@\", "
+               "\"/y/@FREE_PORT@\"]\n");
+    auto cfg = load_config_file(f.path.string(), "/default");
+    const std::string dir = run_dir();
+    CHECK(std::filesystem::path(dir).filename().string().starts_with("moat-victron-run-"));
+    CHECK(std::filesystem::is_directory(dir));
+    // Private to the run: only the owner may enter it.
+    CHECK((std::filesystem::status(dir).permissions() & std::filesystem::perms::all) == std::filesystem::perms::owner_all);
+    const std::string port = std::to_string(free_tcp_port());
+    CHECK(cfg.host.plugin_path == std::vector<std::string>{dir + "/a", "/x/" + port, "/y/" + port, dir + "/plug"});
+    // A reload reads the same file again: the same directory.
+    CHECK(load_config_file(f.path.string(), "/default").host.plugin_path == cfg.host.plugin_path);
+}
+
 TEST_CASE("config file errors name the line", "[config]") {
     CHECK(load_error("[host]\nbus = \"system\"\nwatchdg = 5\n") ==
           "FILE:3: [host] key 'watchdg': unknown key (this plugin knows: bus, plugin_dir, plugin_path, log_level, log_timestamps, "
