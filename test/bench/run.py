@@ -210,29 +210,41 @@ def callgrind_dump(pid, pattern):
     raise RuntimeError(f"no callgrind dump appeared for {pid}")
 
 
+def w4_providers(s, tmp, service_cmd, services, paths, log):
+    """W4's set-up: `services` providers of `paths` paths each, on the bus under
+    their names; (providers, the consumer's environment)."""
+    prefix = "com.victronenergy.battery.bench"
+    providers = []
+    for n in range(services):
+        json_, tsv = make_catalogue(paths, tmp, instance=100 + n)
+        providers.append(s.start(service_cmd, service_env(s.bus, f"{prefix}{n}", json_, tsv, paths, workload="W4"),
+                                 f"{log}-provider{n}.log"))
+    for n, p in enumerate(providers):
+        wait_owned(s.client, p, f"{prefix}{n}")
+    json_, tsv = make_catalogue(paths, tmp, instance=100)
+    env = program_env(s.bus.address, BENCH_WORKLOAD="W4", BENCH_SERVICE_PREFIX=prefix,
+                      BENCH_EXPECT_SERVICES=services, BENCH_PATHS=paths, BENCH_CATALOGUE=json_,
+                      BENCH_CATALOGUE_TSV=tsv)
+    return providers, env
+
+
+def wait_ready(c, services, paths, timeout, what):
+    """The consumer's first line must say it has every service and value."""
+    r, _, _ = select.select([c.proc.stdout], [], [], timeout)
+    line = c.proc.stdout.readline().decode().strip() if r else ""
+    if line != f"READY {services} {services * paths}":
+        raise RuntimeError(f"{what}: consumer said {line!r}\n{c.log()}")
+
+
 def instr_consumer(tmp, service_cmd, consumer_cmd, services=20, paths=100):
     """Instructions of the consumer from exec to READY (W4 under callgrind; providers run plainly)."""
-    prefix = "com.victronenergy.battery.bench"
     s = Session(tmp)
     try:
-        providers = []
-        for n in range(services):
-            json_, tsv = make_catalogue(paths, tmp, instance=100 + n)
-            providers.append(s.start(service_cmd, service_env(s.bus, f"{prefix}{n}", json_, tsv, paths, workload="W4"),
-                                     f"instr-provider{n}.log"))
-        for n, p in enumerate(providers):
-            wait_owned(s.client, p, f"{prefix}{n}")
-        json_, tsv = make_catalogue(paths, tmp, instance=100)
-        env = program_env(s.bus.address, BENCH_WORKLOAD="W4", BENCH_SERVICE_PREFIX=prefix,
-                          BENCH_EXPECT_SERVICES=services, BENCH_PATHS=paths, BENCH_CATALOGUE=json_,
-                          BENCH_CATALOGUE_TSV=tsv)
+        _, env = w4_providers(s, tmp, service_cmd, services, paths, "instr")
         out = os.path.join(tmp, "cg-consumer")
         c = s.start(f"valgrind --tool=callgrind --trace-children=yes --callgrind-out-file={out}.%p {consumer_cmd}", env,
                     "instr-consumer.log", pipe=True)
-        r, _, _ = select.select([c.proc.stdout], [], [], 600)
-        line = c.proc.stdout.readline().decode().strip() if r else ""
-        if line != f"READY {services} {services * paths}":
-            raise RuntimeError(f"instr W4: consumer said {line!r}\n{c.log()}")
+        wait_ready(c, services, paths, 600, "instr W4")
         return {"consumer_ir_to_ready": callgrind_dump(c.pid, f"{out}.{c.pid}.*")}
     finally:
         s.close()
@@ -277,28 +289,14 @@ def instr(tmp, cmd, calls, changes=200, k=10):
 
 
 def w4(tmp, service_cmd, consumer_cmd, services=20, paths=100):
-    prefix = "com.victronenergy.battery.bench"
     s = Session(tmp)
     try:
-        providers = []
-        for n in range(services):
-            json_, tsv = make_catalogue(paths, tmp, instance=100 + n)
-            providers.append(s.start(service_cmd, service_env(s.bus, f"{prefix}{n}", json_, tsv, paths,
-                                                              workload="W4"), f"w4-provider{n}.log"))
-        for n, p in enumerate(providers):
-            wait_owned(s.client, p, f"{prefix}{n}")
-        json_, tsv = make_catalogue(paths, tmp, instance=100)
-        env = program_env(s.bus.address, BENCH_WORKLOAD="W4", BENCH_SERVICE_PREFIX=prefix,
-                          BENCH_EXPECT_SERVICES=services, BENCH_PATHS=paths, BENCH_CATALOGUE=json_,
-                          BENCH_CATALOGUE_TSV=tsv)
+        providers, env = w4_providers(s, tmp, service_cmd, services, paths, "w4")
         p0 = sum(cpu_s(p.pid) for p in providers)
         d0 = cpu_s(s.bus.pid)
         c = s.start(consumer_cmd, env, "w4-consumer.log", pipe=True)
-        r, _, _ = select.select([c.proc.stdout], [], [], 60)
-        line = c.proc.stdout.readline().decode().strip() if r else ""
+        wait_ready(c, services, paths, 60, "W4")
         ready = time.monotonic()
-        if line != f"READY {services} {services * paths}":
-            raise RuntimeError(f"W4: consumer said {line!r}\n{c.log()}")
         time.sleep(0.2)
         m = memory_kb(c.pid)
         return {"time_to_all_values_ms": (ready - c.started) * 1000, "consumer_cpu_ms": cpu_s(c.pid) * 1000,
