@@ -96,6 +96,24 @@ void BmsObjects::add_cell(DBusObject& o, int i)
     o.add_signal(interface, "DataChanged", "a{sv}");
 }
 
+Task<bool> BmsObjects::ask_cell(cell::CellRequest request, CellReader read)
+{
+    auto seen = std::make_shared<bool>(false);
+    auto op = [seen, request, read](LinkSession& s) -> Task<void> {
+        try {
+            auto call = s.cells.request(request);
+            cell::Reply r = co_await call;
+            if (read) read(s, r);
+            *seen = true;
+        } catch (const cell::CellError& e) {
+            if (!not_seen(e)) throw;
+        }
+    };
+    auto t = live(op, ring_bound);
+    co_await t;
+    co_return *seen;
+}
+
 void BmsObjects::add_cell_live(DBusObject& o, int i)
 {
     const auto k = std::size_t(i);
@@ -109,66 +127,35 @@ void BmsObjects::add_cell_live(DBusObject& o, int i)
         const cell::Settings st = settings();
         const double offset = cell_offset(i);
         auto volts = std::make_shared<std::optional<double>>();
-        auto op = [volts, i, st, offset](LinkSession& s) -> Task<void> {
-            try {
-                auto call = s.cells.request(to_cell(cell::Command::read_voltage_and_status, i));
-                cell::Reply r = co_await call;
-                *volts = cell_volts(st, r.records.at(0), offset);
-            } catch (const cell::CellError& e) {
-                if (!not_seen(e)) throw;
-            }
-        };
-        auto t = live(op, ring_bound);
+        auto t = ask_cell(to_cell(cell::Command::read_voltage_and_status, i),
+                          [volts, st, offset](const LinkSession&, const cell::Reply& r) {
+                              *volts = cell_volts(st, r.records.at(0), offset);
+                          });
         co_await t;
         co_return Results{volts->value_or(0.0)};
     });
     o.add_async_method(interface, "GetTemperature", "", "dd", [this, i](Results) -> Task<Results> {
         cell_model(i);
         auto temps = std::make_shared<std::pair<std::optional<double>, std::optional<double>>>();
-        auto op = [temps, i](LinkSession& s) -> Task<void> {
-            try {
-                auto call = s.cells.request(to_cell(cell::Command::read_temperature, i));
-                cell::Reply r = co_await call;
-                const auto t = cell::decode_temperatures(r.records.at(0));
-                temps->first = cell::raw_to_celsius(t.int_raw, cfg_number(s, "cell.load.b", 3950));
-                temps->second = cell::raw_to_celsius(t.ext_raw, cfg_number(s, "cell.batt.b", 3950));
-            } catch (const cell::CellError& e) {
-                if (!not_seen(e)) throw;
-            }
-        };
-        auto t = live(op, ring_bound);
+        auto t = ask_cell(to_cell(cell::Command::read_temperature, i), [temps](const LinkSession& s, const cell::Reply& r) {
+            const auto raw = cell::decode_temperatures(r.records.at(0));
+            temps->first = cell::raw_to_celsius(raw.int_raw, cfg_number(s, "cell.load.b", 3950));
+            temps->second = cell::raw_to_celsius(raw.ext_raw, cfg_number(s, "cell.batt.b", 3950));
+        });
         co_await t;
         co_return Results{temps->first.value_or(-1000.0), temps->second.value_or(-1000.0)};
     });
     o.add_async_method(interface, "Identify", "", "b", [this, i](Results) -> Task<Results> {
         cell_model(i);
-        auto seen = std::make_shared<bool>(false);
-        auto op = [seen, i](LinkSession& s) -> Task<void> {
-            try {
-                auto call = s.cells.request(to_cell(cell::Command::identify, i));
-                co_await call;
-                *seen = true;
-            } catch (const cell::CellError& e) {
-                if (!not_seen(e)) throw;
-            }
-        };
-        auto t = live(op, ring_bound);
-        co_await t;
-        co_return Results{*seen};
+        auto t = ask_cell(to_cell(cell::Command::identify, i));
+        const bool seen = co_await t;
+        co_return Results{seen};
     });
     o.add_async_method(interface, "GetPIDparams", "", "uuu", [this, i](Results) -> Task<Results> {
         cell_model(i);
         auto pid = std::make_shared<std::optional<cell::PidConfig>>();
-        auto op = [pid, i](LinkSession& s) -> Task<void> {
-            try {
-                auto call = s.cells.request(to_cell(cell::Command::read_pid_config, i));
-                cell::Reply r = co_await call;
-                *pid = cell::decode_pid(r.records.at(0));
-            } catch (const cell::CellError& e) {
-                if (!not_seen(e)) throw;
-            }
-        };
-        auto t = live(op, ring_bound);
+        auto t = ask_cell(to_cell(cell::Command::read_pid_config, i),
+                          [pid](const LinkSession&, const cell::Reply& r) { *pid = cell::decode_pid(r.records.at(0)); });
         co_await t;
         if (!*pid) throw bms_error("Timeout", fmt::format("cell {} did not answer ReadPIDconfig", i));
         co_return Results{std::int64_t((*pid)->kp), std::int64_t((*pid)->ki), std::int64_t((*pid)->kd)};
@@ -177,57 +164,29 @@ void BmsObjects::add_cell_live(DBusObject& o, int i)
         cell_model(i);
         const cell::PidConfig pid{std::uint32_t(a.at(0).as_int()), std::uint32_t(a.at(1).as_int()),
                                   std::uint32_t(a.at(2).as_int())};
-        auto seen = std::make_shared<bool>(false);
-        auto op = [seen, i, pid](LinkSession& s) -> Task<void> {
-            try {
-                auto call = s.cells.request(to_cell(cell::Command::write_pid_config, i, {cell::encode(pid)}));
-                co_await call;
-                *seen = true;
-            } catch (const cell::CellError& e) {
-                if (!not_seen(e)) throw;
-            }
-        };
-        auto t = live(op, ring_bound);
-        co_await t;
-        if (*seen) log_.info("cell {}: PID parameters {} {} {} written (EEPROM)", i, pid.kp, pid.ki, pid.kd);
-        co_return Results{*seen};
+        auto t = ask_cell(to_cell(cell::Command::write_pid_config, i, {cell::encode(pid)}));
+        const bool seen = co_await t;
+        if (seen) log_.info("cell {}: PID parameters {} {} {} written (EEPROM)", i, pid.kp, pid.ki, pid.kd);
+        co_return Results{seen};
     });
     o.name_arguments(interface, "SetPIDparams", {"kp", "ki", "kd"});
     o.add_async_method(interface, "GetPIDpwm", "", "d", [this, i](Results) -> Task<Results> {
         cell_model(i);
         auto pwm = std::make_shared<double>(-1.0);
-        auto op = [pwm, i](LinkSession& s) -> Task<void> {
-            try {
-                auto call = s.cells.request(to_cell(cell::Command::read_balance_power, i));
-                cell::Reply r = co_await call;
-                *pwm = r.records.at(0).at(0) / 255.0;
-            } catch (const cell::CellError& e) {
-                if (!not_seen(e)) throw;
-            }
-        };
-        auto t = live(op, ring_bound);
+        auto t = ask_cell(to_cell(cell::Command::read_balance_power, i),
+                          [pwm](const LinkSession&, const cell::Reply& r) { *pwm = r.records.at(0).at(0) / 255.0; });
         co_await t;
         co_return Results{*pwm};
     });
     // WriteSettings ignores zero fields: only what is meant changes.
     auto write_settings = [this, i, k](cell::WriteSettings w) -> Task<bool> {
-        auto seen = std::make_shared<bool>(false);
-        auto op = [seen, i, w](LinkSession& s) -> Task<void> {
-            try {
-                auto call = s.cells.request(to_cell(cell::Command::write_settings, i, {cell::encode(w)}));
-                co_await call;
-                *seen = true;
-            } catch (const cell::CellError& e) {
-                if (!not_seen(e)) throw;
-            }
-        };
-        auto t = live(op, ring_bound);
-        co_await t;
-        if (*seen && k < battery_.settings.size()) {
+        auto t = ask_cell(to_cell(cell::Command::write_settings, i, {cell::encode(w)}));
+        const bool seen = co_await t;
+        if (seen && k < battery_.settings.size()) {
             if (w.calibration_bits) battery_.settings[k].voltage_calibration = w.calibration_bits;
             if (w.bypass_temp_raw) battery_.settings[k].bypass_temp_raw = w.bypass_temp_raw;
         }
-        co_return *seen;
+        co_return seen;
     };
     o.add_async_method(interface, "SetTemperatureLimit", "d", "b", [this, settings, write_settings, i](Results a) -> Task<Results> {
         const double celsius = finite_argument(a.at(0), "temperature");

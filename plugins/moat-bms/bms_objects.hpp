@@ -58,6 +58,12 @@ private:
     void emit_temperatures();
     /// Run `op` on the session, bounded by `bound`; LinkDown, Timeout, Internal.
     Task<void> live(LiveOp op, Duration bound);
+    /// Reads a module's reply inside the session (it may read the session's configuration).
+    using CellReader = std::function<void(const LinkSession&, const cell::Reply&)>;
+    /// One request to one module, live and bounded by the ring: true when the
+    /// module answered (after `read` took its reply), false when it did not
+    /// see the request ("not seen" is the method's own answer, not an error).
+    Task<bool> ask_cell(cell::CellRequest request, CellReader read = {});
     Task<void> run_live(LinkSession& s, std::shared_ptr<LiveCall> call);
     /// GetWork: with `poll` the controller's sums first (live).
     Task<Value> work(bool poll, bool clear);
