@@ -46,6 +46,9 @@ MoatBmsPaths::MoatBmsPaths(Loop& loop, const std::string& instance, const std::s
     for (int i = 0; i < modules_; ++i)
         for (const auto& [suffix, cmd] : cell_paths)
             service_.add(fmt::format("/Sim/MoatBms/Cell/{}/{}", i, suffix), Value(), writeable());
+    for (int i = 0; i < modules_; ++i)  // what balancing did to the module, for tests and a curious user
+        for (const char* suffix : {"BalanceLevelRaw", "Bypass"})
+            service_.add(fmt::format("/Sim/MoatBms/Cell/{}/{}", i, suffix), Value());
     for (const char* p : {"/Sim/MoatBms/Connected", "/Sim/MoatBms/Pty", "/Sim/MoatBms/Relay", "/Sim/MoatBms/Forced",
                           "/Sim/MoatBms/RelayChanges", "/Sim/MoatBms/LastRelayChange", "/Sim/MoatBms/RlyCalls",
                           "/Sim/MoatBms/Generation", "/Sim/MoatBms/Requests", "/Sim/MoatBms/DecodeErrors",
@@ -101,6 +104,10 @@ void MoatBmsPaths::written(const Write& w)
     if (line.empty() && std::sscanf(w.path.c_str(), "/Sim/MoatBms/Cell/%d/%15s", &cell, suffix) == 2)
         for (const auto& [s, cmd] : cell_paths)
             if (std::string_view(suffix) == s) line = fmt::format("{} {} {}", cmd, cell, v);
+    if (share_ && std::string_view(suffix) == "Voltage" && cell >= 0 && cell < modules_) {
+        if (offsets_.size() <= std::size_t(cell)) offsets_.resize(std::size_t(cell) + 1, 0.0);
+        offsets_[std::size_t(cell)] = v - *share_;
+    }
     if (line.empty() || !device_) return;
     const std::string answer = bms::sim::apply_command(*device_, line);
     if (answer == "reopen") {
@@ -115,6 +122,16 @@ void MoatBmsPaths::written(const Write& w)
 void MoatBmsPaths::set_pack_current(double amps)
 {
     if (device_) device_->controller().pack_current = amps;
+}
+
+void MoatBmsPaths::follow_pack_voltage(double volts)
+{
+    if (!device_) return;
+    auto& modules = device_->controller().ring().modules();
+    if (modules.empty()) return;
+    share_ = volts / double(modules.size());
+    for (std::size_t i = 0; i < modules.size(); ++i)
+        modules[i].voltage = *share_ + (i < offsets_.size() ? offsets_[i] : 0.0);
 }
 
 std::optional<bool> MoatBmsPaths::relay() const
@@ -147,8 +164,11 @@ void MoatBmsPaths::refresh()
     for (int c = 0; c < 16; ++c) service_.set(fmt::format("/Sim/MoatBms/Ring/Command/{}", c), count(counters.per_command[c]));
     auto& modules = ctl.ring().modules();
     for (int i = 0; i < modules_; ++i) {
-        const std::string p = fmt::format("/Sim/MoatBms/Cell/{}/Voltage", i);
-        service_.set(p, i < int(modules.size()) ? Value(modules[std::size_t(i)].voltage) : Value());
+        const bool here = i < int(modules.size());
+        const auto* m = here ? &modules[std::size_t(i)] : nullptr;
+        service_.set(fmt::format("/Sim/MoatBms/Cell/{}/Voltage", i), m ? Value(m->voltage) : Value());
+        service_.set(fmt::format("/Sim/MoatBms/Cell/{}/BalanceLevelRaw", i), m ? Value(int(m->level_raw)) : Value());
+        service_.set(fmt::format("/Sim/MoatBms/Cell/{}/Bypass", i), m ? Value(m->bypass ? 1 : 0) : Value());
     }
 }
 

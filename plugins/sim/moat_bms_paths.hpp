@@ -9,6 +9,7 @@
 
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "sim_device.hpp"
 
@@ -30,6 +31,10 @@ public:
     void refresh();
     /// The true pack current (A, + = charging) the controller measures while its relay is closed.
     void set_pack_current(double amps);
+    /// The cells follow the simulated battery: each module's true voltage is
+    /// its share of `volts` plus an offset of its own, which a written
+    /// /Sim/MoatBms/Cell/<i>/Voltage sets (that cell stays so far off its share).
+    void follow_pack_voltage(double volts);
     /// The controller's relay (nullopt while there is no controller).
     std::optional<bool> relay() const;
 
@@ -40,6 +45,8 @@ private:
     Logger log_;
     int modules_;
     bms::sim::SimDevice* device_ = nullptr;
+    std::optional<double> share_;   ///< a cell's share of the pack voltage, while following
+    std::vector<double> offsets_;   ///< per module, from a written cell voltage
 };
 
 } // namespace moat::sim

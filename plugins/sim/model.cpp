@@ -85,7 +85,8 @@ double Battery::max_charge_now(double cv) const {
 
 void Battery::step(double current, double dt) {
     current_ = current;
-    soc_ = std::clamp(soc_ + current * dt / 3600.0 / c_.capacity_ah * 100.0, 0.0, 100.0);
+    const double stored = current > 0 ? current * c_.charge_efficiency : current;
+    soc_ = std::clamp(soc_ + stored * dt / 3600.0 / c_.capacity_ah * 100.0, 0.0, 100.0);
     update_bms();
 }
 

@@ -81,6 +81,7 @@ struct BatteryConfig {
     double capacity_ah = 200;
     double soc = 60;                 ///< initial %
     double r_internal = 0.01;        ///< Ω
+    double charge_efficiency = 1.0;  ///< of the charge that goes in, what is stored (coulombic)
     /// Open-circuit voltage at 0, 10, …, 100 % (16-cell LFP by default).
     std::vector<double> ocv{46.0, 50.4, 51.6, 52.0, 52.3, 52.5, 52.7, 52.9, 53.1, 53.6, 55.0};
     double max_charge_voltage = 55.2;

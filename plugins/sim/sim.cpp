@@ -424,7 +424,7 @@ private:
             }
             if (replaced_by_bms(*d)) {
                 // The system reads the battery's physics; the MoaT BMS controller measures its
-                // current, and its open relay takes the battery off the DC bus.
+                // current, its cells follow its voltage, and its open relay takes the battery off the DC bus.
                 if (bms_paths_) {
                     const auto relay = bms_paths_->relay();
                     if (relay && *relay == sys_.battery.cut_off())
@@ -432,6 +432,7 @@ private:
                                       *relay ? "back on" : "off");
                     sys_.battery.set_cut_off(relay && !*relay);
                     bms_paths_->set_pack_current(sys_.battery.current());
+                    bms_paths_->follow_pack_voltage(sys_.battery.voltage());
                 }
                 d->on_bus = battery_values(sys_);
                 continue;

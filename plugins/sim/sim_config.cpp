@@ -61,6 +61,7 @@ const ConfigKey battery_keys[] = {
     {"capacity", K::number, "200.0", "capacity (Ah)", 1, 1e6},
     {"soc", K::number, "60.0", "initial state of charge (%)", 0, 100},
     {"r_internal", K::number, "0.01", "internal resistance (ohm)", 0, 10},
+    {"charge_efficiency", K::number, "1.0", "the part of the charge going in that is stored (coulombic efficiency)", 0.5, 1},
     {"ocv", K::array, "[46.0, 50.4, 51.6, 52.0, 52.3, 52.5, 52.7, 52.9, 53.1, 53.6, 55.0]",
      "open-circuit voltage at equally spaced SoC points from 0 to 100 % (at least 2)"},
     {"max_charge_voltage", K::number, "55.2", "BMS charge voltage limit /Info/MaxChargeVoltage (V)", 0, 1000},
@@ -210,6 +211,7 @@ SimConfig parse_config(const Config& config) {
     bc.capacity_ah = b.get_number("capacity");
     bc.soc = b.get_number("soc");
     bc.r_internal = b.get_number("r_internal");
+    bc.charge_efficiency = b.get_number("charge_efficiency");
     bc.ocv = numbers(config, "battery", b, "ocv");
     if (bc.ocv.size() < 2 && bc.ocv.size() == b.node("ocv").size())  // (a wrong entry is reported already)
         config.problem("battery", "key 'ocv': give at least 2 voltages (at 0 % and 100 %)");

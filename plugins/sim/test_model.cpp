@@ -85,6 +85,18 @@ TEST_CASE("the battery integrates its SoC, and its voltage is OCV plus I times R
     CHECK(b.voltage() < ocv(c.ocv, 10));
 }
 
+TEST_CASE("the battery stores charge_efficiency of what goes in and gives all it has", "[sim][model]") {
+    BatteryConfig c;
+    c.capacity_ah = 100;
+    c.soc = 50;
+    c.charge_efficiency = 0.9;
+    Battery b(c);
+    b.step(10.0, 3600);  // 10 Ah in, 9 Ah stored
+    CHECK(b.soc() == Approx(59));
+    b.step(-9.0, 3600);  // 9 Ah out
+    CHECK(b.soc() == Approx(50));
+}
+
 TEST_CASE("the BMS disallows charge when full and discharge when empty, with hysteresis", "[sim][model]") {
     BatteryConfig c;
     c.capacity_ah = 100;
