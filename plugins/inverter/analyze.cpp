@@ -147,6 +147,19 @@ private:
     bool saved_;
 };
 
+/// While the test runs the SoC cutoff does not apply (Controller::capacity_test);
+/// restored when it ends, also when cancelled.
+class CapacityTest {
+public:
+    explicit CapacityTest(Controller& ctl) : ctl_(ctl) { ctl_.capacity_test = true; }
+    ~CapacityTest() { ctl_.capacity_test = false; }
+    CapacityTest(const CapacityTest&) = delete;
+    CapacityTest& operator=(const CapacityTest&) = delete;
+
+private:
+    Controller& ctl_;
+};
+
 class Analysis {
 public:
     Analysis(Controller& ctl, LoopIo& io, BmsIo& bms, const LoopTiming& timing, Op& op)
@@ -239,6 +252,8 @@ Task<void> Analysis::balance() {
 }
 
 Task<void> Analysis::run() {
+    std::optional<CapacityTest> capacity_test;
+    capacity_test.emplace(ctl_);  // until the hand-over
     int skip = static_cast<int>(number("skip"));
     // Each step is skipped while the count lasts.
     auto skipped = [&skip] {
@@ -294,6 +309,7 @@ Task<void> Analysis::run() {
     Op args{{"power", 0.0}};
     if (next != Mode::off) args["excess"] = param(op_, Mode::analyze, "excess");
     r["next"] = std::string(to_string(next));
+    capacity_test.reset();
     io_.analyze_report(r);
     io_.hand_over(next, args);
     Event stopped;  // never set: the supervisor stops this mode for the next

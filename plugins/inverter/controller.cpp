@@ -47,12 +47,12 @@ CycleReport Controller::calc_fixed(const Inputs& in, double power) const {
     return r;
 }
 
-std::optional<std::string> low_battery(const Inputs& in, const SystemParams& sp) {
+std::optional<std::string> low_battery(const Inputs& in, const SystemParams& sp, bool capacity_test) {
     if (!in.allow_to_discharge) return "the BMS does not allow discharging";
     if (in.max_discharge_current == 0) return "the BMS's discharge current limit is 0";
     if (in.u_dc(sp.r_int) <= in.u_min())
         return fmt::format("u_dc {:.2f} V <= u_min {:.2f} V", in.u_dc(sp.r_int), in.u_min());
-    if (in.soc() <= sp.soc_cutoff) return fmt::format("SoC {:.3f} <= soc_cutoff {:.3f}", in.soc(), sp.soc_cutoff);
+    if (!capacity_test && in.soc() <= sp.soc_cutoff) return fmt::format("SoC {:.3f} <= soc_cutoff {:.3f}", in.soc(), sp.soc_cutoff);
     return std::nullopt;
 }
 
@@ -66,7 +66,7 @@ Cycle Controller::cycle(const Inputs& in, const Target& t) {
     case Target::Kind::batt_i: r = calc_batt_i(in, t.value); break;
     }
 
-    if (auto why = low_battery(in, params)) {
+    if (auto why = low_battery(in, params, capacity_test)) {
         double before = 0, after = 0;
         for (double& p : r.inv_phases) {
             before += p;

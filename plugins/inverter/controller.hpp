@@ -61,6 +61,11 @@ public:
     explicit Controller(const SystemParams& sp) : params(sp), pv(sp.pv_margin) {}
 
     SystemParams params;
+    /// analyze runs: the SoC cutoff does not apply. The SoC rests on the
+    /// capacity that is being measured, and the test must discharge until the
+    /// cells are low; the BMS's own limits (AllowToDischarge, its discharge
+    /// current limit, BatteryLowVoltage) still do.
+    bool capacity_test = false;
     Stepper stepper;
     PvTracker pv;
     Redistributor redistributor;
@@ -85,7 +90,8 @@ public:
     /// The whole cycle: the target's calc_*, then the output stage:
     ///  1. §18.5 low-battery guard on the inverter power of every phase (every
     ///     mode, off and idle included): clamp to <= 0 when discharging is not
-    ///     allowed, the discharge limit is 0, u_dc <= u_min or SoC <= soc_cutoff;
+    ///     allowed, the discharge limit is 0, u_dc <= u_min or SoC <= soc_cutoff
+    ///     (the last not during a capacity test);
     ///     the rate limiter then continues from the clamped value;
     ///  2. D2: AC-input power = inverter power - ConsumptionOnOutput;
     ///  3. §10.1 redistribution when switched on, running and n_phase > 1;
@@ -93,8 +99,9 @@ public:
     Cycle cycle(const Inputs& in, const Target& target);
 };
 
-/// Why the inverter may not discharge now (§18.5), or nullopt.
-std::optional<std::string> low_battery(const Inputs& in, const SystemParams& sp);
+/// Why the inverter may not discharge now (§18.5), or nullopt; the SoC
+/// cutoff counts unless `capacity_test` (see Controller::capacity_test).
+std::optional<std::string> low_battery(const Inputs& in, const SystemParams& sp, bool capacity_test = false);
 
 /// The setpoints written on stop and failure (§18.1), Victron sign:
 /// -safe_power on every phase (default 0: AC input held at zero).

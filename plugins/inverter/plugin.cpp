@@ -148,6 +148,7 @@ SafetyReading InverterPlugin::safety_reading() {
     // Before the first cycle of a mode there is no report: its predecessor's setpoints may still stand.
     r.may_be_inverting = !report_ || std::any_of(report_->inv_phases.begin(), report_->inv_phases.end(),
                                                  [](double p) { return p > 0; });
+    r.capacity_test = ctl_.capacity_test;
     return r;
 }
 
@@ -247,7 +248,8 @@ Task<void> InverterPlugin::run_mode(Mode mode, Op& op) {
                                  "/Dc/Battery/BatteryService is empty and [inverter] bms_service is not set)");
     BmsClient bms(ctx_.bus, service, writer_.fake(), ctx_.log);
     co_await bms.connect();
-    ctx_.log.info("analyze: the MoaT BMS on {}", service);
+    ctx_.log.info("analyze: the MoaT BMS on {}; the SoC cutoff ({:g}) does not apply while the test runs (the cells "
+                  "end the discharge; the BMS's discharge limits still apply)", service, sp_.soc_cutoff);
     co_await inverter::run_mode(ctl_, *this, timing, mode, op, &bms);
 }
 

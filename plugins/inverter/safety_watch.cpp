@@ -79,7 +79,7 @@ void SafetyWatch::watch_low_battery(const SafetyReading& r) {
     // and idle (which compute rarely) restart when it has been fine for
     // low_battery_hold (no restart loop on a flapping reading).
     if (!r.inputs) return;
-    auto why = inverter::low_battery(*r.inputs, sp_);
+    auto why = inverter::low_battery(*r.inputs, sp_, r.capacity_test);
     if (why) {
         battery_fine_since_.reset();
         if (!low_battery_) {

@@ -37,6 +37,8 @@ struct SafetyReading {
     /// The running mode's last cycle inverted on some phase, or it has no
     /// cycle yet (its predecessor's setpoints may still stand).
     bool may_be_inverting = true;
+    /// analyze runs (Controller::capacity_test): the SoC cutoff does not count.
+    bool capacity_test = false;
 };
 
 /// The settings of the watch (config keys).

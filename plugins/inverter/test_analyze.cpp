@@ -64,6 +64,7 @@ struct World final : LoopIo, BmsIo {
         double t;
         double total;  ///< Σ setpoints, Victron sign: + = the Multi takes power from AC (charging)
         bool top_off;
+        bool capacity_test;
     };
     std::vector<Write> writes;
     std::vector<Value::Dict> reports;
@@ -103,7 +104,7 @@ struct World final : LoopIo, BmsIo {
         double total = 0;
         for (double s : setpoints) total += s;
         p_inv = -total;
-        writes.push_back({now_s(), total, ctl.params.top_off});
+        writes.push_back({now_s(), total, ctl.params.top_off, ctl.capacity_test});
         co_return;
     }
     Task<void> trigger(Duration sleep) override {
@@ -357,6 +358,32 @@ TEST_CASE("analyze: a whole run, from balancing to SetCapacity and p_inv at 0 W"
     CHECK(r.world.handovers[0].first == Mode::p_inv);
     CHECK(r.world.handovers[0].second == Op{{"power", 0.0}, {"excess", 200.0}});
     CHECK(text(result.at("next")) == "p_inv");
+}
+
+TEST_CASE("analyze: the SoC cutoff does not stop the test, the BMS's discharge limits do", "[inverter][analyze]") {
+    // The SoC rests on the capacity analyze measures: a BMS with a wrong one may
+    // say 2 % long before the cells are low. The test discharges on until the cells say so.
+    AnalyzeRig r;
+    r.world.in.soc_percent = 2;
+    REQUIRE(low_battery(r.world.in, r.ctl.params));  // below soc_cutoff 0.05 outside analyze
+    r.op["balance"] = -1.0;
+    r.run(4000s);
+    REQUIRE_FALSE(r.failure);
+    CHECK(r.world.steps() == std::vector<std::string>{"below_top", "charge", "discharge", "recharge", "result"});
+    CHECK(std::any_of(r.world.writes.begin(), r.world.writes.end(), [](auto& w) { return w.total < -900; }));
+    CHECK(std::all_of(r.world.writes.begin(), r.world.writes.end(), [](auto& w) { return w.capacity_test; }));
+    REQUIRE(r.world.handovers.size() == 1);
+    CHECK_FALSE(r.ctl.capacity_test);  // the next mode has the cutoff again
+
+    // The BMS forbidding discharge still clamps every write to charging or 0.
+    AnalyzeRig forbidden;
+    forbidden.world.in.allow_to_discharge = false;
+    forbidden.op["balance"] = -1.0;
+    forbidden.run(300s);
+    REQUIRE_FALSE(forbidden.world.writes.empty());
+    CHECK(std::none_of(forbidden.world.writes.begin(), forbidden.world.writes.end(), [](auto& w) { return w.total < 0; }));
+    CHECK(forbidden.world.steps().back() == "discharge");  // and there it stays
+    CHECK_FALSE(forbidden.ctl.capacity_test);  // cancelled: restored
 }
 
 TEST_CASE("analyze: with use_grid the powers are grid setpoints and p_grid follows", "[inverter][analyze]") {

@@ -57,6 +57,11 @@ TEST_CASE("§18.5 low-battery guard: each condition, in every mode", "[inverter]
     CHECK_THAT(c.setpoints, approx(all3(300)));
     CHECK_FALSE(find_rule(c.report, Rule::LOW_BATT));
     CHECK(low_battery(rig.in, rig.ctl.params) == "SoC 0.010 <= soc_cutoff 0.050");
+    // analyze's capacity test: the SoC cutoff does not count, the BMS's limits do
+    CHECK_FALSE(low_battery(rig.in, rig.ctl.params, true));
+    rig.in.allow_to_discharge = false;
+    CHECK(low_battery(rig.in, rig.ctl.params, true) == "the BMS does not allow discharging");
+    rig.in.allow_to_discharge = true;
     c = rig.ctl.cycle(rig.in, Target::fixed(-900));
     CHECK_THAT(c.setpoints, approx(all3(300)));
     // The guard's own record, where the chain let discharging through.

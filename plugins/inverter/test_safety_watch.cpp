@@ -301,3 +301,21 @@ TEST_CASE("safety: a battery counts as recovered only after low_battery_hold wit
     CHECK(r.count("start off") == 2);
     CHECK(r.log->has("the battery is no longer low (for 5 s)"));
 }
+
+TEST_CASE("safety: during analyze's capacity test the SoC cutoff does not count, the BMS's limits do",
+          "[inverter][safety]") {
+    WatchRig r(Mode::analyze);
+    r.reading.may_be_inverting = true;
+    r.reading.capacity_test = true;
+    r.run(6s, [&]() -> Task<void> {
+        co_await r.at(1.0);
+        r.reading.inputs->soc_percent = 2;  // below soc_cutoff 0.05
+        co_await r.at(2.0);
+        CHECK_FALSE(r.watch.low_battery().has_value());
+        r.reading.inputs->allow_to_discharge = false;
+        co_await r.at(3.0);
+        CHECK(r.watch.low_battery() == std::optional<std::string>("the BMS does not allow discharging"));
+    });
+    CHECK(r.count("safe") == 1);  // the restart with the clamp, for the BMS's reason only
+    CHECK_FALSE(r.log->has("soc_cutoff"));
+}
