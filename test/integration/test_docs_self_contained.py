@@ -16,12 +16,15 @@ import unittest
 from moattest import BUILD_DIR, SOURCE_DIR, run_host
 
 # A spec file by name, the specs directory (or a path into the folder beside
-# the repository that holds it), a section sign, or the internal design notes. `meters.md` is our own doc only as `docs/meters.md`.
+# the repository that holds it), a section sign, or the internal design notes.
+# `meters.md` is our own doc only as `docs/meters.md`; `moat-bms.md` as
+# `docs/moat-bms.md` or as a Markdown link between the docs.
 CITATION = re.compile(
     r"§"
     r"|\bspecs/"
     r"|\.\./shared/"  # reads as our internal folder beside the repository: name a repository path
-    r"|\b(?:inverter-control|venus-dbus|statusline|moat-bms|patches|deployment|TOOLCHAIN|bench-contract)\.md\b"
+    r"|\b(?:inverter-control|venus-dbus|statusline|patches|deployment|TOOLCHAIN|bench-contract)\.md\b"
+    r"|(?<!docs/)(?<!\[)(?<!\]\()\bmoat-bms\.md\b"
     r"|\bTOOLCHAIN\b"
     r"|(?<!docs/)\bmeters\.md\b"
     r"|\bthe spec\b"
@@ -51,10 +54,11 @@ class PatternTest(unittest.TestCase):
     def test_pattern(self):
         for bad in ["see §18.3", "(venus-dbus.md §8.2)", "shared/specs/meters.md", "the spec `meters.md`",
                     "see `TOOLCHAIN.md`", "inverter-control.md", "patches.md describes", "the spec has none", "`plugins/meters/DESIGN.md` argues it",
-                    "| `../shared/modbus/` | library"]:
+                    "| `../shared/modbus/` | library", "moat-bms.md §6.3", "see moat-bms.md"]:
             with self.subTest(bad):
                 self.assertTrue(CITATION.search(bad), bad)
         for good in ["`docs/meters.md` — Modbus energy meters", "plugins/meters/README.md", "plugins/shared/modbus",
+                     "`docs/moat-bms.md` — the MoaT BMS", "are in [moat-bms.md](moat-bms.md).",
                      "the bus spec (\"system\")", "MOAT_FAULT spec"]:
             with self.subTest(good):
                 self.assertFalse(CITATION.search(good), good)
