@@ -7,7 +7,7 @@ it reports the host's CPU per cell-poll cycle and per second (from
 the CPU per cycle as a ratio to the link-only benchmark's cost of one 16-cell
 voltage poll (build/test/bench/moat-bms-bench, `poll`). Not run by ctest:
 
-    python3 plugins/moat-bms/bench_bridge.py [--window 30]
+    python3 test/bench/moat-bms/bench_bridge.py [--window 30]
 """
 
 import argparse
@@ -19,7 +19,7 @@ import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-SOURCE = os.path.dirname(os.path.dirname(HERE))
+SOURCE = os.path.dirname(os.path.dirname(os.path.dirname(HERE)))
 sys.path.insert(0, os.path.join(SOURCE, "test", "integration"))
 
 from moattest import BUILD_DIR, DBusDaemon, HostProcess, spawn, stop_process, toml_string, _readline_with_timeout  # noqa: E402
