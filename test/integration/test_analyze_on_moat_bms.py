@@ -19,41 +19,31 @@ import unittest
 
 import dbus
 
-from moattest import BUILD_DIR, BUSITEM, HostTestCase, toml_string
+from moattest import BUSITEM, HostTestCase, toml_string
+from test_inverter_analyze import CAPACITY_AH, PLUGINS, small_system
 
-PLUGINS = os.path.join(BUILD_DIR, "plugins")
 VEBUS = "com.victronenergy.vebus.sim"
 SYSTEM_SERVICE = "com.victronenergy.system"
 BMS = "com.victronenergy.battery.batt"
 BMS_IFACE = "org.m_o_a_t.bms"
 CONTROL = "org.m_o_a_t.inv.main"
 
-# A 1 Ah battery of 16 cells with a linear open-circuit voltage of 48..57 V
-# (3.0..3.56 V a cell), charged and discharged at 5 kW: about 40 s from empty
-# to full. The controller's default configuration has cell.u.lim 3.0..3.4 V,
+# The 1 Ah battery of the other analyze tests, its 16 cells the simulated
+# controller's ring, with a linear open-circuit voltage of 48..57 V (3.0..3.56 V
+# a cell). The controller's default configuration has cell.u.lim 3.0..3.4 V,
 # ext 2.9..3.58 V and balance.d 0.05 V, so analyze balances above 3.49 V (87 %
 # of the OCV line), goes below 3.22 V (39 %), charges above 3.34 V (60 %),
 # discharges below 3.033 V (6 %) and charges again. The simulated system is
 # static while the battery rests (no measurement noise), so the controller's
 # input timeout keeps its default of 10 s.
-CAPACITY_AH = 1.0
 # The battery stores 95 % of the charge that goes in: the loss analyze measures.
 CHARGE_EFFICIENCY = 0.95
 
 
 def config(tmp):
     link = os.path.join(tmp, "bms")
-    return f"""
-[sim]
-phases = 1
-start_hour = 0.0
-seed = 3
-update_interval = 0.1
-stop_linger = 2.0
-load = {{ base = [300.0], noise = 0.0 }}
-vebus = {{ tau = 0.2, rating = 8000.0, max_charge_current = 250.0 }}
-battery = {{ capacity = {CAPACITY_AH}, soc = 80.0, ocv = [48.0, 57.0], r_internal = 0.002, charge_efficiency = {CHARGE_EFFICIENCY}, max_charge_voltage = 57.0, low_voltage = 46.0, max_charge_current = 250.0, max_discharge_current = 250.0 }}
-
+    return small_system(ocv_top=57.0, battery_extra=f", charge_efficiency = {CHARGE_EFFICIENCY}", inverter_extra="",
+                        sim_extra=f"""
 [sim.moat_bms]
 enabled = true
 link = {toml_string("pty:" + link)}
@@ -64,18 +54,7 @@ battery = "{BMS}"
 device = {toml_string(link)}
 backoff_initial_s = 0.2
 work_state = {toml_string(os.path.join(tmp, "bms.work"))}
-
-[inverter]
-mode = "p_inv"
-mode_lockout = 0.0
-refresh_interval = 0.5
-trigger_sleep = 0.05
-trigger_wait = 0.3
-cap_scale = 0.1
-umax_diff = 0.01
-umin_diff = 0.01
-p_per_phase = 10000.0
-"""
+""")
 
 
 class AnalyzeOnTheMoatBms(HostTestCase):

@@ -38,11 +38,13 @@ CAPACITY_AH = 1.0  # the simulation's smallest battery
 # keeps 1/1.1 of it: the loss analyze measures is then about 0.09.
 CHARGE_FACTOR = 1.1
 
-# A night (no PV), one phase, a small battery with a linear OCV and a big
-# Multi (5 kW take 100% of the battery in about 40 s). The controller's voltage
-# tapers scale with the battery's capacity (Ah / cap_scale amperes per
-# umax_diff volts): for a 1 Ah battery they are made steep.
-SYSTEM = f"""
+
+def small_system(ocv_top=56.0, battery_extra="", sim_extra="", inverter_extra="input_timeout = 2.0"):
+    """A night (no PV), one phase, a 1 Ah battery with a linear OCV from 48 V to
+    `ocv_top` and a big Multi (5 kW take 100% of the battery in about 40 s). The
+    controller's voltage tapers scale with the battery's capacity (Ah / cap_scale
+    amperes per umax_diff volts): for a 1 Ah battery they are made steep."""
+    return f"""
 [sim]
 phases = 1
 start_hour = 0.0
@@ -51,11 +53,10 @@ update_interval = 0.1
 stop_linger = 2.0
 load = {{ base = [300.0], noise = 0.0 }}
 vebus = {{ tau = 0.2, rating = 8000.0, max_charge_current = 250.0 }}
-battery = {{ capacity = {CAPACITY_AH}, soc = 80.0, ocv = [48.0, 56.0], r_internal = 0.002, max_charge_voltage = 57.0, low_voltage = 46.0, max_charge_current = 250.0, max_discharge_current = 250.0 }}
-
+battery = {{ capacity = {CAPACITY_AH}, soc = 80.0, ocv = [48.0, {ocv_top}], r_internal = 0.002, max_charge_voltage = 57.0, low_voltage = 46.0, max_charge_current = 250.0, max_discharge_current = 250.0{battery_extra} }}
+{sim_extra}
 [inverter]
 mode = "p_inv"
-input_timeout = 2.0
 mode_lockout = 0.0
 refresh_interval = 0.5
 trigger_sleep = 0.05
@@ -64,7 +65,7 @@ cap_scale = 0.1
 umax_diff = 0.01
 umin_diff = 0.01
 p_per_phase = 10000.0
-{{extra}}
+{inverter_extra}
 """
 
 
@@ -195,7 +196,8 @@ class AnalyzeOnTheSimulation(HostTestCase):
             self.addCleanup(self.fake.stdout.close)
             self.addCleanup(stop_process, self.fake)
             self.assertEqual(self.fake.stdout.readline().strip(), b"READY")
-        self.host = self.start_host(self.write_config(SYSTEM.replace("{extra}", extra), plugin_dir=PLUGINS))
+        self.host = self.start_host(self.write_config(small_system(inverter_extra="input_timeout = 2.0\n" + extra),
+                                                      plugin_dir=PLUGINS))
         self.conn = dbus.bus.BusConnection(self.bus.address)
         self.addCleanup(self.conn.close)
         self.host.wait_for(r"\[sim\] simulating", 10)
