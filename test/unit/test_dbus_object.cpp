@@ -1,6 +1,7 @@
 // DBusObject: struct signatures, asynchronous methods, signals and argument
 // names, called from a second connection through a private dbus-daemon.
 #include <catch2/catch.hpp>
+#include <thread>
 #include <fmt/format.h>
 
 #include "bus_call.hpp"
@@ -184,6 +185,65 @@ TEST_CASE("destroying the object cancels a running asynchronous call and answers
     CHECK_THAT(error, Catch::Contains("removed"));
     CHECK(cancelled);
     CHECK(unwound);
+}
+
+TEST_CASE("a call that arrives as its object is destroyed is answered and never starts its handler", "[dbus]") {
+    // Two calls reach the server in one read: Hang on /t (asynchronous: its task
+    // is posted) and Kill on /k, whose handler destroys /t before the loop gets
+    // to Hang's task. The loop is held while both travel, so that they are
+    // dispatched in the same turn; a handler that ran at all says it was not.
+    Fixture f;
+    bool same_turn = false;
+    for (int attempt = 0; attempt < 5 && !same_turn; ++attempt) {
+        auto o = std::make_unique<DBusObject>(*f.server, "/t");
+        bool ran = false, ran_without_object = false;
+        o->add_async_method(iface, "Hang", "", "s", [&](std::vector<Value>) -> Task<std::vector<Value>> {
+            ran = true;
+            ran_without_object = o == nullptr;
+            co_return std::vector<Value>{std::string("ran")};
+        });
+        o->publish();
+        DBusObject killer(*f.server, "/k");
+        killer.add_method(iface, "Kill", "", "", [&](const std::vector<Value>&) {
+            o.reset();
+            return std::vector<Value>{};
+        });
+        killer.publish();
+
+        std::string hang_error;
+        bool killed = false;
+        auto hang = [&]() -> Task<void> {
+            try {
+                co_await f.call("Hang");
+            } catch (const DBusError& e) {
+                hang_error = e.name() + " " + e.message();
+            }
+        };
+        auto kill = [&]() -> Task<void> {
+            co_await f.call("Kill", {}, {}, "/k");
+            killed = true;
+        };
+        auto hold = [&]() -> Task<void> {
+            std::this_thread::sleep_for(200ms);  // the loop is held: both calls wait in the server's socket
+            co_return;
+        };
+        auto all = [&]() -> Task<void> {
+            co_await with_group([&](TaskGroup& g) -> Task<void> {
+                g.spawn(hang());
+                g.spawn(kill());
+                g.spawn(hold());
+                co_return;
+            });
+        };
+        run_until_complete(f.loop, all());
+        CHECK(killed);
+        CHECK_FALSE(ran_without_object);
+        if (ran) continue;  // Hang was dispatched a turn earlier: not the case under test, try again
+        same_turn = true;
+        CHECK_THAT(hang_error, Catch::StartsWith("org.freedesktop.DBus.Error.Failed"));
+        CHECK_THAT(hang_error, Catch::Contains("removed"));
+    }
+    CHECK(same_turn);
 }
 
 TEST_CASE("signals are emitted with their signature and introspection names arguments", "[dbus]") {
