@@ -1,4 +1,4 @@
-#include "moat/monitor.hpp"
+#include "monitor_internal.hpp"
 #include "bus_call.hpp"
 #include "busitem_read.hpp"
 #include "value_dbus.hpp"
@@ -9,9 +9,10 @@
 
 namespace moat {
 
+using namespace monitor_detail;
+
 namespace {
 
-constexpr const char* busitem = "com.victronenergy.BusItem";
 constexpr const char* dbus_name = "org.freedesktop.DBus";
 constexpr const char* dbus_path = "/org/freedesktop/DBus";
 constexpr std::string_view venus_namespace = "com.victronenergy.";
@@ -26,8 +27,6 @@ constexpr const char* rule_items_changed =
     "type='signal',interface='com.victronenergy.BusItem',member='ItemsChanged',path='/'";
 constexpr const char* rule_properties_changed =
     "type='signal',interface='com.victronenergy.BusItem',member='PropertiesChanged'";
-
-enum Kind { change_event = 0, added_event = 1, removed_event = 2 };
 
 } // namespace
 
@@ -48,19 +47,6 @@ bool pattern_matches(std::string_view pattern, std::string_view service) {
 }
 
 // ---- subscriptions -------------------------------------------------------
-
-struct Subscription::Registry {
-    struct Entry {
-        int kind;
-        std::string pattern, path;
-        Monitor::ChangeFn change;
-        Monitor::ServiceFn service;
-        Loop::CallbackOrigin origin;  ///< who subscribed: answers for the observer's exceptions
-    };
-    std::map<std::uint64_t, std::shared_ptr<Entry>> entries;
-    std::uint64_t next = 1;
-    std::size_t count[3] = {0, 0, 0};
-};
 
 Subscription& Subscription::operator=(Subscription&& o) noexcept {
     if (this != &o) {
@@ -83,39 +69,7 @@ void Subscription::reset() {
     id_ = 0;
 }
 
-// ---- state ---------------------------------------------------------------
-
-struct Monitor::Item {
-    Value value;
-    std::string text;
-    TimePoint updated{};
-    bool seen = false;   ///< set by a signal or the scan; a scan never overwrites it
-    bool stale = false;  ///< its max age passed without an update: reads as invalid
-    Timer expiry;
-    const Value& effective() const {
-        static const Value none;
-        return stale ? none : value;
-    }
-};
-
-struct Monitor::Service {
-    std::string name, owner;
-    std::uint64_t id;  ///< tells a reply for this record from one for an earlier owner
-    bool ready = false;
-    std::unordered_map<std::string, Item> items;
-};
-
-struct Monitor::Event {
-    int kind;
-    ServiceInfo info;  ///< for a change: only the name
-    std::string path;
-    Value value;
-};
-
-struct Monitor::PendingCall {
-    std::unique_ptr<sdbus::IProxy> proxy;
-    bool finished = false;
-};
+// ---- lifetime ------------------------------------------------------------
 
 Monitor::Monitor(Bus& bus, Logger log)
     : bus_(bus), log_(std::move(log)), registry_(std::make_shared<Subscription::Registry>()),
@@ -506,260 +460,6 @@ void Monitor::changed(const std::string& service, const std::string& path, const
         if (w->path_ == path && w->service_ == service) w->fire(v);
     }
     if (registry_->count[change_event]) emit(Event{change_event, ServiceInfo{service, {}, {}}, path, v});
-}
-
-// ---- observers -----------------------------------------------------------
-
-void Monitor::emit(Event ev) {
-    if (ev.kind != change_event && !registry_->count[ev.kind]) return;
-    events_.push_back(std::move(ev));
-    if (delivery_posted_) return;
-    delivery_posted_ = true;
-    bus_.loop().post([w = std::weak_ptr<bool>(alive_), this] {
-        if (w.lock()) deliver();
-    });
-}
-
-void Monitor::deliver() {
-    delivery_posted_ = false;
-    auto events = std::move(events_);
-    events_.clear();
-    auto registry = registry_;
-    for (auto& ev : events) {
-        std::vector<std::pair<std::uint64_t, std::shared_ptr<Subscription::Registry::Entry>>> targets;
-        for (auto& [id, e] : registry->entries) {
-            if (e->kind != ev.kind || !pattern_matches(e->pattern, ev.info.name)) continue;
-            if (ev.kind == change_event && !e->path.empty() && e->path != ev.path) continue;
-            targets.emplace_back(id, e);
-        }
-        for (auto& [id, e] : targets) {
-            if (!registry->entries.count(id)) continue;  // an earlier callback unsubscribed it
-            // Not swallowed: a plugin's observer that throws fails that plugin
-            // instance, as its posted functions do (Loop::invoke).
-            // `entry` and not `e` in the lambda: clang 14 (the fuzz build)
-            // cannot capture a structured binding.
-            bus_.loop().invoke(e->origin, "a monitor observer", [&, entry = e] {
-                if (ev.kind == change_event) entry->change(ev.info.name, ev.path, ev.value);
-                else entry->service(ev.info);
-            });
-        }
-    }
-}
-
-std::uint64_t Monitor::subscribe(int kind, std::string pattern, std::string path, ChangeFn cfn, ServiceFn sfn) {
-    watch(pattern);
-    auto id = registry_->next++;
-    registry_->entries.emplace(id, std::make_shared<Subscription::Registry::Entry>(Subscription::Registry::Entry{
-                                       kind, std::move(pattern), std::move(path), std::move(cfn), std::move(sfn),
-                                       bus_.loop().origin()}));
-    ++registry_->count[kind];
-    return id;
-}
-
-Subscription Monitor::on_change(std::string pattern, std::string path, ChangeFn fn) {
-    return Subscription(registry_, subscribe(change_event, std::move(pattern), std::move(path), std::move(fn), {}));
-}
-
-Subscription Monitor::on_service_added(std::string pattern, ServiceFn fn) {
-    return Subscription(registry_, subscribe(added_event, std::move(pattern), {}, {}, std::move(fn)));
-}
-
-Subscription Monitor::on_service_removed(std::string pattern, ServiceFn fn) {
-    return Subscription(registry_, subscribe(removed_event, std::move(pattern), {}, {}, std::move(fn)));
-}
-
-// ---- reading -------------------------------------------------------------
-
-ServiceInfo Monitor::info(const Service& s) const {
-    ServiceInfo out{s.name, s.owner, std::nullopt};
-    if (auto it = s.items.find("/DeviceInstance"); it != s.items.end())
-        // Checked before the conversion: NaN, infinities and huge values from
-        // the bus would make it undefined; they count as no instance.
-        if (auto n = it->second.effective().as_number(); n && *n >= -9.2e18 && *n <= 9.2e18)
-            out.device_instance = std::int64_t(*n);
-    if (!out.device_instance) {
-        auto cls = service_class(s.name);
-        if (cls == "com.victronenergy.settings" || cls == "com.victronenergy.platform" ||
-            cls == "com.victronenergy.vecan")
-            out.device_instance = 0;
-    }
-    return out;
-}
-
-Value Monitor::value(std::string_view service, std::string_view path) {
-    watch(service);
-    Item* item = find(service, path);
-    return item ? item->effective() : Value();
-}
-
-Value Monitor::value(std::string_view service, std::string_view path, Duration max_age) {
-    watch(service);
-    Item* item = find(service, path);
-    if (!item || bus_.loop().clock().now() - item->updated > max_age) return Value();
-    return item->effective();
-}
-
-std::string Monitor::text(std::string_view service, std::string_view path) {
-    watch(service);
-    Item* item = find(service, path);
-    return item ? item->text : std::string();
-}
-
-bool Monitor::seen(std::string_view service, std::string_view path) {
-    watch(service);
-    return find(service, path) != nullptr;
-}
-
-std::optional<Duration> Monitor::age(std::string_view service, std::string_view path) {
-    watch(service);
-    Item* item = find(service, path);
-    if (!item) return std::nullopt;
-    return bus_.loop().clock().now() - item->updated;
-}
-
-void Monitor::set_max_age(std::string_view service, std::string_view path, std::optional<Duration> max_age) {
-    watch(service);
-    auto key = std::make_pair(std::string(service), std::string(path));
-    if (max_age) max_ages_[key] = *max_age;
-    else max_ages_.erase(key);
-    if (auto it = services_.find(service); it != services_.end()) {
-        auto& s = *it->second;
-        if (auto item = s.items.find(key.second); item != s.items.end()) arm_expiry(s, key.second, item->second);
-    }
-}
-
-std::vector<ServiceInfo> Monitor::services(std::string_view pattern) {
-    watch(pattern);
-    std::vector<ServiceInfo> out;
-    for (auto& [name, s] : services_)
-        if (s->ready && pattern_matches(pattern, name)) out.push_back(info(*s));
-    return out;
-}
-
-std::optional<ServiceInfo> Monitor::service(std::string_view name) {
-    watch(name);
-    Service* s = find(name);
-    if (!s) return std::nullopt;
-    return info(*s);
-}
-
-std::optional<ServiceInfo> Monitor::find_by_instance(std::string_view pattern, std::int64_t instance) {
-    for (auto& s : services(pattern))
-        if (s.device_instance == instance) return s;
-    return std::nullopt;
-}
-
-// ---- waiting -------------------------------------------------------------
-
-Monitor::ChangeWait Monitor::wait_for_change(std::string service, std::string path, std::optional<Duration> timeout) {
-    watch(service);
-    return ChangeWait(*this, std::move(service), std::move(path), timeout);
-}
-
-Monitor::ServiceWait Monitor::wait_for_service(std::string pattern, std::optional<Duration> timeout) {
-    watch(pattern);
-    return ServiceWait(*this, std::move(pattern), timeout);
-}
-
-Monitor::ChangeWait::ChangeWait(Monitor& m, std::string service, std::string path, std::optional<Duration> timeout)
-    : monitor_(&m), service_(std::move(service)), path_(std::move(path)), timeout_(timeout) {
-    monitor_->change_waiters_.push_back(this);
-    registered_ = true;
-    Clock& clock = monitor_->bus_.loop().clock();
-    if (timeout_) timer_ = Timer(clock, clock.now() + *timeout_, [this] { fire(std::nullopt); });
-}
-
-void Monitor::ChangeWait::start() {
-    if (!monitor_ || fired_) complete();
-}
-
-void Monitor::ChangeWait::abort() {
-    unregister();
-    timer_.reset();
-}
-
-void Monitor::ChangeWait::unregister() {
-    if (registered_ && monitor_) monitor_->change_waiters_.remove(this);
-    registered_ = false;
-}
-
-void Monitor::ChangeWait::fire(std::optional<Value> v) {
-    if (fired_) return;
-    fired_ = true;
-    result_ = std::move(v);
-    unregister();
-    timer_.reset();
-    complete();
-}
-
-void Monitor::ServiceWait::start() {
-    if (!monitor_) {
-        complete();
-        return;
-    }
-    for (auto& [name, s] : monitor_->services_)
-        if (s->ready && pattern_matches(pattern_, name)) {
-            result_ = monitor_->info(*s);
-            complete();
-            return;
-        }
-    monitor_->service_waiters_.push_back(this);
-    registered_ = true;
-    if (timeout_) timer_ = Timer(loop().clock(), loop().clock().now() + *timeout_, [this] { fire(std::nullopt); });
-}
-
-void Monitor::ServiceWait::abort() {
-    unregister();
-    timer_.reset();
-}
-
-void Monitor::ServiceWait::unregister() {
-    if (registered_ && monitor_) monitor_->service_waiters_.remove(this);
-    registered_ = false;
-}
-
-void Monitor::ServiceWait::fire(std::optional<ServiceInfo> s) {
-    result_ = std::move(s);
-    unregister();
-    timer_.reset();
-    complete();
-}
-
-Task<std::optional<Value>> Monitor::wait_for_value(std::string service, std::string path, Duration timeout) {
-    Clock& clock = bus_.loop().clock();
-    const TimePoint deadline = clock.now() + timeout;
-    for (;;) {
-        Value v = value(service, path);
-        if (v.is_valid()) co_return v;
-        const TimePoint now = clock.now();
-        if (now >= deadline) co_return std::nullopt;
-        auto wait = wait_for_change(service, path, deadline - now);
-        std::optional<Value> next = co_await wait;
-        if (!next) co_return std::nullopt;
-        if (next->is_valid()) co_return next;
-    }
-}
-
-// ---- writing -------------------------------------------------------------
-
-Task<int> Monitor::set_value(std::string service, std::string path, Value value, Duration timeout) {
-    watch(service);
-    Service* s = find(service);
-    if (!s || !s->items.count(path)) co_return -1;
-    BusCall call = new_call(bus_, s->owner, path, busitem, "SetValue");
-    call.msg << to_variant(value);
-    int result = -1;
-    try {
-        auto reply = co_await BusCallAwaitable(std::move(call), timeout);
-        std::int32_t r = -1;
-        reply >> r;
-        result = r;
-    } catch (const DBusError& e) {
-        log_.debug("SetValue {} on {}: {}", path, service, e.message());
-    } catch (const sdbus::Error& e) {
-        log_.debug("SetValue {} on {}: {}", path, service, e.getMessage());
-    }
-    co_return result;
 }
 
 } // namespace moat
