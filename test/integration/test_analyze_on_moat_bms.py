@@ -36,8 +36,11 @@ CONTROL = "org.m_o_a_t.inv.main"
 # discharges below 3.033 V (6 %) and charges again. The simulated system is
 # static while the battery rests (no measurement noise), so the controller's
 # input timeout keeps its default of 10 s.
-# The battery stores 95 % of the charge that goes in: the loss analyze measures.
-CHARGE_EFFICIENCY = 0.95
+# The battery stores 90 % of the charge that goes in: the loss analyze measures.
+# (Where the steps end moves the measured loss by up to about ±0.05 on this
+# small battery; 10 % keeps it well above 0, where analyze would report
+# "chg>dis" instead of setting the capacity.)
+CHARGE_EFFICIENCY = 0.9
 
 
 def config(tmp):
@@ -115,11 +118,11 @@ class AnalyzeOnTheMoatBms(HostTestCase):
         self.assertGreater(cap, 0.4 * full, f"{cap} W·s")
         self.assertLess(cap, 0.85 * full, f"{cap} W·s")
         self.assertNotAlmostEqual(cap, cap_before, delta=1.0)
-        # The charge the battery does not store (5 %) and its internal resistance at 5 kW,
+        # The charge the battery does not store (10 %) and its internal resistance at 5 kW,
         # give or take where the steps ended: a round moves this small battery by about 3 %,
         # so the discharge and the recharge can cover ranges a few per cent apart.
         self.assertGreater(loss, 0.0)
-        self.assertLess(loss, 0.25)
+        self.assertLess(loss, 0.3)
 
         # ... is what the BMS now shows: the capacity and loss in the controller's configuration,
         # and the energy record set to full (top = true).
