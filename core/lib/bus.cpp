@@ -1,5 +1,6 @@
 #include "moat/bus.hpp"
 #include "bus_call.hpp"
+#include "value_dbus.hpp"
 #include "uv_loop.hpp"
 
 #include <poll.h>
@@ -166,6 +167,23 @@ void BusCallAwaitable::start() {
         error_ = e;
         complete();  // resumes on a later loop turn
     }
+}
+
+Task<SetValueResult> busitem_set_value(Bus& bus, std::string dest, std::string path, Value value, Duration timeout) {
+    SetValueResult result;
+    try {
+        BusCall call = new_call(bus, dest, path, "com.victronenergy.BusItem", "SetValue");
+        call.msg << to_variant(value);
+        auto reply = co_await BusCallAwaitable(std::move(call), timeout);
+        std::int32_t r = -1;
+        reply >> r;
+        result.code = r;
+    } catch (const DBusError& e) {
+        result.error = e.message();
+    } catch (const sdbus::Error& e) {
+        result.error = e.getMessage();
+    }
+    co_return result;
 }
 
 sdbus::MethodReply BusCallAwaitable::await_resume() {

@@ -61,4 +61,13 @@ BusCallAwaitable bus_call(Bus& bus, const std::string& dest, const std::string& 
     return BusCallAwaitable(std::move(c), timeout);
 }
 
+/// A Venus BusItem SetValue (the Monitor's and the settings client's): the
+/// service's answer (0: taken) in `code`, or -1 with the reason in `error`
+/// when the call failed (an error reply, the timeout, no connection).
+struct SetValueResult {
+    int code = -1;
+    std::string error;
+};
+Task<SetValueResult> busitem_set_value(Bus& bus, std::string dest, std::string path, Value value, Duration timeout);
+
 } // namespace moat

@@ -13,6 +13,7 @@ using namespace monitor_detail;
 
 namespace {
 
+constexpr const char* busitem = "com.victronenergy.BusItem";
 constexpr const char* dbus_name = "org.freedesktop.DBus";
 constexpr const char* dbus_path = "/org/freedesktop/DBus";
 constexpr std::string_view venus_namespace = "com.victronenergy.";

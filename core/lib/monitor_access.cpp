@@ -4,7 +4,6 @@
 // in monitor.cpp.
 #include "monitor_internal.hpp"
 #include "bus_call.hpp"
-#include "value_dbus.hpp"
 
 #include <algorithm>
 
@@ -250,20 +249,10 @@ Task<int> Monitor::set_value(std::string service, std::string path, Value value,
     watch(service);
     Service* s = find(service);
     if (!s || !s->items.count(path)) co_return -1;
-    BusCall call = new_call(bus_, s->owner, path, busitem, "SetValue");
-    call.msg << to_variant(value);
-    int result = -1;
-    try {
-        auto reply = co_await BusCallAwaitable(std::move(call), timeout);
-        std::int32_t r = -1;
-        reply >> r;
-        result = r;
-    } catch (const DBusError& e) {
-        log_.debug("SetValue {} on {}: {}", path, service, e.message());
-    } catch (const sdbus::Error& e) {
-        log_.debug("SetValue {} on {}: {}", path, service, e.getMessage());
-    }
-    co_return result;
+    auto call = busitem_set_value(bus_, s->owner, path, std::move(value), timeout);
+    SetValueResult r = co_await call;
+    if (!r.error.empty()) log_.debug("SetValue {} on {}: {}", path, service, r.error);
+    co_return r.code;
 }
 
 } // namespace moat

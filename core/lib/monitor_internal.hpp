@@ -13,8 +13,6 @@
 
 namespace moat::monitor_detail {
 
-constexpr const char* busitem = "com.victronenergy.BusItem";
-
 /// The observer kinds (Subscription::Registry counts each).
 enum Kind { change_event = 0, added_event = 1, removed_event = 2 };
 

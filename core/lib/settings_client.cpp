@@ -233,19 +233,10 @@ Value Settings::value(std::string_view path) const {
 
 Task<int> Settings::set(std::string path, Value value, Duration timeout) {
     start();
-    BusCall c = new_call(bus_, service_, path, "com.victronenergy.BusItem", "SetValue");
-    c.msg << to_variant(value);
-    int result = -1;
-    try {
-        auto reply = co_await BusCallAwaitable(std::move(c), timeout);
-        std::int32_t r = -1;
-        reply >> r;
-        result = r;
-    } catch (const DBusError& e) {
-        log_.warning("SetValue {} on {}: {}", path, service_, e.message());
-    } catch (const sdbus::Error& e) {
-        log_.warning("SetValue {} on {}: {}", path, service_, e.getMessage());
-    }
+    auto call = busitem_set_value(bus_, service_, path, std::move(value), timeout);
+    SetValueResult r = co_await call;
+    if (!r.error.empty()) log_.warning("SetValue {} on {}: {}", path, service_, r.error);
+    const int result = r.code;
     // The signal came before the reply: the monitor has the stored value now.
     if (result == 0)
         if (Value stored = monitor_.value(service_, path); stored.is_valid()) update(path, stored);

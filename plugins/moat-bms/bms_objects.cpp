@@ -186,18 +186,7 @@ void BmsObjects::set_keys(const std::vector<std::pair<std::string, double>>& key
     msgpack::Value top(msgpack::Map{});
     std::string text;
     for (const auto& [key, value] : keys) {
-        // {app: {a: {b: value}}} from "a.b", merged into one delta
-        msgpack::Value delta(value);
-        std::string path = s.app + "." + key;
-        for (auto dot = path.rfind('.'); dot != std::string::npos; dot = path.rfind('.')) {
-            msgpack::Value up(msgpack::Map{});
-            up.set(path.substr(dot + 1), std::move(delta));
-            delta = std::move(up);
-            path.resize(dot);
-        }
-        msgpack::Value one(msgpack::Map{});
-        one.set(path, std::move(delta));
-        merge_config(top, one);
+        merge_config(top, config_delta(s.app + "." + key, msgpack::Value(value)));  // all keys in one delta
         text += fmt::format("{}{} = {:.6g}", text.empty() ? "" : ", ", key, value);
     }
     battery_.write_config(std::move(top), battery_.options().persist_changes ? 1 : 0);

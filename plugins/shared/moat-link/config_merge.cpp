@@ -53,4 +53,16 @@ const Value* config_at(const Value& tree, std::string_view dotted)
     return nullptr;
 }
 
+Value config_delta(std::string_view dotted, Value value)
+{
+    for (;;) {  // innermost key first
+        const auto dot = dotted.rfind('.');
+        Value up(msgpack::Map{});
+        up.set(std::string(dotted.substr(dot == std::string_view::npos ? 0 : dot + 1)), std::move(value));
+        value = std::move(up);
+        if (dot == std::string_view::npos) return value;
+        dotted = dotted.substr(0, dot);
+    }
+}
+
 } // namespace moat::bms

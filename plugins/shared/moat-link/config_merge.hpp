@@ -17,4 +17,7 @@ void merge_config(msgpack::Value& tree, const msgpack::Value& delta, const std::
 /// A value at a dotted path ("batt.poll.k"); nullptr when absent.
 const msgpack::Value* config_at(const msgpack::Value& tree, std::string_view dotted);
 
+/// The delta that sets one dotted key: "batt.poll.k", 10000 → {batt: {poll: {k: 10000}}}.
+msgpack::Value config_delta(std::string_view dotted, msgpack::Value value);
+
 } // namespace moat::bms

@@ -1,5 +1,7 @@
 #include "sim_commands.hpp"
 
+#include "config_merge.hpp"
+
 #include <cmath>
 #include <sstream>
 
@@ -20,15 +22,8 @@ std::string apply_command(SimDevice& d, const std::string& line)
         double value = 0;
         if (!(in >> key >> value) || key.empty()) return "error cfg KEY NUMBER";
         const bool integral = std::abs(value) < 1e15 && value == std::floor(value);
-        msgpack::Value leaf = integral ? msgpack::Value(std::int64_t(value)) : msgpack::Value(value);
-        for (auto dot = key.rfind('.'); ; dot = key.rfind('.')) {
-            msgpack::Value up(msgpack::Map{});
-            up.set(key.substr(dot == std::string::npos ? 0 : dot + 1), std::move(leaf));
-            leaf = std::move(up);
-            if (dot == std::string::npos) break;
-            key.resize(dot);
-        }
-        d.controller().change_config(leaf);
+        d.controller().change_config(
+            config_delta(key, integral ? msgpack::Value(std::int64_t(value)) : msgpack::Value(value)));
         return "ok";
     }
     double a = 0, b = 0;

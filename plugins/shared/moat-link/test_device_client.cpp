@@ -222,3 +222,9 @@ TEST_CASE("config merge: nested maps merge, '-' deletes, port replaces, a non-ma
     CHECK(config_at(tree, "batt")->integer() == 5);
     CHECK(config_at(tree, "batt.u") == nullptr);
 }
+
+TEST_CASE("config delta: one dotted key as nested maps")
+{
+    CHECK(config_delta("batt.poll.k", Value(10000)) == Value(Map{{"batt", Map{{"poll", Map{{"k", 10000}}}}}}));
+    CHECK(config_delta("batt", Value(1.5)) == Value(Map{{"batt", 1.5}}));
+}
