@@ -25,15 +25,12 @@ for a in "$@"; do
     esac
 done
 
-sudo=""
-[ "$(id -u)" -eq 0 ] || sudo=sudo
+. ./cmake/debian-packages.sh  # sudo, installed, install_missing_packages
 jobs=$(nproc 2>/dev/null || echo 2)
 # The target's libraries: what we link (-dev), what they need at run time
 # (bundled), and catch2 for the unit tests.
 target_packages="libsdbus-c++-dev libsdbus-c++1 libsystemd-dev libsystemd0 libcap2 libgcrypt20 libgpg-error0
                  liblzma5 libzstd1 liblz4-1 libuv1-dev libuv1 libfmt-dev libfmt9 libtomlplusplus-dev"
-
-installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "ok installed"; }
 
 for arch in $archs; do
     case $arch in
@@ -44,18 +41,12 @@ for arch in $archs; do
     sysroot=$PWD/$build/sysroot
     t0=$(date +%s)
 
-    missing=""
-    for p in g++-$triplet qemu-user-static cmake make pkg-config ccache file; do installed "$p" || missing="$missing $p"; done
     if ! dpkg --print-foreign-architectures | grep -qx "$arch"; then
         echo "bundle: adding the Debian architecture $arch (package lists only; nothing of it is installed)" >&2
         $sudo dpkg --add-architecture "$arch"
         $sudo apt-get update -qq
     fi
-    if [ -n "$missing" ]; then
-        echo "bundle: installing missing Debian packages:$missing" >&2
-        $sudo apt-get update -qq
-        DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends $missing >/dev/null
-    fi
+    install_missing_packages bundle "g++-$triplet" qemu-user-static cmake make pkg-config ccache file
 
     stamp="$sysroot/.packages"
     want=$(echo $target_packages catch2)

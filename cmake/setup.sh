@@ -37,17 +37,9 @@ packages="cmake g++ make pkg-config ccache libsdbus-c++-dev libsystemd-dev libuv
           libtomlplusplus-dev libfmt-dev catch2 dbus-daemon libglib2.0-bin python3 python3-dbus python3-gi
           python3-pymodbus python3-serial-asyncio python3-msgpack daemontools
           python3-matplotlib"   # the soak's plot (test/soak/)
-missing=""
-for p in $packages; do
-    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"
-done
-if [ -n "$missing" ]; then
-    echo "setup: installing missing Debian packages:$missing" >&2
-    sudo=""
-    [ "$(id -u)" -eq 0 ] || sudo=sudo
-    $sudo apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends $missing >/dev/null
-fi
+. ./cmake/debian-packages.sh
+# shellcheck disable=SC2086
+install_missing_packages setup $packages
 
 jobs=$(nproc 2>/dev/null || echo 2)
 echo "setup: building in $build/ with $jobs jobs" >&2

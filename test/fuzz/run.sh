@@ -13,18 +13,8 @@ cd "$(dirname "$0")/../.."
 what=${1:-smoke}
 [ $# -gt 0 ] && shift
 
-packages="clang-14 libclang-rt-14-dev"
-missing=""
-for p in $packages; do
-    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"
-done
-if [ -n "$missing" ]; then
-    echo "fuzz: installing missing Debian packages:$missing" >&2
-    sudo=""
-    [ "$(id -u)" -eq 0 ] || sudo=sudo
-    $sudo apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends $missing >/dev/null
-fi
+. ./cmake/debian-packages.sh
+install_missing_packages fuzz clang-14 libclang-rt-14-dev
 
 build=build-fuzz
 seconds=30

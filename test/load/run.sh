@@ -19,12 +19,8 @@ if [ "${1:-}" = "--sanitize" ]; then
     build=build-asan
     setup_flag=--sanitize
 fi
-command -v stress-ng >/dev/null 2>&1 || {
-    echo "load: installing stress-ng (Debian)" >&2
-    sudo=""
-    [ "$(id -u)" -eq 0 ] || sudo=sudo
-    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends stress-ng >/dev/null
-}
+. ./cmake/debian-packages.sh
+install_missing_packages load stress-ng
 # shellcheck disable=SC2086
 ./cmake/setup.sh build $setup_flag
 cores=$(nproc 2>/dev/null || echo 2)
